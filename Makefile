@@ -1,0 +1,65 @@
+# dogdb_analytics: PGXS build.  The two commands for a fresh machine are
+# "make demo" and "make check-all"; both install their Debian packages first.
+
+EXTENSION	= dogdb_analytics
+MODULE_big	= dogdb_analytics
+OBJS		= $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA		= $(wildcard sql/$(EXTENSION)--*.sql)
+PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
+
+# pg_regress inputs sit in sql/ (named by feature), outputs in expected/
+REGRESS		= license import quality
+REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
+
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+PG_CPPFLAGS	= -Isrc $(JANSSON_CFLAGS)
+PG_CFLAGS	= -Wall -Wextra -Wno-unused-parameter	# PostgreSQL headers trip -Wunused-parameter
+SHLIB_LINK	= $(JANSSON_LIBS)
+EXTRA_CLEAN	= test/unit_license test/fuzz/fuzz_license
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps demo check-all bench unit fuzz
+
+# Debian packages the build, tests, fuzzer and benchmark need
+deps:
+	test/install-deps.sh
+
+# The demo: build, install, throwaway cluster (unless PGHOST/PGDATABASE set)
+demo: deps
+	$(MAKE) all
+	$(SUDO) $(MAKE) install
+	test/demo.sh
+
+# Every test: unit tests, pg_regress, isolation, pgTAP, fuzzing
+check-all: deps
+	$(MAKE) all
+	$(SUDO) $(MAKE) install
+	test/run-tests.sh
+
+bench: deps
+	$(MAKE) all
+	$(SUDO) $(MAKE) install
+	test/bench/run.sh
+
+# The license parser alone, outside the server
+unit: test/unit_license
+	prove -v test/unit_license
+
+test/unit_license: test/unit_license.c src/license_parse.c src/license_parse.h
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc -o $@ test/unit_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)
+
+FUZZ_SECONDS ?= 45
+fuzz: test/fuzz/fuzz_license
+	test/fuzz/run.sh $(FUZZ_SECONDS)
+
+test/fuzz/fuzz_license: test/fuzz/fuzz_license.c src/license_parse.c src/license_parse.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -o $@ test/fuzz/fuzz_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)

@@ -1,0 +1,219 @@
+/*-------------------------------------------------------------------------
+ *
+ * license.c
+ *	  SQL-callable license parsing: dogdb_parse_license() and the scalar
+ *	  accessors dogdb_license_id/role/status/error().
+ *
+ * Design note: a query that wants all three fields calls three accessors
+ * per row.  To parse each row once, the accessors share a one-entry cache
+ * of the last input parsed in this backend: the next accessor compares the
+ * bytes (a memcmp, far cheaper than a parse) and reuses the result.  The
+ * functions are IMMUTABLE, so equal bytes always mean an equal result.
+ * The cache lives in its own memory context under TopMemoryContext, and a
+ * large input is not kept after the next call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "license_parse.h"
+
+/* inputs larger than this are parsed but not kept in the cache */
+#define LICENSE_CACHE_MAX_INPUT (64 * 1024)
+
+typedef struct LicenseCache
+{
+	MemoryContext cxt;
+	bool		valid;
+	char	   *input;			/* copy of the last input */
+	size_t		input_len;
+	size_t		input_cap;
+	char	   *values;			/* decoded values, when not in input */
+	size_t		values_cap;
+	LicenseResult result;		/* value[] points into input or values */
+} LicenseCache;
+
+static LicenseCache cache;
+
+PG_FUNCTION_INFO_V1(dogdb_parse_license);
+PG_FUNCTION_INFO_V1(dogdb_license_id);
+PG_FUNCTION_INFO_V1(dogdb_license_role);
+PG_FUNCTION_INFO_V1(dogdb_license_status);
+PG_FUNCTION_INFO_V1(dogdb_license_error);
+
+/* Make sure *buf holds at least need bytes in the cache context */
+static char *
+EnsureCapacity(char *buf, size_t *cap, size_t need)
+{
+	if (buf != NULL && *cap >= need && (*cap <= LICENSE_CACHE_MAX_INPUT || need > *cap / 4))
+		return buf;
+	if (buf != NULL)
+		pfree(buf);
+	*cap = Max(need, 128);
+	return MemoryContextAllocHuge(cache.cxt, *cap);
+}
+
+/*
+ * Parse a license blob, reusing the previous result when the bytes are the
+ * same.  The returned result is valid until the next call.
+ */
+static const LicenseResult *
+ParseLicenseCached(text *t)
+{
+	const char *data = VARDATA_ANY(t);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+	LicenseResult res;
+	size_t		total = 0;
+
+	if (cache.valid && cache.input_len == len &&
+		memcmp(cache.input, data, len) == 0)
+		return &cache.result;
+
+	if (cache.cxt == NULL)
+		cache.cxt = AllocSetContextCreate(TopMemoryContext,
+										  "dogdb license cache",
+										  ALLOCSET_SMALL_SIZES);
+	cache.valid = false;
+
+	license_parse(data, len, &res);
+	if (res.status == LICENSE_OUT_OF_MEMORY)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while parsing license data of %zu bytes.", len)));
+
+	/* Copy the input and the decoded values into the cache */
+	cache.input = EnsureCapacity(cache.input, &cache.input_cap, Max(len, 1));
+	memcpy(cache.input, data, len);
+	cache.input_len = len;
+	if (res.status == LICENSE_OK)
+	{
+		if (res.owned == NULL)
+		{
+			for (int i = 0; i < LICENSE_NFIELDS; i++)
+				res.value[i] = cache.input + (res.value[i] - data);
+		}
+		else
+		{
+			char	   *dst;
+
+			for (int i = 0; i < LICENSE_NFIELDS; i++)
+				total += res.length[i];
+			cache.values = EnsureCapacity(cache.values, &cache.values_cap,
+										  Max(total, 1));
+			dst = cache.values;
+			for (int i = 0; i < LICENSE_NFIELDS; i++)
+			{
+				memcpy(dst, res.value[i], res.length[i]);
+				res.value[i] = dst;
+				dst += res.length[i];
+			}
+			license_result_free(&res);
+		}
+	}
+	cache.result = res;
+	cache.valid = len <= LICENSE_CACHE_MAX_INPUT;
+	return &cache.result;
+}
+
+/* The error of a failed parse as one line, for messages and rejects */
+static char *
+LicenseErrorText(const LicenseResult *res)
+{
+	if (res->position > 0)
+		return psprintf("invalid license data at character %ld: %s",
+						res->position, res->message);
+	return psprintf("invalid license data: %s", res->message);
+}
+
+/* Parse, raising an error for malformed input */
+static const LicenseResult *
+ParseLicenseOrError(text *t)
+{
+	const LicenseResult *res = ParseLicenseCached(t);
+
+	if (res->status != LICENSE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg_internal("%s", LicenseErrorText(res)),
+				 errhint("License data must be a JSON object with the string keys \"license_id\", \"role\" and \"status\"; strings may be delimited by ASCII or curly quotes.")));
+	return res;
+}
+
+static inline Datum
+LicenseField(FunctionCallInfo fcinfo, int field)
+{
+	const LicenseResult *res = ParseLicenseOrError(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(res->value[field],
+											  res->length[field]));
+}
+
+/* dogdb_license_id(text) returns text */
+Datum
+dogdb_license_id(PG_FUNCTION_ARGS)
+{
+	return LicenseField(fcinfo, LICENSE_FIELD_ID);
+}
+
+/* dogdb_license_role(text) returns text */
+Datum
+dogdb_license_role(PG_FUNCTION_ARGS)
+{
+	return LicenseField(fcinfo, LICENSE_FIELD_ROLE);
+}
+
+/* dogdb_license_status(text) returns text */
+Datum
+dogdb_license_status(PG_FUNCTION_ARGS)
+{
+	return LicenseField(fcinfo, LICENSE_FIELD_STATUS);
+}
+
+/* dogdb_license_error(text) returns text: NULL when the blob is valid */
+Datum
+dogdb_license_error(PG_FUNCTION_ARGS)
+{
+	const LicenseResult *res = ParseLicenseCached(PG_GETARG_TEXT_PP(0));
+
+	if (res->status == LICENSE_OK)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(LicenseErrorText(res)));
+}
+
+/*
+ * dogdb_parse_license(text) returns record (license_id, role, status)
+ *
+ * The blessed result descriptor is kept in fn_extra across calls.
+ */
+Datum
+dogdb_parse_license(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	const LicenseResult *res;
+	Datum		values[LICENSE_NFIELDS];
+	bool		nulls[LICENSE_NFIELDS] = {false, false, false};
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext oldcxt;
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(oldcxt);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
+
+	res = ParseLicenseOrError(PG_GETARG_TEXT_PP(0));
+	for (int i = 0; i < LICENSE_NFIELDS; i++)
+		values[i] = PointerGetDatum(cstring_to_text_with_len(res->value[i],
+															 res->length[i]));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
