@@ -179,6 +179,85 @@ CREATE FUNCTION dogdb.legacy_timestamp(rel regclass, col name) RETURNS text
 	END;
 COMMENT ON FUNCTION dogdb.legacy_timestamp(regclass, name) IS 'Internal to dogdb_import_legacy(): SQL expression reading a legacy timestamp column as UTC';
 
+-- The license step of dogdb_import_legacy(), built for bulk: one pass parses
+-- and classifies every row (C accessors, hash joins), duplicates are ranked
+-- only among the ids that repeat, and reject keys are computed only for
+-- rejected rows unless an earlier import left rejects to skip.
+CREATE FUNCTION dogdb.import_legacy_licenses(rel regclass)
+	RETURNS TABLE (rows_read bigint, imported bigint, rejected bigint, skipped bigint)
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE	-- writes tables
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	EXECUTE format($q$
+		CREATE TEMP TABLE dogdb_license_stage ON COMMIT DROP AS
+		SELECT s.src, s.account_id, s.license_id, s.role, s.status, s.created_at, s.updated_at,
+			   CASE WHEN s.license_data IS NULL THEN 'license_data is null'
+					WHEN s.parse_error IS NOT NULL THEN s.parse_error
+					WHEN s.license_id = '' THEN 'license_id is empty'
+					WHEN s.account_id IS NULL THEN 'account_id is null'
+					WHEN a.account_id IS NULL THEN format('account %%s does not exist', s.account_id)
+					WHEN s.created_at IS NULL THEN 'created_at is null'
+					WHEN l.license_id IS NOT NULL
+						 AND (l.account_id, l.role, l.status) IS DISTINCT FROM (s.account_id, s.role, s.status)
+						THEN format('license %%s was already imported with different data', s.license_id)
+			   END AS reason,
+			   l.license_id IS NOT NULL AS done,
+			   NULL::text AS source_key
+		  FROM (SELECT t AS src, t.account_id::bigint AS account_id, t.license_data::text AS license_data,
+					   e.parse_error,
+					   CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_id(t.license_data::text) END AS license_id,
+					   CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_role(t.license_data::text) END AS role,
+					   CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_status(t.license_data::text) END AS status,
+					   %s AS created_at, %s AS updated_at
+				  FROM %s AS t,
+					   LATERAL (SELECT @extschema@.dogdb_license_error(t.license_data::text) AS parse_error) e) s
+		  LEFT JOIN dogdb.accounts a ON a.account_id = s.account_id
+		  LEFT JOIN dogdb.licenses l ON l.license_id = s.license_id$q$,
+		dogdb.legacy_timestamp(rel, 'created_at'), dogdb.legacy_timestamp(rel, 'updated_at'), rel);
+
+	/* a re-run: rows an earlier import rejected are skipped */
+	IF EXISTS (SELECT FROM dogdb.import_rejects r WHERE r.source_table = 'customer_licenses') THEN
+		UPDATE pg_temp.dogdb_license_stage s SET source_key = k.key
+		  FROM (SELECT ctid AS c, md5(to_jsonb(src)::text) || ':' ||
+					   row_number() OVER (PARTITION BY md5(to_jsonb(src)::text)) AS key
+				  FROM pg_temp.dogdb_license_stage) k
+		 WHERE s.ctid = k.c;
+		UPDATE pg_temp.dogdb_license_stage s SET done = true, reason = NULL
+		  FROM dogdb.import_rejects r
+		 WHERE r.source_table = 'customer_licenses' AND r.source_key = s.source_key;
+	END IF;
+
+	/* duplicates in the source: keep the most recently updated row */
+	UPDATE pg_temp.dogdb_license_stage s
+	   SET reason = format('duplicate license_id %s in source; the row updated last was imported', s.license_id)
+	  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY license_id
+					ORDER BY updated_at DESC NULLS LAST, created_at DESC, account_id, role, status) AS n
+			  FROM pg_temp.dogdb_license_stage
+			 WHERE reason IS NULL AND NOT done
+			   AND license_id IN (SELECT license_id FROM pg_temp.dogdb_license_stage
+								   WHERE reason IS NULL AND NOT done
+								   GROUP BY license_id HAVING count(*) > 1)) d
+	 WHERE s.ctid = d.c AND d.n > 1;
+
+	INSERT INTO dogdb.licenses (license_id, account_id, role, status, created_at, updated_at)
+	SELECT license_id, account_id, role, status, created_at, updated_at
+	  FROM pg_temp.dogdb_license_stage WHERE reason IS NULL AND NOT done;
+	INSERT INTO dogdb.import_rejects (source_table, source_key, source_row, reason)
+	SELECT 'customer_licenses', coalesce(j.source_key, md5(j.row::text) || ':' ||
+				row_number() OVER (PARTITION BY md5(j.row::text))), j.row, j.reason
+	  FROM (SELECT s.source_key, s.reason, to_jsonb(s.src) AS row
+			  FROM pg_temp.dogdb_license_stage s WHERE s.reason IS NOT NULL AND NOT s.done) j;
+
+	RETURN QUERY
+	SELECT count(*), count(*) FILTER (WHERE s.reason IS NULL AND NOT s.done),
+		   count(*) FILTER (WHERE s.reason IS NOT NULL AND NOT s.done), count(*) FILTER (WHERE s.done)
+	  FROM pg_temp.dogdb_license_stage s;
+	DROP TABLE pg_temp.dogdb_license_stage;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb.import_legacy_licenses(regclass) IS 'Internal to dogdb_import_legacy(): the bulk license step';
+
 CREATE FUNCTION dogdb_import_legacy(source_schema text DEFAULT 'public')
 	RETURNS TABLE (source_table text, rows_read bigint, imported bigint,
 				   rejected bigint, skipped bigint)
@@ -201,6 +280,10 @@ BEGIN
 				USING ERRCODE = 'undefined_table',
 					  HINT = 'Pass the schema holding customer_accounts, customer_interactions and customer_licenses.';
 		END IF;
+		IF tbl = 'customer_licenses' THEN
+			RETURN QUERY SELECT tbl, l.* FROM dogdb.import_legacy_licenses(rel) l;
+			CONTINUE;
+		END IF;
 
 		/*
 		 * Stage the source rows: the whole row as jsonb, its reject key, the
@@ -213,17 +296,12 @@ BEGIN
 						lower(btrim(t.current_tier::text)) AS tier,
 						%s AS created_at, %s AS updated_at',
 				dogdb.legacy_timestamp(rel, 'created_at'), dogdb.legacy_timestamp(rel, 'updated_at'))
-			WHEN 'customer_interactions' THEN format(
+			ELSE format(
 				'SELECT t.account_id::bigint AS account_id, t.channel::text AS channel,
 						t.category::text AS category, nullif(btrim(t.service_rep::text), '''') AS rep,
 						t.status::text AS status, %s AS created_at, %s AS completed_at,
 						md5(jsonb_build_array(t.account_id, t.channel, t.category, t.service_rep, t.created_at)::text) AS identity',
 				dogdb.legacy_timestamp(rel, 'created_at'), dogdb.legacy_timestamp(rel, 'completed_at'))
-			ELSE format(
-				'SELECT t.account_id::bigint AS account_id, t.license_data::text AS license_data,
-						@extschema@.dogdb_license_error(t.license_data::text) AS parse_error,
-						%s AS created_at, %s AS updated_at',
-				dogdb.legacy_timestamp(rel, 'created_at'), dogdb.legacy_timestamp(rel, 'updated_at'))
 		END;
 		EXECUTE format(
 			'CREATE TEMP TABLE dogdb_import_stage ON COMMIT DROP AS
@@ -232,15 +310,7 @@ BEGIN
 					NULL::text AS reason, false AS skip
 			   FROM (%s, to_jsonb(t) AS source_row FROM %s AS t) AS s',
 			sql, rel);
-		IF tbl = 'customer_licenses' THEN
-			ALTER TABLE pg_temp.dogdb_import_stage
-				ADD COLUMN license_id text, ADD COLUMN role text, ADD COLUMN status text;
-			UPDATE pg_temp.dogdb_import_stage
-			   SET license_id = @extschema@.dogdb_license_id(license_data),
-				   role = @extschema@.dogdb_license_role(license_data),
-				   status = @extschema@.dogdb_license_status(license_data)
-			 WHERE parse_error IS NULL;
-		ELSIF tbl = 'customer_interactions' THEN
+		IF tbl = 'customer_interactions' THEN
 			ALTER TABLE pg_temp.dogdb_import_stage ADD COLUMN legacy_key text;
 			UPDATE pg_temp.dogdb_import_stage s
 			   SET legacy_key = s.identity || ':' || o.n
@@ -289,7 +359,7 @@ BEGIN
 			  FROM pg_temp.dogdb_import_stage s JOIN dogdb.pricing_plans p ON p.name = s.tier
 			 WHERE NOT s.skip AND s.reason IS NULL;
 
-		ELSIF tbl = 'customer_interactions' THEN
+		ELSE
 			UPDATE pg_temp.dogdb_import_stage s
 			   SET reason = CASE
 					WHEN s.account_id IS NULL THEN 'account_id is null'
@@ -319,34 +389,6 @@ BEGIN
 			  FROM pg_temp.dogdb_import_stage s LEFT JOIN dogdb.service_reps r ON r.name = s.rep
 			 WHERE NOT s.skip AND s.reason IS NULL;
 
-		ELSE
-			UPDATE pg_temp.dogdb_import_stage s
-			   SET reason = CASE
-					WHEN s.license_data IS NULL THEN 'license_data is null'
-					WHEN s.parse_error IS NOT NULL THEN s.parse_error
-					WHEN s.license_id = '' THEN 'license_id is empty'
-					WHEN s.account_id IS NULL THEN 'account_id is null'
-					WHEN NOT EXISTS (SELECT FROM dogdb.accounts a WHERE a.account_id = s.account_id)
-						THEN format('account %s does not exist', s.account_id)
-					WHEN s.created_at IS NULL THEN 'created_at is null'
-					END
-			 WHERE NOT s.skip;
-			UPDATE pg_temp.dogdb_import_stage s
-			   SET skip = (l.account_id = s.account_id AND l.role = s.role AND l.status = s.status),
-				   reason = format('license %s was already imported with different data', s.license_id)
-			  FROM dogdb.licenses l
-			 WHERE l.license_id = s.license_id AND NOT s.skip AND s.reason IS NULL;
-			UPDATE pg_temp.dogdb_import_stage s SET reason = NULL WHERE s.skip;
-			UPDATE pg_temp.dogdb_import_stage s
-			   SET reason = format('duplicate license_id %s in source; the row updated last was imported', s.license_id)
-			  FROM (SELECT source_key, row_number() OVER (PARTITION BY license_id
-							ORDER BY updated_at DESC NULLS LAST, source_key) AS n
-					  FROM pg_temp.dogdb_import_stage WHERE NOT skip AND reason IS NULL) d
-			 WHERE d.source_key = s.source_key AND d.n > 1;
-
-			INSERT INTO dogdb.licenses (license_id, account_id, role, status, created_at, updated_at)
-			SELECT license_id, account_id, role, status, created_at, updated_at
-			  FROM pg_temp.dogdb_import_stage WHERE NOT skip AND reason IS NULL;
 		END IF;
 
 		INSERT INTO dogdb.import_rejects (source_table, source_key, source_row, reason)

@@ -2,7 +2,10 @@
 \set SHOW_CONTEXT never
 -- legacy timestamps have no time zone: they are read as UTC whatever the session says
 SET TimeZone = 'America/New_York';
+CREATE SCHEMA legacy;
+SET search_path = legacy, public;
 \i test/legacy_sample.sql
+RESET search_path;
 
 SELECT * FROM dogdb_import_legacy('legacy');
 
