@@ -9,8 +9,8 @@
  * of the last input parsed in this backend: the next accessor compares the
  * bytes (a memcmp, far cheaper than a parse) and reuses the result.  The
  * functions are IMMUTABLE, so equal bytes always mean an equal result.
- * The cache lives in its own memory context under TopMemoryContext, and a
- * large input is not kept after the next call.
+ * The cache lives in its own memory context under TopMemoryContext; inputs
+ * over 64 kB are parsed but not kept.
  *
  *-------------------------------------------------------------------------
  */
@@ -69,6 +69,7 @@ ParseLicenseCached(text *t)
 	size_t		len = VARSIZE_ANY_EXHDR(t);
 	LicenseResult res;
 	size_t		total = 0;
+	bool		keep = len <= LICENSE_CACHE_MAX_INPUT;
 
 	if (cache.valid && cache.input_len == len &&
 		memcmp(cache.input, data, len) == 0)
@@ -87,16 +88,24 @@ ParseLicenseCached(text *t)
 				 errmsg("out of memory"),
 				 errdetail("Failed while parsing license data of %zu bytes.", len)));
 
-	/* Copy the input and the decoded values into the cache */
-	cache.input = EnsureCapacity(cache.input, &cache.input_cap, Max(len, 1));
-	memcpy(cache.input, data, len);
-	cache.input_len = len;
+	/*
+	 * Keep a copy of a small input for the next call; the values the scanner
+	 * found then point into the copy.  A large input is not copied: its
+	 * values point into the caller's datum, good for this call only.
+	 */
+	if (keep)
+	{
+		cache.input = EnsureCapacity(cache.input, &cache.input_cap, Max(len, 1));
+		memcpy(cache.input, data, len);
+		cache.input_len = len;
+	}
 	if (res.status == LICENSE_OK)
 	{
 		if (res.owned == NULL)
 		{
-			for (int i = 0; i < LICENSE_NFIELDS; i++)
-				res.value[i] = cache.input + (res.value[i] - data);
+			if (keep)
+				for (int i = 0; i < LICENSE_NFIELDS; i++)
+					res.value[i] = cache.input + (res.value[i] - data);
 		}
 		else
 		{
@@ -117,7 +126,7 @@ ParseLicenseCached(text *t)
 		}
 	}
 	cache.result = res;
-	cache.valid = len <= LICENSE_CACHE_MAX_INPUT;
+	cache.valid = keep;
 	return &cache.result;
 }
 
