@@ -1,7 +1,7 @@
 -- dogdb_check_data_quality: each check counts what fails and samples keys
 BEGIN;
 TRUNCATE dogdb.accounts, dogdb.subscriptions, dogdb.interactions, dogdb.licenses,
-         dogdb.sessions, dogdb.service_reps, dogdb.import_rejects RESTART IDENTITY;
+         dogdb.sessions, dogdb.service_reps, dogdb.import_rejects, dogdb.invoices, dogdb.invoice_lines RESTART IDENTITY;
 
 -- a clean database passes every check
 INSERT INTO dogdb.accounts (account_id, email, created_at) VALUES

@@ -2,27 +2,7 @@
 -- on the same 1,000,000 rows in the same run.  Prints ratios.  The last row
 -- is the write alone: plain SQL / floor is the best ratio any import could
 -- reach on this machine.
-\set ON_ERROR_STOP 1
-\pset footer off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS dogdb_analytics CASCADE;
-
--- best of n runs of a statement, in milliseconds
-CREATE FUNCTION pg_temp.best_ms(q text, n int DEFAULT 3) RETURNS numeric
-LANGUAGE plpgsql AS $$
-DECLARE
-	t0 timestamptz;
-	best numeric;
-BEGIN
-	FOR i IN 1..n LOOP
-		t0 := clock_timestamp();
-		EXECUTE q;
-		best := least(best, 1000 * extract(epoch FROM clock_timestamp() - t0));
-	END LOOP;
-	RETURN round(best);
-END $$;
-
-CREATE TEMP TABLE results (bench text, c_ms numeric, sql_ms numeric, target numeric);
+\ir helpers.psql
 
 DROP SCHEMA IF EXISTS bench_legacy CASCADE;
 CREATE SCHEMA bench_legacy;
@@ -120,8 +100,5 @@ INSERT INTO results
 SELECT 'write floor: INSERT of pre-parsed rows (info)', pg_temp.best_ms('SELECT pg_temp.write_only()', 2),
 	   (SELECT sql_ms FROM results WHERE bench = 'import 1M curly licenses'), NULL;
 
-SELECT bench, c_ms AS "C ms", sql_ms AS "plain SQL ms",
-	   round(sql_ms / c_ms, 2) AS ratio, target,
-	   CASE WHEN target IS NULL THEN '' WHEN sql_ms / c_ms >= target THEN 'met' ELSE 'MISSED' END AS verdict
-  FROM results;
+SELECT * FROM pg_temp.report();
 DROP SCHEMA bench_legacy CASCADE;
