@@ -4,22 +4,10 @@
  *	  run by "make unit" through prove).
  */
 #include "license_parse.h"
+#include "tap.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int	ntests = 0;
-static int	nfailed = 0;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfailed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
 
 static int
 field_is(const LicenseResult *r, int f, const char *want)
@@ -143,6 +131,5 @@ main(void)
 	}
 	free(big);
 
-	printf("1..%d\n", ntests);
-	return nfailed != 0;
+	return done_testing();
 }

@@ -11,7 +11,8 @@ SELECT plan(31);
 
 -- layout: tables in dogdb, functions in the extension schema
 SELECT tables_are('dogdb', ARRAY['pricing_plans', 'plan_prices', 'accounts', 'subscriptions',
-	'service_reps', 'interactions', 'licenses', 'sessions', 'import_rejects']);
+	'service_reps', 'interactions', 'licenses', 'sessions', 'import_rejects',
+	'invoices', 'invoice_lines', 'invoice_number_counters']);
 SELECT results_eq('SELECT name FROM dogdb.pricing_plans ORDER BY plan_id',
 	ARRAY['free', 'medium', 'enterprise'], 'three seeded plans');
 SELECT results_eq($$SELECT p.name, pp.monthly_price_cents FROM dogdb.plan_prices pp
@@ -111,9 +112,9 @@ SELECT is(count(*), 0::bigint, 'second run imports and rejects nothing')
 SELECT throws_ok($$SELECT * FROM dogdb_import_legacy('nowhere')$$, '42P01', NULL, 'missing legacy tables');
 
 -- declared properties
-SELECT is(count(*), 0::bigint, 'every C function is IMMUTABLE STRICT PARALLEL SAFE')
+SELECT is(count(*), 0::bigint, 'every license function is IMMUTABLE STRICT PARALLEL SAFE')
   FROM pg_proc WHERE prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-   AND proname LIKE 'dogdb\_%' AND (provolatile <> 'i' OR NOT proisstrict OR proparallel <> 's');
+   AND proname LIKE 'dogdb\_%license%' AND (provolatile <> 'i' OR NOT proisstrict OR proparallel <> 's');
 SELECT is(count(*), 0::bigint, 'every extension function has a comment')
   FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dogdb_analytics')
