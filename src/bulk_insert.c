@@ -58,7 +58,8 @@ struct BulkInsert
 
 /* refuse a table whose inserts would do more than this writer does */
 static void
-CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs)
+CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs,
+					  const Oid *handled_trigfuncs, int nhandled)
 {
 	const char *relname = RelationGetRelationName(rel);
 	TriggerDesc *trigdesc = rel->trigdesc;
@@ -98,13 +99,21 @@ CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs)
 					 errdetail("Only the foreign keys the extension creates are supported on this table.")));
 	}
 
-	/* the only insert triggers allowed are those foreign keys' checks */
+	/*
+	 * The only insert triggers allowed are those foreign keys' checks and
+	 * the extension's own triggers whose work the caller does itself.
+	 */
 	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *trig = &trigdesc->triggers[i];
 		bool		known_fk = false;
+		bool		handled = false;
 
 		if (!TRIGGER_FOR_INSERT(trig->tgtype))
+			continue;
+		for (int k = 0; k < nhandled; k++)
+			handled |= (trig->tgfoid == handled_trigfuncs[k]);
+		if (handled)
 			continue;
 		foreach(lc, fkeys)
 			known_fk |= (trig->tgconstraint == lfirst_node(ForeignKeyCacheInfo, lc)->conoid);
@@ -149,7 +158,8 @@ CheckColumns(Relation rel, const char *const *columns, int ncolumns, int *attmap
 
 BulkInsert *
 BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
-				const Oid *guaranteed_refs, int nrefs)
+				const Oid *guaranteed_refs, int nrefs,
+				const Oid *handled_trigfuncs, int nhandled)
 {
 	BulkInsert *bulk = palloc0(sizeof(BulkInsert));
 	Relation	rel = table_open(relid, RowExclusiveLock);
@@ -166,7 +176,7 @@ BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
 			rte->insertedCols = bms_add_member(rte->insertedCols,
 											   i + 1 - FirstLowInvalidHeapAttributeNumber);
 	ExecCheckRTPerms(list_make1(rte), true);
-	CheckBulkInsertTarget(rel, guaranteed_refs, nrefs);
+	CheckBulkInsertTarget(rel, guaranteed_refs, nrefs, handled_trigfuncs, nhandled);
 	bulk->ncolumns = ncolumns;
 	bulk->attmap = palloc(sizeof(int) * ncolumns);
 	CheckColumns(rel, columns, ncolumns, bulk->attmap);

@@ -26,10 +26,12 @@ typedef struct BulkInsert BulkInsert;
  * Open relid for inserting (RowExclusiveLock, INSERT privilege checked).
  * columns: the names of the table's columns, in order, as the caller will
  * pass them.  guaranteed_refs: the OIDs of the tables the caller
- * guarantees this table's foreign keys into.
+ * guarantees this table's foreign keys into.  handled_trigfuncs: functions
+ * of insert triggers whose work the caller does itself.
  */
 extern BulkInsert *BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
-								   const Oid *guaranteed_refs, int nrefs);
+								   const Oid *guaranteed_refs, int nrefs,
+								   const Oid *handled_trigfuncs, int nhandled);
 
 /* queue one row (one value per column); values are copied */
 extern void BulkInsertRow(BulkInsert *bulk, Datum *values, bool *nulls);

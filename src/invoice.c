@@ -48,6 +48,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "billing.h"
 #include "bulk_insert.h"
 #include "proration.h"
 
@@ -66,13 +67,6 @@ typedef struct BillingMonth
 	TimestampTz end_ts;
 	int			year;
 } BillingMonth;
-
-/* a plan: its name and price history */
-typedef struct BillingPlan
-{
-	ProrationPlan plan;
-	char	   *name;
-} BillingPlan;
 
 /* state of one pass over the month's subscriptions */
 typedef struct BillingPass
@@ -138,15 +132,17 @@ GetBillingMonth(FunctionCallInfo fcinfo, BillingMonth *month)
 }
 
 /*
- * Load the plans and their price history.  lock_plans: lock every plan
+ * Load the plans and their price history (SPI must be connected).  lock_plans: lock every plan
  * FOR KEY SHARE, standing in for the foreign-key checks of invoice lines.
  */
-static void
-LoadPlans(BillingPass *pass, MemoryContext cxt, bool lock_plans)
+BillingPlan *
+LoadBillingPlans(MemoryContext cxt, bool lock_plans, int *nplans_out)
 {
 	MemoryContext old;
 	uint64		nprices;
 	SPITupleTable *tt;
+	BillingPlan *plans;
+	int			nplans;
 
 	SPI_execute(lock_plans ?
 				"SELECT plan_id, name FROM dogdb.pricing_plans ORDER BY plan_id FOR KEY SHARE" :
@@ -154,14 +150,14 @@ LoadPlans(BillingPass *pass, MemoryContext cxt, bool lock_plans)
 				!lock_plans, 0);
 	tt = SPI_tuptable;
 	old = MemoryContextSwitchTo(cxt);
-	pass->nplans = (int) SPI_processed;
-	pass->plans = palloc0(sizeof(BillingPlan) * Max(pass->nplans, 1));
-	for (int i = 0; i < pass->nplans; i++)
+	nplans = (int) SPI_processed;
+	plans = palloc0(sizeof(BillingPlan) * Max(nplans, 1));
+	for (int i = 0; i < nplans; i++)
 	{
 		bool		isnull;
 
-		pass->plans[i].plan.plan_id = DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		pass->plans[i].name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		plans[i].plan.plan_id = DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		plans[i].name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
 	}
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(tt);
@@ -171,9 +167,9 @@ LoadPlans(BillingPass *pass, MemoryContext cxt, bool lock_plans)
 	tt = SPI_tuptable;
 	nprices = SPI_processed;
 	old = MemoryContextSwitchTo(cxt);
-	for (uint64 i = 0, k = 0; i < (uint64) pass->nplans; i++)
+	for (uint64 i = 0, k = 0; i < (uint64) nplans; i++)
 	{
-		BillingPlan *bp = &pass->plans[i];
+		BillingPlan *bp = &plans[i];
 		ProrationPrice *prices = palloc(sizeof(ProrationPrice) * Max(nprices, 1));
 		int			n = 0;
 		bool		isnull;
@@ -195,6 +191,8 @@ LoadPlans(BillingPass *pass, MemoryContext cxt, bool lock_plans)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(tt);
+	*nplans_out = nplans;
+	return plans;
 }
 
 static int
@@ -206,14 +204,20 @@ ComparePlanId(const void *key, const void *elem)
 	return (id > other) - (id < other);
 }
 
-static BillingPlan *
-FindPlan(BillingPass *pass, int32 plan_id)
+BillingPlan *
+FindBillingPlan(BillingPlan *plans, int nplans, int32 plan_id)
 {
-	BillingPlan *bp = bsearch(&plan_id, pass->plans, pass->nplans, sizeof(BillingPlan), ComparePlanId);
+	BillingPlan *bp = bsearch(&plan_id, plans, nplans, sizeof(BillingPlan), ComparePlanId);
 
 	if (bp == NULL)				/* subscriptions.plan_id has a foreign key */
 		elog(ERROR, "plan %d of a subscription is not in dogdb.pricing_plans", plan_id);
 	return bp;
+}
+
+static BillingPlan *
+FindPlan(BillingPass *pass, int32 plan_id)
+{
+	return FindBillingPlan(pass->plans, pass->nplans, plan_id);
 }
 
 static const char *
@@ -228,13 +232,12 @@ DayToString(int64 day)
 	return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum((DateADT) day)));
 }
 
-/* bill the gathered account into pass->result; raise what cannot be billed */
-static void
-ProrateGatheredAccount(BillingPass *pass)
+/* raise the error of a proration that failed */
+void
+ReportProrationError(ProrationStatus status, const ProrationResult *r,
+					 BillingPlan *plans, int nplans, int64 account_id, DateADT month)
 {
-	ProrationResult *r = &pass->result;
-
-	switch (prorate_account(pass->month.start, pass->month.end, pass->spans, pass->nspans, r))
+	switch (status)
 	{
 		case PRORATION_OK:
 			break;
@@ -242,9 +245,10 @@ ProrateGatheredAccount(BillingPass *pass)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("no price in force for plan \"%s\" on %s",
-							PlanName(pass, r->error_plan_id), DayToString(r->error_day)),
+							FindBillingPlan(plans, nplans, r->error_plan_id)->name,
+							DayToString(r->error_day)),
 					 errdetail("Account %lld is subscribed to that plan on that day.",
-							   (long long) pass->account_id),
+							   (long long) account_id),
 					 errhint("Add a row to dogdb.plan_prices for plan_id %d with effective_from on or before %s.",
 							 r->error_plan_id, DayToString(r->error_day))));
 			break;
@@ -252,17 +256,28 @@ ProrateGatheredAccount(BillingPass *pass)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("invoice amount out of range for type bigint"),
-					 errdetail("Account %lld, month %s.", (long long) pass->account_id,
-							   DayToString(pass->month.start))));
+					 errdetail("Account %lld, month %s.", (long long) account_id, DayToString(month))));
 			break;
 		case PRORATION_OVERLAP:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("subscriptions of account %lld overlap in %s",
-							(long long) pass->account_id, DayToString(pass->month.start)),
+							(long long) account_id, DayToString(month)),
 					 errhint("Restore the constraint subscriptions_no_overlap on dogdb.subscriptions.")));
 			break;
 	}
+}
+
+/* bill the gathered account into pass->result; raise what cannot be billed */
+static void
+ProrateGatheredAccount(BillingPass *pass)
+{
+	ProrationStatus status = prorate_account(pass->month.start, pass->month.end,
+											 pass->spans, pass->nspans, &pass->result);
+
+	if (status != PRORATION_OK)
+		ReportProrationError(status, &pass->result, pass->plans, pass->nplans,
+							 pass->account_id, pass->month.start);
 }
 
 /* add one cursor row (account_id, plan_id, valid_from, valid_to) */
@@ -400,7 +415,7 @@ dogdb_preview_invoice_lines(PG_FUNCTION_ARGS)
 	ps.desc = rsinfo->setDesc;
 
 	SPI_connect();
-	LoadPlans(&pass, CurrentMemoryContext, false);
+	pass.plans = LoadBillingPlans(CurrentMemoryContext, false, &pass.nplans);
 	BillingScan(&pass, SUBSCRIPTIONS_OF_MONTH " ORDER BY s.account_id, s.valid_from",
 				true, EmitPreviewLines, &ps);
 	SPI_finish();
@@ -531,7 +546,7 @@ dogdb_generate_invoices(PG_FUNCTION_ARGS)
 	/* one run at a time; taken before any read, so a waiting run sees the winner's rows */
 	SPI_execute("LOCK TABLE dogdb.invoices IN SHARE ROW EXCLUSIVE MODE", false, 0);
 
-	LoadPlans(&pass, CurrentMemoryContext, true);
+	pass.plans = LoadBillingPlans(CurrentMemoryContext, true, &pass.nplans);
 
 	/*
 	 * Lock the year's counter row (creating it if need be).  Under
@@ -558,9 +573,9 @@ dogdb_generate_invoices(PG_FUNCTION_ARGS)
 	line_refs[0] = invoices_rel;
 	line_refs[1] = get_relname_relid("pricing_plans", get_namespace_oid("dogdb", false));
 	gs.invoices = BulkInsertBegin(invoices_rel, invoice_columns, lengthof(invoice_columns),
-								  invoice_refs, lengthof(invoice_refs));
+								  invoice_refs, lengthof(invoice_refs), NULL, 0);
 	gs.lines = BulkInsertBegin(lines_rel, line_columns, lengthof(line_columns),
-							   line_refs, lengthof(line_refs));
+							   line_refs, lengthof(line_refs), NULL, 0);
 	gs.invoice_seq = getIdentitySequence(invoices_rel, 1, false);
 	gs.issued_at = GetCurrentTransactionStartTimestamp();
 	gs.currency = CStringGetTextDatum("USD");

@@ -1,0 +1,301 @@
+/*-------------------------------------------------------------------------
+ *
+ * demo_data.c
+ *	  dogdb_generate_demo_data(): a deterministic demo dataset of accounts,
+ *	  subscriptions and sessions (README "Demo data").
+ *
+ * Each company draws from its own random stream (xoshiro256**, seeded from
+ * the seed and the company number), so the data depends only on the
+ * arguments, not on the order of generation.  Sessions are written month
+ * by month, as they would arrive, through the bulk writer (bulk_insert.c):
+ * the accounts referenced are created by the same call and the plans are
+ * locked FOR KEY SHARE, which stands in for the foreign-key checks; the
+ * KPI change-tracking triggers are not fired, a full KPI rebuild is
+ * requested instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "bulk_insert.h"
+#include "kpi_core.h"
+
+PG_FUNCTION_INFO_V1(dogdb_generate_demo_data);
+
+#define MAX_COMPANIES 10000000
+#define MAX_MONTHS 1200
+
+typedef struct DemoCompany
+{
+	KpiRandom	rng;
+	bool		small;
+	int16		plan_id;
+	int32		churn_month;	/* month number from 0, or -1 */
+} DemoCompany;
+
+static const char *const account_columns[] = {"account_id", "email", "company_size", "created_at", "updated_at"};
+static const char *const subscription_columns[] = {"subscription_id", "account_id", "plan_id", "valid_from", "valid_to"};
+static const char *const session_columns[] = {"session_id", "account_id", "created_at"};
+
+static int32
+GetIntArg(FunctionCallInfo fcinfo, int argno, const char *name, int32 min, int32 max)
+{
+	int32		v;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null", name)));
+	v = PG_GETARG_INT32(argno);
+	if (v < min || v > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %d and %d: %d", name, min, max, v)));
+	return v;
+}
+
+static Oid
+DogdbRelid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid("dogdb", false));
+}
+
+/* a trigger function of the extension, dogdb.name() */
+static Oid
+DogdbTriggerFunction(const char *name)
+{
+	return LookupFuncName(list_make2(makeString("dogdb"), makeString(pstrdup(name))), 0, NULL, false);
+}
+
+/* refuse to write into a table that has rows */
+static void
+RequireEmpty(const char *table)
+{
+	char		query[128];
+	bool		isnull;
+
+	snprintf(query, sizeof(query), "SELECT EXISTS (SELECT FROM dogdb.%s)", table);
+	SPI_execute(query, true, 1);
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("dogdb.%s is not empty", table),
+				 errdetail("The demo data generator only fills empty tables."),
+				 errhint("Use a new database, or empty the tables with TRUNCATE dogdb.accounts CASCADE.")));
+}
+
+static int16
+PlanId(const char *name)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+
+	SPI_execute_with_args("SELECT plan_id FROM dogdb.pricing_plans WHERE name = $1 FOR KEY SHARE",
+						  1, &argtype, &arg, NULL, false, 1);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("plan \"%s\" does not exist", name),
+				 errhint("The demo data uses the plans \"medium\" and \"enterprise\".")));
+	return DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* the next value of a table's identity sequence, and the sequence */
+static int64
+IdentityStart(Oid relid, Oid *seq)
+{
+	*seq = getIdentitySequence(relid, 1, false);
+	return nextval_internal(*seq, true);
+}
+
+static void
+IdentityEnd(Oid seq, int64 last)
+{
+	DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(seq), Int64GetDatum(last), BoolGetDatum(true));
+}
+
+Datum
+dogdb_generate_demo_data(PG_FUNCTION_ARGS)
+{
+	int32		ncompanies = GetIntArg(fcinfo, 0, "companies", 1, MAX_COMPANIES);
+	int32		nmonths = GetIntArg(fcinfo, 1, "months", 1, MAX_MONTHS);
+	DateADT		start;
+	int64		seed;
+	int32		first_month;
+	int16		medium,
+				enterprise;
+	DemoCompany *companies;
+	Oid			plans_rel = DogdbRelid("pricing_plans");
+	Oid			accounts_rel = DogdbRelid("accounts");
+	Oid			handled[2];
+	Oid			refs[2];
+	BulkInsert *bulk;
+	Oid			seq;
+	int64		next_id;
+	int64		nsessions = 0;
+	int64		nsubscriptions = 0;
+	TimestampTz start_ts;
+	TupleDesc	desc;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null", PG_ARGISNULL(2) ? "start_month" : "seed")));
+	start = PG_GETARG_DATEADT(2);
+	seed = PG_GETARG_INT64(3);
+	if (DATE_NOT_FINITE(start) || kpi_month_first_day(kpi_month_of_day(start)) != start)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start_month must be the first day of a month"),
+				 errhint("Use date_trunc('month', ...)::date, such as date '2021-01-01'.")));
+	first_month = kpi_month_of_day(start);
+	if (kpi_month_first_day(first_month + nmonths) >= (TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("start_month plus months is out of range for type timestamp with time zone")));
+	start_ts = (TimestampTz) start * USECS_PER_DAY;
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	SPI_connect();
+	SPI_execute("LOCK TABLE dogdb.accounts, dogdb.subscriptions, dogdb.sessions IN SHARE ROW EXCLUSIVE MODE",
+				false, 0);
+	RequireEmpty("accounts");
+	RequireEmpty("subscriptions");
+	RequireEmpty("sessions");
+	medium = PlanId("medium");
+	enterprise = PlanId("enterprise");
+
+	/* the companies: size, tier, and each one's random stream */
+	companies = palloc_extended(sizeof(DemoCompany) * ncompanies, MCXT_ALLOC_HUGE);
+	for (int32 i = 0; i < ncompanies; i++)
+	{
+		DemoCompany *c = &companies[i];
+
+		kpi_random_seed(&c->rng, (uint64) seed * UINT64_C(0x9E3779B97F4A7C15) + (uint64) i);
+		c->small = kpi_random_chance(&c->rng, 7, 10);
+		if (c->small)
+			c->plan_id = kpi_random_chance(&c->rng, 17, 20) ? medium : enterprise;
+		else
+			c->plan_id = kpi_random_chance(&c->rng, 3, 5) ? enterprise : medium;
+		c->churn_month = -1;
+	}
+
+	/* accounts, all acquired at the start */
+	handled[0] = DogdbTriggerFunction("kpi_track_billing");
+	bulk = BulkInsertBegin(accounts_rel, account_columns, lengthof(account_columns), NULL, 0, handled, 1);
+	nulls[4] = true;
+	for (int32 i = 0; i < ncompanies; i++)
+	{
+		char		email[64];
+
+		snprintf(email, sizeof(email), "company%d@demo.example", i + 1);
+		values[0] = Int64GetDatum(i + 1);
+		values[1] = CStringGetTextDatum(email);
+		values[2] = CStringGetTextDatum(companies[i].small ? "small" : "large");
+		values[3] = TimestampTzGetDatum(start_ts);
+		BulkInsertRow(bulk, values, nulls);
+		pfree(DatumGetPointer(values[1]));
+		pfree(DatumGetPointer(values[2]));
+	}
+	BulkInsertEnd(bulk);
+	nulls[4] = false;
+
+	/* sessions, month by month, until a company's first month without one */
+	refs[0] = accounts_rel;
+	handled[0] = DogdbTriggerFunction("kpi_track_sessions");
+	bulk = BulkInsertBegin(DogdbRelid("sessions"), session_columns, lengthof(session_columns), refs, 1, handled, 1);
+	next_id = IdentityStart(DogdbRelid("sessions"), &seq);
+	for (int32 m = 0; m < nmonths; m++)
+	{
+		TimestampTz month_ts = kpi_month_first_day(first_month + m) * USECS_PER_DAY;
+		uint64		month_usecs = (uint64) kpi_month_days(first_month + m) * USECS_PER_DAY;
+
+		for (int32 i = 0; i < ncompanies; i++)
+		{
+			DemoCompany *c = &companies[i];
+			int			n;
+
+			if (c->churn_month >= 0)
+				continue;
+			/* small: 5 +- U{0..5}, large: 10 +- U{0..10} */
+			n = c->small ? (int) kpi_random_below(&c->rng, 11) : (int) kpi_random_below(&c->rng, 21);
+			if (n == 0)
+			{
+				c->churn_month = m;
+				continue;
+			}
+			for (int k = 0; k < n; k++)
+			{
+				values[0] = Int64GetDatum(next_id + nsessions);
+				values[1] = Int64GetDatum(i + 1);
+				values[2] = TimestampTzGetDatum(month_ts + (int64) kpi_random_below(&c->rng, month_usecs));
+				BulkInsertRow(bulk, values, nulls);
+				nsessions++;
+			}
+		}
+	}
+	BulkInsertEnd(bulk);
+	if (nsessions > 0)
+		IdentityEnd(seq, next_id + nsessions - 1);
+
+	/*
+	 * subscriptions: from the start until the churn month (open if none); a
+	 * company without a session in its first month has none
+	 */
+	refs[1] = plans_rel;
+	handled[0] = DogdbTriggerFunction("kpi_track_billing");
+	bulk = BulkInsertBegin(DogdbRelid("subscriptions"), subscription_columns, lengthof(subscription_columns),
+						   refs, 2, handled, 1);
+	next_id = IdentityStart(DogdbRelid("subscriptions"), &seq);
+	for (int32 i = 0; i < ncompanies; i++)
+	{
+		/* churned in its first month: the subscription would be empty */
+		if (companies[i].churn_month == 0)
+			continue;
+		values[0] = Int64GetDatum(next_id + nsubscriptions);
+		values[1] = Int64GetDatum(i + 1);
+		values[2] = Int16GetDatum(companies[i].plan_id);
+		values[3] = TimestampTzGetDatum(start_ts);
+		nulls[4] = companies[i].churn_month < 0;
+		values[4] = nulls[4] ? (Datum) 0 :
+			TimestampTzGetDatum(kpi_month_first_day(first_month + companies[i].churn_month) * USECS_PER_DAY);
+		BulkInsertRow(bulk, values, nulls);
+		nsubscriptions++;
+	}
+	BulkInsertEnd(bulk);
+	if (nsubscriptions > 0)
+		IdentityEnd(seq, next_id + nsubscriptions - 1);
+
+	/* the triggers were not fired: the next KPI refresh rebuilds */
+	SPI_execute("INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true)",
+				false, 0);
+	SPI_finish();
+
+	values[0] = Int64GetDatum(ncompanies);
+	values[1] = Int64GetDatum(nsubscriptions);
+	values[2] = Int64GetDatum(nsessions);
+	nulls[0] = nulls[1] = nulls[2] = false;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
