@@ -19,7 +19,7 @@ JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansso
 PG_CPPFLAGS	= -Isrc $(JANSSON_CFLAGS)
 PG_CFLAGS	= -Wall -Wextra -Wno-unused-parameter	# PostgreSQL headers trip -Wunused-parameter
 SHLIB_LINK	= $(JANSSON_LIBS)
-EXTRA_CLEAN	= test/unit_license test/unit_proration test/fuzz/fuzz_license
+EXTRA_CLEAN	= test/unit_license test/unit_proration test/unit_kpi test/fuzz/fuzz_license
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -53,11 +53,14 @@ bench: deps
 	test/bench/run.sh
 
 # The parsers and arithmetic alone, outside the server
-unit: test/unit_license test/unit_proration
-	prove -v test/unit_license test/unit_proration
+unit: test/unit_license test/unit_proration test/unit_kpi
+	prove -v test/unit_license test/unit_proration test/unit_kpi
 
 test/unit_license: test/unit_license.c test/tap.h src/license_parse.c src/license_parse.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc -o $@ test/unit_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)
+
+test/unit_kpi: test/unit_kpi.c test/tap.h src/kpi_core.c src/kpi_core.h
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_kpi.c src/kpi_core.c
 
 test/unit_proration: test/unit_proration.c test/tap.h src/proration.c src/proration.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_proration.c src/proration.c

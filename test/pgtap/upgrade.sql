@@ -16,8 +16,13 @@ LANGUAGE sql AS $$
 SELECT pg_describe_object(d.classid, d.objid, 0),
 	   CASE d.classid
 	   WHEN 'pg_proc'::regclass THEN
-		   concat_ws(E'\n', pg_get_functiondef(d.objid), obj_description(d.objid, 'pg_proc'),
-					 (SELECT proacl::text FROM pg_proc WHERE oid = d.objid))
+		   concat_ws(E'\n',
+			   CASE WHEN (SELECT prokind FROM pg_proc WHERE oid = d.objid) = 'a'
+					THEN (SELECT format('%s %s %s %s %s', a.aggtransfn, a.aggcombinefn, a.aggfinalfn,
+										a.aggtranstype::regtype, p.proparallel)
+							FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid WHERE a.aggfnoid = d.objid)
+					ELSE pg_get_functiondef(d.objid) END,
+			   obj_description(d.objid, 'pg_proc'), (SELECT proacl::text FROM pg_proc WHERE oid = d.objid))
 	   WHEN 'pg_class'::regclass THEN
 		   concat_ws(E'\n',
 			   (SELECT relkind::text || ' ' || coalesce(relacl::text, '') FROM pg_class WHERE oid = d.objid),
@@ -31,8 +36,9 @@ SELECT pg_describe_object(d.classid, d.objid, 0),
 				  FROM pg_constraint c WHERE c.conrelid = d.objid),
 			   (SELECT string_agg(pg_get_indexdef(i.indexrelid), E'\n' ORDER BY 1)
 				  FROM pg_index i WHERE i.indrelid = d.objid),
-			   (SELECT string_agg(t.tgname, ',' ORDER BY t.tgname) FROM pg_trigger t
+			   (SELECT string_agg(pg_get_triggerdef(t.oid), E'\n' ORDER BY t.tgname) FROM pg_trigger t
 				 WHERE t.tgrelid = d.objid AND NOT t.tgisinternal),
+			   (SELECT pg_get_viewdef(d.objid) WHERE (SELECT relkind FROM pg_class WHERE oid = d.objid) IN ('v', 'm')),
 			   (SELECT c FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(o, c)
 				 WHERE e.extname = 'dogdb_analytics' AND u.o = d.objid))
 	   WHEN 'pg_namespace'::regclass THEN obj_description(d.objid, 'pg_namespace')
