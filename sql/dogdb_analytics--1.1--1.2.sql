@@ -123,114 +123,89 @@ INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity
 --
 -- Change tracking
 --
+-- The transition tables of a statement: new rows unless a DELETE, old rows
+-- unless an INSERT (plpgsql sees them in dynamic SQL too)
+CREATE FUNCTION dogdb.kpi_transition_tables(op text) RETURNS text[]
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN CASE op WHEN 'INSERT' THEN ARRAY['kpi_new_rows'] WHEN 'DELETE' THEN ARRAY['kpi_old_rows']
+				   ELSE ARRAY['kpi_new_rows', 'kpi_old_rows'] END;
+COMMENT ON FUNCTION dogdb.kpi_transition_tables(text) IS 'Internal to the KPI change-tracking triggers';
+
 CREATE FUNCTION dogdb.kpi_track_sessions() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	rel text;
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 		RETURN NULL;
 	END IF;
-	IF TG_OP IN ('INSERT', 'UPDATE') THEN
-		INSERT INTO dogdb.kpi_session_deltas (month, account_id, sessions)
-		SELECT date_trunc('month', n.created_at AT TIME ZONE 'UTC')::date, n.account_id, count(*)
-		  FROM kpi_new_rows n GROUP BY 1, 2;
-	END IF;
-	IF TG_OP IN ('UPDATE', 'DELETE') THEN
-		INSERT INTO dogdb.kpi_session_deltas (month, account_id, sessions)
-		SELECT date_trunc('month', o.created_at AT TIME ZONE 'UTC')::date, o.account_id, -count(*)
-		  FROM kpi_old_rows o GROUP BY 1, 2;
-	END IF;
+	-- per account and month: + the new rows, - the old ones
+	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
+		EXECUTE format($q$INSERT INTO dogdb.kpi_session_deltas (month, account_id, sessions)
+						  SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date, r.account_id, %s count(*)
+							FROM %I r GROUP BY 1, 2$q$,
+					   CASE rel WHEN 'kpi_old_rows' THEN '-' ELSE '' END, rel);
+	END LOOP;
 	RETURN NULL;
 END
 $fn$;
 COMMENT ON FUNCTION dogdb.kpi_track_sessions() IS 'Trigger: records session count changes for the next KPI refresh';
-CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.sessions
-	REFERENCING NEW TABLE AS kpi_new_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_sessions();
-CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.sessions
-	REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows FOR EACH STATEMENT
-	EXECUTE FUNCTION dogdb.kpi_track_sessions();
-CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.sessions
-	REFERENCING OLD TABLE AS kpi_old_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_sessions();
-CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.sessions
-	FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_sessions();
 
 -- subscriptions, prices, plans, accounts: months whose revenue (and tier) changed
 CREATE FUNCTION dogdb.kpi_track_billing() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	rel text;
 BEGIN
 	IF TG_OP = 'TRUNCATE' OR TG_TABLE_NAME = 'pricing_plans' THEN
 		-- plan names label every month
 		INSERT INTO dogdb.kpi_dirty_months (from_month) VALUES ('-infinity');
-	ELSIF TG_TABLE_NAME = 'accounts' THEN
-		-- an account counts (size, churn) from its first month on
-		IF TG_OP <> 'DELETE' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month)
-			SELECT min(date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date) FROM kpi_new_rows r HAVING count(*) > 0;
-		END IF;
-		IF TG_OP <> 'INSERT' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month)
-			SELECT min(date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date) FROM kpi_old_rows r HAVING count(*) > 0;
-		END IF;
-	ELSIF TG_TABLE_NAME = 'subscriptions' THEN
-		-- the months of the rows before and after the change
-		IF TG_OP <> 'DELETE' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)
-			SELECT min(date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date),
-				   CASE WHEN bool_or(r.valid_to IS NULL) THEN NULL
-						ELSE max(date_trunc('month', r.valid_to AT TIME ZONE 'UTC')::date) END
-			  FROM kpi_new_rows r HAVING count(*) > 0;
-		END IF;
-		IF TG_OP <> 'INSERT' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)
-			SELECT min(date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date),
-				   CASE WHEN bool_or(r.valid_to IS NULL) THEN NULL
-						ELSE max(date_trunc('month', r.valid_to AT TIME ZONE 'UTC')::date) END
-			  FROM kpi_old_rows r HAVING count(*) > 0;
-		END IF;
-	ELSE	-- plan_prices: from the earliest price that changed, on
-		IF TG_OP <> 'DELETE' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month)
-			SELECT min(date_trunc('month', r.effective_from::timestamp)::date) FROM kpi_new_rows r HAVING count(*) > 0;
-		END IF;
-		IF TG_OP <> 'INSERT' THEN
-			INSERT INTO dogdb.kpi_dirty_months (from_month)
-			SELECT min(date_trunc('month', r.effective_from::timestamp)::date) FROM kpi_old_rows r HAVING count(*) > 0;
-		END IF;
+		RETURN NULL;
 	END IF;
+	-- the months of the rows before and after the change: a subscription's
+	-- period, a price from its first day on, an account from its first month on
+	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
+		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month, to_month) SELECT %s FROM %I r HAVING count(*) > 0',
+			CASE TG_TABLE_NAME
+			WHEN 'subscriptions' THEN
+				$e$min(date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date),
+				   CASE WHEN bool_or(r.valid_to IS NULL) THEN NULL
+						ELSE max(date_trunc('month', r.valid_to AT TIME ZONE 'UTC')::date) END$e$
+			WHEN 'plan_prices' THEN $e$min(date_trunc('month', r.effective_from::timestamp)::date), NULL$e$
+			ELSE $e$min(date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date), NULL$e$
+			END, rel);
+	END LOOP;
 	RETURN NULL;
 END
 $fn$;
 COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records which months'' revenue and tiers the next KPI refresh must recompute';
-CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.subscriptions
-	REFERENCING NEW TABLE AS kpi_new_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.subscriptions
-	REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows FOR EACH STATEMENT
-	EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.subscriptions
-	REFERENCING OLD TABLE AS kpi_old_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.subscriptions
-	FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.plan_prices
-	REFERENCING NEW TABLE AS kpi_new_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.plan_prices
-	REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows FOR EACH STATEMENT
-	EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.plan_prices
-	REFERENCING OLD TABLE AS kpi_old_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
+
+-- statement triggers with transition tables: no per-row cost
+DO $do$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('sessions', 'kpi_track_sessions'), ('subscriptions', 'kpi_track_billing'),
+								   ('plan_prices', 'kpi_track_billing'), ('accounts', 'kpi_track_billing')) v(tab, fn)
+	LOOP
+		EXECUTE format('CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.%I REFERENCING NEW TABLE AS kpi_new_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I()', t.tab, t.fn);
+		EXECUTE format('CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.%I'
+					   ' REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I()', t.tab, t.fn);
+		EXECUTE format('CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.%I REFERENCING OLD TABLE AS kpi_old_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I()', t.tab, t.fn);
+		EXECUTE format('CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.%I'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I()', t.tab, t.fn);
+	END LOOP;
+END
+$do$;
 CREATE TRIGGER kpi_track_change AFTER UPDATE OR DELETE OR TRUNCATE ON dogdb.pricing_plans
-	FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.accounts
-	REFERENCING NEW TABLE AS kpi_new_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.accounts
-	REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows FOR EACH STATEMENT
-	EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.accounts
-	REFERENCING OLD TABLE AS kpi_old_rows FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
-CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.accounts
 	FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
 
 --

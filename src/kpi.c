@@ -917,7 +917,8 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	ks.h1 = hi;
 	ks.nmonths = hi - lo + 1;
 	AllocateMatrix(&ks);
-	npending = 0;
+	pending = NULL;				/* the last call's memory is gone */
+	npending = pending_cap = 0;
 	ks.churn = palloc(sizeof(int32) * Max(ks.naccounts, 1));
 	for (int a = 0; a < ks.naccounts; a++)
 		ks.churn[a] = CHURN_UNKNOWN;

@@ -1,11 +1,6 @@
 -- pgTAP: behaviour of the foundation (schema constraints, license parsing
 -- errors and SQLSTATEs, import invariants)
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-BEGIN;
+\ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 SELECT plan(31);
 

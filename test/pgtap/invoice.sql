@@ -1,12 +1,7 @@
 -- pgTAP: invoice generation (errors and SQLSTATEs, the C engine against an
 -- independent plain-SQL computation on random data, idempotence, gapless
 -- numbers, function properties)
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-BEGIN;
+\ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
 SELECT plan(23);

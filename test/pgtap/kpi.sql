@@ -1,12 +1,7 @@
 -- pgTAP: the demo data generator's rules, churn and the KPI functions
 -- against independent plain-SQL computations, the incremental refresh
 -- against a full rebuild after random changes, argument errors
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-BEGIN;
+\ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
 SELECT plan(26);

@@ -2,12 +2,7 @@
 -- yields exactly the objects of a fresh install (definitions, columns,
 -- constraints, indexes, comments, privileges, pg_dump configuration), and
 -- keeps the rows it had.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-BEGIN;
+\ir setup.psql
 SELECT plan(5);
 
 -- every object of the extension, with what defines it
