@@ -5,9 +5,9 @@
 # refresh the KPIs and print the three KPI tables.
 #
 # Runs on a throwaway local PostgreSQL 15 cluster, or on your server when
-# PGHOST or PGDATABASE is set: it then creates the extension there, bills
-# 2021 in its dogdb schema and generates the demo dataset only if
-# dogdb.accounts is empty.
+# PGHOST or PGDATABASE is set: it then creates the extension there, and
+# generates and bills the demo dataset only if dogdb.accounts is empty
+# (otherwise it only refreshes and prints the KPIs of the data there).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -43,12 +43,14 @@ ROLLBACK;
 SELECT NOT EXISTS (SELECT FROM dogdb.accounts) AS empty \gset
 \if :empty
 SELECT * FROM dogdb_generate_demo_data(500, 12, '2021-01-01', 1);
-\endif
-\echo '== Invoices, every month of 2021 (months already billed create nothing)'
+\echo '== Invoices of the demo dataset, every month of 2021'
 SELECT m::date AS month, count(i.*) AS invoices_created, coalesce(sum(i.total_cents), 0) AS billed_cents
   FROM generate_series(timestamp '2021-01-01', '2021-12-01', '1 month') m
   LEFT JOIN LATERAL dogdb_generate_invoices(m::date) i ON true
  GROUP BY 1 ORDER BY 1;
+\else
+\echo 'dogdb.accounts has rows: no demo dataset and no invoices; the KPIs below are of your data'
+\endif
 \echo '== KPI refresh'
 SELECT * FROM dogdb_refresh_kpis();
 \echo '== Retention by company size, 2021'
