@@ -303,6 +303,12 @@ END
 $fn$;
 COMMENT ON FUNCTION dogdb.kpi_check_arguments(date, date, text) IS 'Internal to the dogdb_kpi_* functions: validates their arguments';
 
+-- the segment of a KPI row under a grouping
+CREATE FUNCTION dogdb.kpi_segment(group_by text, company_size text, tier text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN CASE group_by WHEN 'company_size' THEN company_size WHEN 'tier' THEN tier ELSE 'all' END;
+COMMENT ON FUNCTION dogdb.kpi_segment(text, text, text) IS 'Internal to the dogdb_kpi_* functions: the segment label of a row';
+
 -- The KPI functions: STABLE, they read the materialized views
 CREATE FUNCTION dogdb_kpi_retention(from_month date, to_month date, group_by text DEFAULT 'company_size')
 	RETURNS TABLE (month date, segment text, active_accounts bigint, churned_accounts bigint)
@@ -312,7 +318,7 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, CASE group_by WHEN 'company_size' THEN k.company_size WHEN 'tier' THEN k.tier ELSE 'all' END,
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
 		   sum(k.active_accounts)::bigint, sum(k.churned_accounts)::bigint
 	  FROM dogdb.kpi_retention k
 	 WHERE k.month BETWEEN from_month AND to_month
@@ -329,7 +335,7 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, CASE group_by WHEN 'company_size' THEN k.company_size WHEN 'tier' THEN k.tier ELSE 'all' END,
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
 		   sum(k.active_accounts)::bigint, sum(k.sessions)::bigint,
 		   round(sum(k.sessions) / nullif(sum(k.active_accounts), 0), 2)
 	  FROM dogdb.kpi_usage k
@@ -347,7 +353,7 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, CASE group_by WHEN 'company_size' THEN k.company_size WHEN 'tier' THEN k.tier ELSE 'all' END,
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
 		   sum(k.revenue_cents)::bigint
 	  FROM dogdb.kpi_revenue k
 	 WHERE k.month BETWEEN from_month AND to_month
