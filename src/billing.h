@@ -10,6 +10,7 @@
 #ifndef BILLING_H
 #define BILLING_H
 
+#include "datatype/timestamp.h"
 #include "utils/date.h"
 
 #include "proration.h"
@@ -28,6 +29,9 @@ typedef struct BillingPlan
 extern BillingPlan *LoadBillingPlans(MemoryContext cxt, bool lock_plans, int *nplans);
 /* the plan, which must exist */
 extern BillingPlan *FindBillingPlan(BillingPlan *plans, int nplans, int32 plan_id);
+/* the UTC days a subscription covers: [date of valid_from, date of valid_to) */
+extern ProrationSpan SubscriptionSpan(BillingPlan *plans, int nplans, int16 plan_id,
+									  TimestampTz valid_from, bool open_ended, TimestampTz valid_to);
 /* raise the error of a failed proration of an account's month */
 extern void ReportProrationError(ProrationStatus status, const ProrationResult *r,
 								 BillingPlan *plans, int nplans, int64 account_id, DateADT month);

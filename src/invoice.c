@@ -214,16 +214,10 @@ FindBillingPlan(BillingPlan *plans, int nplans, int32 plan_id)
 	return bp;
 }
 
-static BillingPlan *
-FindPlan(BillingPass *pass, int32 plan_id)
-{
-	return FindBillingPlan(pass->plans, pass->nplans, plan_id);
-}
-
 static const char *
 PlanName(BillingPass *pass, int32 plan_id)
 {
-	return FindPlan(pass, plan_id)->name;
+	return FindBillingPlan(pass->plans, pass->nplans, plan_id)->name;
 }
 
 static char *
@@ -268,9 +262,12 @@ ReportProrationError(ProrationStatus status, const ProrationResult *r,
 	}
 }
 
-/* bill the gathered account into pass->result; raise what cannot be billed */
+/*
+ * Bill the gathered account into pass->result (raising what cannot be
+ * billed), emit it unless its total is zero, and start the next account
+ */
 static void
-ProrateGatheredAccount(BillingPass *pass)
+FinishGatheredAccount(BillingPass *pass, void (*emit) (BillingPass *pass, void *arg), void *arg)
 {
 	ProrationStatus status = prorate_account(pass->month.start, pass->month.end,
 											 pass->spans, pass->nspans, &pass->result);
@@ -278,6 +275,22 @@ ProrateGatheredAccount(BillingPass *pass)
 	if (status != PRORATION_OK)
 		ReportProrationError(status, &pass->result, pass->plans, pass->nplans,
 							 pass->account_id, pass->month.start);
+	if (pass->result.total_cents != 0)
+		emit(pass, arg);
+	pass->nspans = 0;
+}
+
+/* the UTC days a subscription covers: [date of valid_from, date of valid_to) */
+ProrationSpan
+SubscriptionSpan(BillingPlan *plans, int nplans, int16 plan_id, TimestampTz valid_from,
+				 bool open_ended, TimestampTz valid_to)
+{
+	ProrationSpan span;
+
+	span.plan = &FindBillingPlan(plans, nplans, plan_id)->plan;
+	span.first_day = proration_day_of_timestamp(valid_from);
+	span.end_day = open_ended ? INT64_MAX : proration_day_of_timestamp(valid_to);
+	return span;
 }
 
 /* add one cursor row (account_id, plan_id, valid_from, valid_to) */
@@ -285,19 +298,18 @@ static void
 GatherSubscription(BillingPass *pass, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
-	ProrationSpan *span;
-	Datum		valid_to;
+	bool		open_ended;
+	Datum		valid_to = SPI_getbinval(tup, desc, 4, &open_ended);
 
 	if (pass->nspans == pass->maxspans)
 	{
 		pass->maxspans *= 2;
 		pass->spans = repalloc(pass->spans, sizeof(ProrationSpan) * pass->maxspans);
 	}
-	span = &pass->spans[pass->nspans++];
-	span->plan = &FindPlan(pass, DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull)))->plan;
-	span->first_day = proration_day_of_timestamp(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull)));
-	valid_to = SPI_getbinval(tup, desc, 4, &isnull);
-	span->end_day = isnull ? INT64_MAX : proration_day_of_timestamp(DatumGetTimestampTz(valid_to));
+	pass->spans[pass->nspans++] =
+		SubscriptionSpan(pass->plans, pass->nplans, DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull)),
+						 DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull)),
+						 open_ended, DatumGetTimestampTz(valid_to));
 }
 
 /*
@@ -336,12 +348,7 @@ BillingScan(BillingPass *pass, const char *query, bool read_only,
 			int64		account_id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 
 			if (have_account && account_id != pass->account_id)
-			{
-				ProrateGatheredAccount(pass);
-				if (pass->result.total_cents != 0)
-					emit(pass, arg);
-				pass->nspans = 0;
-			}
+				FinishGatheredAccount(pass, emit, arg);
 			pass->account_id = account_id;
 			have_account = true;
 			GatherSubscription(pass, tt->vals[i], tt->tupdesc);
@@ -353,11 +360,7 @@ BillingScan(BillingPass *pass, const char *query, bool read_only,
 	}
 	SPI_cursor_close(portal);
 	if (have_account)
-	{
-		ProrateGatheredAccount(pass);
-		if (pass->result.total_cents != 0)
-			emit(pass, arg);
-	}
+		FinishGatheredAccount(pass, emit, arg);
 }
 
 /* the subscriptions that may cover a day of the month, in account order */

@@ -301,9 +301,8 @@ AddSubscription(KpiState *ks, Datum *values, bool *nulls)
 	}
 	s = &loaded_spans[nloaded_spans++];
 	s->account = account;
-	s->span.plan = &FindBillingPlan(ks->plans, ks->nplans, DatumGetInt16(values[1]))->plan;
-	s->span.first_day = proration_day_of_timestamp(DatumGetTimestampTz(values[2]));
-	s->span.end_day = nulls[3] ? INT64_MAX : proration_day_of_timestamp(DatumGetTimestampTz(values[3]));
+	s->span = SubscriptionSpan(ks->plans, ks->nplans, DatumGetInt16(values[1]),
+							   DatumGetTimestampTz(values[2]), nulls[3], DatumGetTimestampTz(values[3]));
 }
 
 static int
