@@ -29,8 +29,9 @@
  * counted twice; it waits for the next refresh.  Refreshes serialize on
  * an EXCLUSIVE lock on dogdb.kpi_month_activity (readers are not blocked).
  *
- * The matrix is kept by month, a month's counts allocated only when that
- * month is loaded.  Account ids map to positions through a dense array when
+ * The matrix is kept by month (KpiMonth), a month's counts allocated only
+ * when that month is loaded.  All scratch state lives in KpiState, nothing
+ * survives the call.  Account ids map to positions through a dense array when
  * the ids are compact (the usual case), else through binary search.
  *
  *-------------------------------------------------------------------------
@@ -82,6 +83,24 @@ typedef struct KpiSpan
 	ProrationSpan span;
 } KpiSpan;
 
+/* one month of the horizon */
+typedef struct KpiMonth
+{
+	int32	   *counts;			/* session counts per account, NULL until loaded */
+	bool		stored;			/* it has a row in dogdb.kpi_month_activity */
+	bool		activity_changed;	/* rewrite that row */
+	bool		revenue_dirty;	/* recompute its revenue */
+	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
+} KpiMonth;
+
+/* session counts waiting for the horizon to cover their month */
+typedef struct MonthCount
+{
+	int32		account;
+	int32		month;
+	int64		count;
+} MonthCount;
+
 typedef struct KpiCell
 {
 	int64		active;
@@ -97,6 +116,7 @@ typedef struct KpiState
 
 	KpiAccount *accounts;		/* sorted by id */
 	int			naccounts;
+	int			accounts_cap;
 	int32	   *dense;			/* id - min_id -> account index, or -1 */
 	int64		min_id;
 	int64		dense_len;
@@ -104,14 +124,20 @@ typedef struct KpiState
 	BillingPlan *plans;
 	int			nplans;
 	ProrationSpan *spans;		/* by account, then first_day */
+	KpiSpan    *loaded;			/* subscriptions as scanned, before sorting */
+	int			nloaded;
+	int			loaded_cap;
 
 	int32		h0;				/* horizon: months [h0, h1] */
 	int32		h1;
 	int32		nmonths;
-	int32	  **counts;			/* per month, NULL or per account session counts */
-	bool	   *activity_changed;	/* per month: rewrite its state row */
-	bool	   *revenue_dirty;	/* per month: recompute revenue */
-	bool	   *facts_dirty;	/* per month: recompute its facts (counts loaded) */
+	KpiMonth   *months;			/* nmonths, from h0 */
+	MonthCount *pending;		/* counts outside the horizon, for FlushPending */
+	int			npending;
+	int			pending_cap;
+	int64		scan_lo;		/* full scan: [scan_lo, scan_hi) are the */
+	int64		scan_hi;		/* timestamps of scan_month */
+	int32		scan_month;
 	int32	   *churn;			/* per account: churn month, CHURN_NONE or CHURN_UNKNOWN */
 	KpiCell    *cells;			/* nmonths x NSIZES x (nplans + 1) */
 	KpiCell    *old_cells;		/* the same, as dogdb.kpi_facts had them */
@@ -139,6 +165,7 @@ ScanTable(KpiState *ks, const char *relname, const char *const *columns, int nco
 	TupleTableSlot *slot;
 	uint64		n = 0;
 
+	Assert(ncolumns <= lengthof(attnums));
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, relname);
 	for (int i = 0; i < ncolumns; i++)
@@ -187,17 +214,15 @@ MonthDate(int32 month)
 /*
  * Accounts
  */
-static int	accounts_cap;
-
 static void
 AddAccount(KpiState *ks, Datum *values, bool *nulls)
 {
 	KpiAccount *a;
 
-	if (ks->naccounts == accounts_cap)
+	if (ks->naccounts == ks->accounts_cap)
 	{
-		accounts_cap *= 2;
-		ks->accounts = repalloc_huge(ks->accounts, sizeof(KpiAccount) * accounts_cap);
+		ks->accounts_cap *= 2;
+		ks->accounts = repalloc_huge(ks->accounts, sizeof(KpiAccount) * ks->accounts_cap);
 	}
 	a = &ks->accounts[ks->naccounts++];
 	a->id = DatumGetInt64(values[0]);
@@ -230,8 +255,8 @@ LoadAccounts(KpiState *ks)
 {
 	static const char *const columns[] = {"account_id", "company_size", "created_at"};
 
-	accounts_cap = 1024;
-	ks->accounts = palloc(sizeof(KpiAccount) * accounts_cap);
+	ks->accounts_cap = 1024;
+	ks->accounts = palloc(sizeof(KpiAccount) * ks->accounts_cap);
 	ks->naccounts = 0;
 	ScanTable(ks, "accounts", columns, lengthof(columns), AddAccount);
 	qsort(ks->accounts, ks->naccounts, sizeof(KpiAccount), CompareAccountId);
@@ -282,10 +307,6 @@ AccountIndex(KpiState *ks, int64 id)
 /*
  * Subscriptions
  */
-static KpiSpan *loaded_spans;
-static int	nloaded_spans;
-static int	loaded_spans_cap;
-
 static void
 AddSubscription(KpiState *ks, Datum *values, bool *nulls)
 {
@@ -294,12 +315,12 @@ AddSubscription(KpiState *ks, Datum *values, bool *nulls)
 
 	if (account < 0)
 		return;
-	if (nloaded_spans == loaded_spans_cap)
+	if (ks->nloaded == ks->loaded_cap)
 	{
-		loaded_spans_cap *= 2;
-		loaded_spans = repalloc_huge(loaded_spans, sizeof(KpiSpan) * loaded_spans_cap);
+		ks->loaded_cap *= 2;
+		ks->loaded = repalloc_huge(ks->loaded, sizeof(KpiSpan) * ks->loaded_cap);
 	}
-	s = &loaded_spans[nloaded_spans++];
+	s = &ks->loaded[ks->nloaded++];
 	s->account = account;
 	s->span = SubscriptionSpan(ks->plans, ks->nplans, DatumGetInt16(values[1]),
 							   DatumGetTimestampTz(values[2]), nulls[3], DatumGetTimestampTz(values[3]));
@@ -321,78 +342,58 @@ LoadSubscriptions(KpiState *ks)
 {
 	static const char *const columns[] = {"account_id", "plan_id", "valid_from", "valid_to"};
 
-	loaded_spans_cap = 1024;
-	nloaded_spans = 0;
-	loaded_spans = palloc(sizeof(KpiSpan) * loaded_spans_cap);
+	ks->loaded_cap = 1024;
+	ks->nloaded = 0;
+	ks->loaded = palloc(sizeof(KpiSpan) * ks->loaded_cap);
 	ScanTable(ks, "subscriptions", columns, lengthof(columns), AddSubscription);
-	qsort(loaded_spans, nloaded_spans, sizeof(KpiSpan), CompareSpan);
-	ks->spans = palloc(sizeof(ProrationSpan) * Max(nloaded_spans, 1));
-	for (int i = 0; i < nloaded_spans; i++)
+	qsort(ks->loaded, ks->nloaded, sizeof(KpiSpan), CompareSpan);
+	ks->spans = palloc(sizeof(ProrationSpan) * Max(ks->nloaded, 1));
+	for (int i = 0; i < ks->nloaded; i++)
 	{
-		KpiAccount *a = &ks->accounts[loaded_spans[i].account];
+		KpiAccount *a = &ks->accounts[ks->loaded[i].account];
 
 		if (a->nspans == 0)
 			a->span0 = i;
 		a->nspans++;
-		ks->spans[i] = loaded_spans[i].span;
+		ks->spans[i] = ks->loaded[i].span;
 	}
-	pfree(loaded_spans);
+	pfree(ks->loaded);
+	ks->loaded = NULL;
 }
 
 /*
  * Session counts
  */
-typedef struct MonthCount
-{
-	int32		account;
-	int32		month;
-	int64		count;
-} MonthCount;
-
-/* counts that arrive before the matrix exists, or outside its months */
-static MonthCount *pending;
-static int	npending;
-static int	pending_cap;
-
 static void
-AddPending(int32 account, int32 month, int64 count)
+AddPending(KpiState *ks, int32 account, int32 month, int64 count)
 {
-	if (npending == pending_cap)
+	if (ks->npending == ks->pending_cap)
 	{
-		pending_cap = Max(1024, pending_cap * 2);
-		pending = pending == NULL ? palloc(sizeof(MonthCount) * pending_cap) :
-			repalloc_huge(pending, sizeof(MonthCount) * pending_cap);
+		ks->pending_cap = Max(1024, ks->pending_cap * 2);
+		ks->pending = ks->pending == NULL ? palloc(sizeof(MonthCount) * ks->pending_cap) :
+			repalloc_huge(ks->pending, sizeof(MonthCount) * ks->pending_cap);
 	}
-	pending[npending].account = account;
-	pending[npending].month = month;
-	pending[npending].count = count;
-	npending++;
-}
-
-static void
-AllocateMatrix(KpiState *ks)
-{
-	ks->counts = palloc0(sizeof(int32 *) * ks->nmonths);
-	ks->activity_changed = palloc0(sizeof(bool) * ks->nmonths);
-	ks->revenue_dirty = palloc0(sizeof(bool) * ks->nmonths);
-	ks->facts_dirty = palloc0(sizeof(bool) * ks->nmonths);
+	ks->pending[ks->npending].account = account;
+	ks->pending[ks->npending].month = month;
+	ks->pending[ks->npending].count = count;
+	ks->npending++;
 }
 
 /* the session counts of month m (from h0), allocated when first needed */
 static inline int32 *
 MonthRow(KpiState *ks, int32 m)
 {
-	if (ks->counts[m] == NULL)
-		ks->counts[m] = palloc_extended(sizeof(int32) * Max(ks->naccounts, 1),
-										MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	return ks->counts[m];
+	if (ks->months[m].counts == NULL)
+		ks->months[m].counts = palloc_extended(sizeof(int32) * Max(ks->naccounts, 1),
+											   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	return ks->months[m].counts;
 }
 
 /* the count of (account, month m from h0); 0 for months not loaded */
 static inline int32
 CountOf(KpiState *ks, int32 account, int32 m)
 {
-	return ks->counts[m] == NULL ? 0 : ks->counts[m][account];
+	return ks->months[m].counts == NULL ? 0 : ks->months[m].counts[account];
 }
 
 /* add count to (account, month); months outside the horizon wait in pending */
@@ -404,7 +405,7 @@ AddCount(KpiState *ks, int32 account, int32 month, int64 count)
 
 	if (month < ks->h0 || month > ks->h1)
 	{
-		AddPending(account, month, count);
+		AddPending(ks, account, month, count);
 		return;
 	}
 	cell = &MonthRow(ks, month - ks->h0)[account];
@@ -412,67 +413,56 @@ AddCount(KpiState *ks, int32 account, int32 month, int64 count)
 	*cell = (int32) Max(0, Min(sum, PG_INT32_MAX));
 }
 
-/* widen the horizon to [h0, h1] (copying the matrix), then add pending counts */
+/* the months [h0, h1], nothing loaded or marked yet */
+static void
+SetHorizon(KpiState *ks, int32 h0, int32 h1)
+{
+	ks->h0 = h0;
+	ks->h1 = h1;
+	ks->nmonths = h1 - h0 + 1;
+	ks->months = palloc0(sizeof(KpiMonth) * ks->nmonths);
+}
+
+/* widen the horizon to cover [h0, h1]; months it adds need everything */
 static void
 WidenHorizon(KpiState *ks, int32 h0, int32 h1)
 {
-	if (h0 < ks->h0 || h1 > ks->h1)
-	{
-		int32		old_h0 = ks->h0;
-		int32		old_n = ks->nmonths;
-		int32	  **old_counts = ks->counts;
-		bool	   *old_changed = ks->activity_changed;
-		bool	   *old_dirty = ks->revenue_dirty;
-		bool	   *old_facts = ks->facts_dirty;
+	int32		old_h0 = ks->h0;
+	int32		old_n = ks->nmonths;
+	KpiMonth   *old = ks->months;
 
-		ks->h0 = Min(h0, ks->h0);
-		ks->h1 = Max(h1, ks->h1);
-		ks->nmonths = ks->h1 - ks->h0 + 1;
-		AllocateMatrix(ks);
-		for (int m = 0; m < old_n; m++)
-		{
-			ks->counts[m + old_h0 - ks->h0] = old_counts[m];
-			ks->activity_changed[m + old_h0 - ks->h0] = old_changed[m];
-			ks->revenue_dirty[m + old_h0 - ks->h0] = old_dirty[m];
-			ks->facts_dirty[m + old_h0 - ks->h0] = old_facts[m];
-		}
-		/* new months need everything */
-		for (int m = 0; m < ks->nmonths; m++)
-			if (m < old_h0 - ks->h0 || m >= old_h0 - ks->h0 + old_n)
-				ks->activity_changed[m] = ks->revenue_dirty[m] = ks->facts_dirty[m] = true;
-		pfree(old_counts);
-		pfree(old_changed);
-		pfree(old_dirty);
-		pfree(old_facts);
-	}
+	if (h0 >= ks->h0 && h1 <= ks->h1)
+		return;
+	SetHorizon(ks, Min(h0, ks->h0), Max(h1, ks->h1));
+	for (int m = 0; m < ks->nmonths; m++)
+		ks->months[m].activity_changed = ks->months[m].revenue_dirty = ks->months[m].facts_dirty = true;
+	memcpy(&ks->months[old_h0 - ks->h0], old, sizeof(KpiMonth) * old_n);
+	pfree(old);
 }
 
+/* widen the horizon to the pending counts' months and add them */
 static void
 FlushPending(KpiState *ks)
 {
 	int32		lo = ks->h0,
 				hi = ks->h1;
-	int			n = npending;
+	int			n = ks->npending;
 
 	for (int i = 0; i < n; i++)
 	{
-		lo = Min(lo, pending[i].month);
-		hi = Max(hi, pending[i].month);
+		lo = Min(lo, ks->pending[i].month);
+		hi = Max(hi, ks->pending[i].month);
 	}
 	WidenHorizon(ks, lo, hi);
-	npending = 0;
+	ks->npending = 0;
 	for (int i = 0; i < n; i++)
 	{
-		AddCount(ks, pending[i].account, pending[i].month, pending[i].count);
-		ks->activity_changed[pending[i].month - ks->h0] = true;
+		AddCount(ks, ks->pending[i].account, ks->pending[i].month, ks->pending[i].count);
+		ks->months[ks->pending[i].month - ks->h0].activity_changed = true;
 	}
 }
 
 /* the full scan's hot loop: one session */
-static int64 scan_lo,
-			scan_hi;			/* [lo, hi): timestamps of scan_month */
-static int32 scan_month;
-
 static void
 CountSession(KpiState *ks, Datum *values, bool *nulls)
 {
@@ -481,45 +471,85 @@ CountSession(KpiState *ks, Datum *values, bool *nulls)
 
 	if (account < 0)
 		return;
-	if (ts < scan_lo || ts >= scan_hi)
+	if (ts < ks->scan_lo || ts >= ks->scan_hi)
 	{
-		scan_month = MonthOfTimestamp(ts, "session time");
-		scan_lo = kpi_month_first_day(scan_month) * USECS_PER_DAY;
-		scan_hi = kpi_month_first_day(scan_month + 1) * USECS_PER_DAY;
+		ks->scan_month = MonthOfTimestamp(ts, "session time");
+		ks->scan_lo = kpi_month_first_day(ks->scan_month) * USECS_PER_DAY;
+		ks->scan_hi = kpi_month_first_day(ks->scan_month + 1) * USECS_PER_DAY;
 	}
-	if (scan_month >= ks->h0 && scan_month <= ks->h1)
+	if (ks->scan_month >= ks->h0 && ks->scan_month <= ks->h1)
 	{
-		int32	   *cell = &MonthRow(ks, scan_month - ks->h0)[account];
+		int32	   *cell = &MonthRow(ks, ks->scan_month - ks->h0)[account];
 
 		if (*cell < PG_INT32_MAX)
 			(*cell)++;
 	}
 	else
-		AddPending(account, scan_month, 1);
+		AddPending(ks, account, ks->scan_month, 1);
 }
 
 /*
- * Reading and writing the stored matrix
+ * The stored state: pairs of bytea arrays, sorted int8 account ids and an
+ * int4 value for each (a month's session counts, or churn months)
  */
+
+/* the number of pairs, after checking that the two arrays agree */
+static Size
+PairCount(bytea *ids, bytea *values, const char *what)
+{
+	Size		n = VARSIZE_ANY_EXHDR(ids) / sizeof(int64);
+
+	if (VARSIZE_ANY_EXHDR(ids) % sizeof(int64) != 0 || VARSIZE_ANY_EXHDR(values) != n * sizeof(int32))
+		elog(ERROR, "%s is corrupt; run dogdb_refresh_kpis(true)", what);
+	return n;
+}
+
+/* pair i: its account position (-1 if the account is gone) and value */
+static int32
+PairAt(KpiState *ks, bytea *ids, bytea *values, Size i, int32 *value)
+{
+	int64		id;
+
+	memcpy(&id, VARDATA_ANY(ids) + i * sizeof(int64), sizeof(int64));
+	memcpy(value, VARDATA_ANY(values) + i * sizeof(int32), sizeof(int32));
+	return AccountIndex(ks, id);
+}
+
+/* every account's value (values NULL: all 0), without the zeros if asked */
+static void
+MakePairs(KpiState *ks, const int32 *values, bool skip_zero, bytea **ids, bytea **out)
+{
+	Size		n = 0;
+
+	for (int a = 0; a < ks->naccounts; a++)
+		n += !(skip_zero && (values == NULL || values[a] == 0));
+	*ids = palloc(VARHDRSZ + n * sizeof(int64));
+	*out = palloc(VARHDRSZ + n * sizeof(int32));
+	SET_VARSIZE(*ids, VARHDRSZ + n * sizeof(int64));
+	SET_VARSIZE(*out, VARHDRSZ + n * sizeof(int32));
+	n = 0;
+	for (int a = 0; a < ks->naccounts; a++)
+	{
+		int32		v = values == NULL ? 0 : values[a];
+
+		if (skip_zero && v == 0)
+			continue;
+		memcpy(VARDATA(*ids) + n * sizeof(int64), &ks->accounts[a].id, sizeof(int64));
+		memcpy(VARDATA(*out) + n * sizeof(int32), &v, sizeof(int32));
+		n++;
+	}
+}
+
 static void
 LoadStoredMonth(KpiState *ks, int32 month, bytea *ids, bytea *counts)
 {
-	Size		n = (VARSIZE_ANY_EXHDR(ids)) / sizeof(int64);
-	const char *idp = VARDATA_ANY(ids);
-	const char *cp = VARDATA_ANY(counts);
+	Size		n = PairCount(ids, counts, "dogdb.kpi_month_activity");
 
-	if (VARSIZE_ANY_EXHDR(ids) % sizeof(int64) != 0 || VARSIZE_ANY_EXHDR(counts) != n * sizeof(int32))
-		elog(ERROR, "dogdb.kpi_month_activity row for %s is corrupt; run dogdb_refresh_kpis(true)",
-			 DatumGetCString(DirectFunctionCall1(date_out, MonthDate(month))));
 	for (Size i = 0; i < n; i++)
 	{
-		int64		id;
 		int32		c;
-		int32		account;
+		int32		account = PairAt(ks, ids, counts, i, &c);
 
-		memcpy(&id, idp + i * sizeof(int64), sizeof(int64));
-		memcpy(&c, cp + i * sizeof(int32), sizeof(int32));
-		account = AccountIndex(ks, id);
 		if (account >= 0)
 			AddCount(ks, account, month, c);
 	}
@@ -528,29 +558,11 @@ LoadStoredMonth(KpiState *ks, int32 month, bytea *ids, bytea *counts)
 static void
 StoreMonth(KpiState *ks, int32 m, SPIPlanPtr del, SPIPlanPtr ins)
 {
-	Size		n = 0;
 	bytea	   *ids;
 	bytea	   *counts;
 	Datum		args[3];
 
-	for (int a = 0; a < ks->naccounts; a++)
-		n += CountOf(ks, a, m) > 0;
-	ids = palloc(VARHDRSZ + n * sizeof(int64));
-	counts = palloc(VARHDRSZ + n * sizeof(int32));
-	SET_VARSIZE(ids, VARHDRSZ + n * sizeof(int64));
-	SET_VARSIZE(counts, VARHDRSZ + n * sizeof(int32));
-	n = 0;
-	for (int a = 0; a < ks->naccounts; a++)
-	{
-		int32		c = CountOf(ks, a, m);
-
-		if (c > 0)
-		{
-			memcpy(VARDATA(ids) + n * sizeof(int64), &ks->accounts[a].id, sizeof(int64));
-			memcpy(VARDATA(counts) + n * sizeof(int32), &c, sizeof(int32));
-			n++;
-		}
-	}
+	MakePairs(ks, ks->months[m].counts, true, &ids, &counts);
 	args[0] = MonthDate(ks->h0 + m);
 	args[1] = PointerGetDatum(ids);
 	args[2] = PointerGetDatum(counts);
@@ -566,19 +578,13 @@ StoreMonth(KpiState *ks, int32 m, SPIPlanPtr del, SPIPlanPtr ins)
 static void
 LoadChurnState(KpiState *ks, bytea *ids, bytea *months)
 {
-	Size		n = VARSIZE_ANY_EXHDR(ids) / sizeof(int64);
+	Size		n = PairCount(ids, months, "dogdb.kpi_churn_state");
 
-	if (VARSIZE_ANY_EXHDR(ids) % sizeof(int64) != 0 || VARSIZE_ANY_EXHDR(months) != n * sizeof(int32))
-		elog(ERROR, "dogdb.kpi_churn_state is corrupt; run dogdb_refresh_kpis(true)");
 	for (Size i = 0; i < n; i++)
 	{
-		int64		id;
 		int32		c;
-		int32		account;
+		int32		account = PairAt(ks, ids, months, i, &c);
 
-		memcpy(&id, VARDATA_ANY(ids) + i * sizeof(int64), sizeof(int64));
-		memcpy(&c, VARDATA_ANY(months) + i * sizeof(int32), sizeof(int32));
-		account = AccountIndex(ks, id);
 		if (account >= 0)
 			ks->churn[account] = c;
 	}
@@ -587,18 +593,12 @@ LoadChurnState(KpiState *ks, bytea *ids, bytea *months)
 static void
 StoreChurnState(KpiState *ks)
 {
-	bytea	   *ids = palloc(VARHDRSZ + (Size) ks->naccounts * sizeof(int64));
-	bytea	   *months = palloc(VARHDRSZ + (Size) ks->naccounts * sizeof(int32));
 	Oid			argtypes[2] = {BYTEAOID, BYTEAOID};
 	Datum		args[2];
+	bytea	   *ids;
+	bytea	   *months;
 
-	SET_VARSIZE(ids, VARHDRSZ + (Size) ks->naccounts * sizeof(int64));
-	SET_VARSIZE(months, VARHDRSZ + (Size) ks->naccounts * sizeof(int32));
-	for (int a = 0; a < ks->naccounts; a++)
-	{
-		memcpy(VARDATA(ids) + (Size) a * sizeof(int64), &ks->accounts[a].id, sizeof(int64));
-		memcpy(VARDATA(months) + (Size) a * sizeof(int32), &ks->churn[a], sizeof(int32));
-	}
+	MakePairs(ks, ks->churn, false, &ids, &months);
 	args[0] = PointerGetDatum(ids);
 	args[1] = PointerGetDatum(months);
 	SPI_execute("DELETE FROM dogdb.kpi_churn_state", false, 0);
@@ -609,10 +609,17 @@ StoreChurnState(KpiState *ks)
 /*
  * Facts
  */
+/* the position of (month, size, tier) in cells and old_cells */
+static inline Size
+CellIndex(KpiState *ks, int32 m, int size, int tier)
+{
+	return ((Size) m * NSIZES + size) * (ks->nplans + 1) + tier;
+}
+
 static inline KpiCell *
 Cell(KpiState *ks, int32 m, int size, int tier)
 {
-	return &ks->cells[((Size) m * NSIZES + size) * (ks->nplans + 1) + tier];
+	return &ks->cells[CellIndex(ks, m, size, tier)];
 }
 
 /*
@@ -662,6 +669,7 @@ KeepFacts(KpiState *ks)
 		char	   *tier = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 		int			si = 0,
 					ti = ks->nplans;
+		KpiCell		row;
 		KpiCell    *c;
 		KpiCell    *o;
 
@@ -672,20 +680,24 @@ KeepFacts(KpiState *ks)
 		for (int p = 0; p < ks->nplans; p++)
 			if (strcmp(ks->plans[p].name, tier) == 0)
 				ti = p;
-		o = &ks->old_cells[((Size) m * NSIZES + si) * (ks->nplans + 1) + ti];
-		o->active += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
-		o->churned += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
-		o->sessions += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 6, &isnull));
-		o->revenue += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 7, &isnull));
-		if (ks->revenue_dirty[m])
+		row.active = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+		row.churned = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
+		row.sessions = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 6, &isnull));
+		row.revenue = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 7, &isnull));
+		o = &ks->old_cells[CellIndex(ks, m, si, ti)];
+		o->active += row.active;
+		o->churned += row.churned;
+		o->sessions += row.sessions;
+		o->revenue += row.revenue;
+		if (ks->months[m].revenue_dirty)
 			continue;
 		c = Cell(ks, m, si, ti);
-		c->revenue += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 7, &isnull));
-		if (!ks->facts_dirty[m])
+		c->revenue += row.revenue;
+		if (!ks->months[m].facts_dirty)
 		{
-			c->active += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
-			c->churned += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
-			c->sessions += DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 6, &isnull));
+			c->active += row.active;
+			c->churned += row.churned;
+			c->sessions += row.sessions;
 		}
 	}
 	SPI_freetuptable(tt);
@@ -704,7 +716,7 @@ ComputeFacts(KpiState *ks, int32 m0)
 	int			ndirty = 0;
 
 	for (int32 m = 0; m < ks->nmonths; m++)
-		if (ks->facts_dirty[m])
+		if (ks->months[m].facts_dirty)
 			dirty[ndirty++] = m;
 
 	for (int ai = 0; ai < ks->naccounts; ai++)
@@ -728,7 +740,7 @@ ComputeFacts(KpiState *ks, int32 m0)
 				}
 			ks->churn_changed |= (*churn != was);
 		}
-		if (*churn != CHURN_NONE && ks->facts_dirty[*churn - ks->h0])
+		if (*churn != CHURN_NONE && ks->months[*churn - ks->h0].facts_dirty)
 			Cell(ks, *churn - ks->h0, a->size, TierAt(ks, a, *churn - ks->h0))->churned++;
 
 		for (int k = 0; k < ndirty; k++)
@@ -742,7 +754,7 @@ ComputeFacts(KpiState *ks, int32 m0)
 				c->active++;
 				c->sessions += CountOf(ks, ai, m);
 			}
-			if (ks->revenue_dirty[m] && a->nspans > 0)
+			if (ks->months[m].revenue_dirty && a->nspans > 0)
 			{
 				int64		start = kpi_month_first_day(ks->h0 + m);
 				ProrationStatus st = prorate_account(start, kpi_month_first_day(ks->h0 + m + 1),
@@ -786,7 +798,7 @@ StoreFacts(KpiState *ks, bool *changed)
 		for (int s = 0; s < NSIZES; s++)
 			for (int t = 0; t <= ks->nplans; t++)
 			{
-				Size		i = ((Size) m * NSIZES + s) * (ks->nplans + 1) + t;
+				Size		i = CellIndex(ks, m, s, t);
 				KpiCell    *c = &ks->cells[i];
 				KpiCell    *o = &ks->old_cells[i];
 				Datum		args[7];
@@ -912,12 +924,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		lo = Min(lo, stored_months[0]);
 		hi = Max(hi, stored_months[nstored - 1]);
 	}
-	ks.h0 = lo;
-	ks.h1 = hi;
-	ks.nmonths = hi - lo + 1;
-	AllocateMatrix(&ks);
-	pending = NULL;				/* the last call's memory is gone */
-	npending = pending_cap = 0;
+	SetHorizon(&ks, lo, hi);
 	ks.churn = palloc(sizeof(int32) * Max(ks.naccounts, 1));
 	for (int a = 0; a < ks.naccounts; a++)
 		ks.churn[a] = CHURN_UNKNOWN;
@@ -928,16 +935,14 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 
 		/* the deltas are in the sessions our snapshot sees */
 		ExecuteWithSnapshot(&ks, "DELETE FROM dogdb.kpi_session_deltas", 0, NULL, NULL, false);
-		scan_lo = scan_hi = 0;
 		ScanTable(&ks, "sessions", columns, lengthof(columns), CountSession);
 		FlushPending(&ks);
 		for (int m = 0; m < ks.nmonths; m++)
-			ks.activity_changed[m] = ks.revenue_dirty[m] = ks.facts_dirty[m] = true;
+			ks.months[m].activity_changed = ks.months[m].revenue_dirty = ks.months[m].facts_dirty = true;
 		m0 = 0;
 	}
 	else
 	{
-		bool	   *had_row = palloc0(sizeof(bool) * ks.nmonths);
 		int32	   *deltas_m;
 		int32	   *deltas_a;
 		int64	   *deltas_n;
@@ -948,11 +953,11 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 
 		LoadChurnState(&ks, churn_ids, churn_months);
 		for (uint64 i = 0; i < nstored; i++)
-			had_row[stored_months[i] - ks.h0] = true;
+			ks.months[stored_months[i] - ks.h0].stored = true;
 		for (int r = 0; r < nranges; r++)
 			for (int m = 0; m < ks.nmonths; m++)
 				if (ks.h0 + m >= ranges[2 * r] && ks.h0 + m <= ranges[2 * r + 1])
-					ks.revenue_dirty[m] = true;
+					ks.months[m].revenue_dirty = true;
 
 		/* the session deltas, and the months they reach */
 		ExecuteWithSnapshot(&ks, "DELETE FROM dogdb.kpi_session_deltas RETURNING month, account_id, sessions",
@@ -974,23 +979,14 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 			lo = Min(lo, deltas_m[i]);
 			hi = Max(hi, deltas_m[i]);
 		}
-		{
-			int32		old_h0 = ks.h0;
-			int32		old_n = ks.nmonths;
-			bool	   *old_had = had_row;
-
-			WidenHorizon(&ks, lo, hi);
-			had_row = palloc0(sizeof(bool) * ks.nmonths);
-			for (int m = 0; m < old_n; m++)
-				had_row[m + old_h0 - ks.h0] = old_had[m];
-		}
+		WidenHorizon(&ks, lo, hi);
 
 		/* from which month on churn may have changed */
 		m0 = ks.nmonths;
 		for (int m = 0; m < ks.nmonths; m++)
-			if (!had_row[m])
+			if (!ks.months[m].stored)
 			{
-				ks.activity_changed[m] = ks.revenue_dirty[m] = true;
+				ks.months[m].activity_changed = ks.months[m].revenue_dirty = true;
 				m0 = Min(m0, m);
 			}
 		for (uint64 i = 0; i < ndeltas; i++)
@@ -1000,11 +996,11 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 			if (ks.churn[a] == CHURN_UNKNOWN)
 				m0 = Min(m0, Max(ks.accounts[a].first_month - ks.h0, 0));
 		for (int m = 0; m < ks.nmonths; m++)
-			ks.facts_dirty[m] = (m >= m0 || ks.revenue_dirty[m]);
+			ks.months[m].facts_dirty = (m >= m0 || ks.months[m].revenue_dirty);
 
 		/* the stored counts of those months, then the deltas */
 		for (int m = 0; m < ks.nmonths; m++)
-			if (ks.facts_dirty[m] && had_row[m])
+			if (ks.months[m].facts_dirty && ks.months[m].stored)
 				load = accumArrayResult(load, MonthDate(ks.h0 + m), false, DATEOID, CurrentMemoryContext);
 		if (load != NULL)
 		{
@@ -1026,7 +1022,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 			if (deltas_a[i] >= 0)
 			{
 				AddCount(&ks, deltas_a[i], deltas_m[i], deltas_n[i]);
-				ks.activity_changed[deltas_m[i] - ks.h0] = true;
+				ks.months[deltas_m[i] - ks.h0].activity_changed = true;
 			}
 	}
 	STEP("counts");
@@ -1042,9 +1038,9 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 			SPI_execute("DELETE FROM dogdb.kpi_month_activity", false, 0);
 		for (int m = 0; m < ks.nmonths; m++)
 		{
-			if (ks.activity_changed[m])
+			if (ks.months[m].activity_changed)
 				StoreMonth(&ks, m, del, ins);
-			months_done += ks.facts_dirty[m];
+			months_done += ks.months[m].facts_dirty;
 		}
 	}
 	STEP("store months");
