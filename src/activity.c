@@ -2,7 +2,7 @@
  *
  * activity.c
  *	  The dogdb_active_months(timestamptz) aggregate: which UTC months an
- *	  account had sessions in, as a bitmap (kpi_core.h), and the functions
+ *	  account had sessions in, as a bitmap (month_bitmap.h), and the functions
  *	  that read such bitmaps.
  *
  * Design note: the state is a bytea, not internal, so that no serialize or
@@ -27,7 +27,8 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "kpi_core.h"
+#include "calendar.h"
+#include "month_bitmap.h"
 
 PG_FUNCTION_INFO_V1(dogdb_active_months_transfn);
 PG_FUNCTION_INFO_V1(dogdb_active_months_combinefn);
@@ -51,11 +52,11 @@ AlignMonth(int32 month)
 static bytea *
 NewBitmap(MemoryContext cxt, int32 first, int32 last)
 {
-	size_t		len = kpi_bitmap_size(first, last);
+	size_t		len = month_bitmap_size(first, last);
 	bytea	   *b = MemoryContextAlloc(cxt, VARHDRSZ + len);
 
 	SET_VARSIZE(b, VARHDRSZ + len);
-	kpi_bitmap_init(BITMAP_DATA(b), len, first);
+	month_bitmap_init(BITMAP_DATA(b), len, first);
 	return b;
 }
 
@@ -65,12 +66,12 @@ GetBitmapArg(FunctionCallInfo fcinfo, int argno)
 {
 	bytea	   *b = PG_GETARG_BYTEA_P(argno);
 
-	if (!kpi_bitmap_valid(BITMAP_LEN(b)))
+	if (!month_bitmap_valid(BITMAP_LEN(b)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid active-month bitmap"),
 				 errdetail("A bitmap has at least %d bytes; this one has %zu.",
-						   KPI_BITMAP_HEADER, BITMAP_LEN(b))));
+						   MONTH_BITMAP_HEADER, BITMAP_LEN(b))));
 	return b;
 }
 
@@ -79,8 +80,8 @@ static bytea *
 CoverMonths(MemoryContext cxt, bytea *state, int32 first, int32 last)
 {
 	size_t		len = BITMAP_LEN(state);
-	int32		base = kpi_bitmap_first(BITMAP_DATA(state), len);
-	int64		top = (int64) base + kpi_bitmap_capacity(len) - 1;
+	int32		base = month_bitmap_first(BITMAP_DATA(state), len);
+	int64		top = (int64) base + month_bitmap_capacity(len) - 1;
 	bytea	   *grown;
 
 	if (first >= base && last <= top)
@@ -88,7 +89,7 @@ CoverMonths(MemoryContext cxt, bytea *state, int32 first, int32 last)
 	first = AlignMonth(Min(first, base));
 	last = (int32) Max(last, top);
 	grown = NewBitmap(cxt, first, last);
-	kpi_bitmap_or(BITMAP_DATA(grown), BITMAP_LEN(grown), BITMAP_DATA(state), len);
+	month_bitmap_or(BITMAP_DATA(grown), BITMAP_LEN(grown), BITMAP_DATA(state), len);
 	return grown;
 }
 
@@ -124,12 +125,12 @@ dogdb_active_months_transfn(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("session time must be finite")));
-	month = kpi_month_of_timestamp(ts);
+	month = cal_month_of_timestamp(ts);
 	if (state == NULL)
 		state = NewBitmap(aggcxt, AlignMonth(month), AlignMonth(month) + INITIAL_MONTHS - 1);
 	else
 		state = CoverMonths(aggcxt, state, month, month);
-	kpi_bitmap_set(BITMAP_DATA(state), month);
+	month_bitmap_set(BITMAP_DATA(state), month);
 	PG_RETURN_BYTEA_P(state);
 }
 
@@ -158,10 +159,10 @@ dogdb_active_months_combinefn(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P(state);
 	}
 	state = PG_GETARG_BYTEA_P(0);
-	if (!kpi_bitmap_bounds(BITMAP_DATA(other), BITMAP_LEN(other), &first, &last))
+	if (!month_bitmap_bounds(BITMAP_DATA(other), BITMAP_LEN(other), &first, &last))
 		PG_RETURN_BYTEA_P(state);
 	state = CoverMonths(aggcxt, state, first, last);
-	kpi_bitmap_or(BITMAP_DATA(state), BITMAP_LEN(state), BITMAP_DATA(other), BITMAP_LEN(other));
+	month_bitmap_or(BITMAP_DATA(state), BITMAP_LEN(state), BITMAP_DATA(other), BITMAP_LEN(other));
 	PG_RETURN_BYTEA_P(state);
 }
 
@@ -172,13 +173,13 @@ MonthOfDate(DateADT date)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("month must be finite")));
-	return kpi_month_of_day(date);
+	return cal_month_of_day(date);
 }
 
 static Datum
 MonthToDate(int32 month)
 {
-	return DateADTGetDatum((DateADT) kpi_month_first_day(month));
+	return DateADTGetDatum((DateADT) cal_month_first_day(month));
 }
 
 /*
@@ -195,7 +196,7 @@ dogdb_first_inactive_month(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	active = PG_ARGISNULL(0) ? NULL : GetBitmapArg(fcinfo, 0);
-	if (kpi_bitmap_first_unset(active ? BITMAP_DATA(active) : NULL, active ? BITMAP_LEN(active) : 0,
+	if (month_bitmap_first_unset(active ? BITMAP_DATA(active) : NULL, active ? BITMAP_LEN(active) : 0,
 							   MonthOfDate(PG_GETARG_DATEADT(1)), MonthOfDate(PG_GETARG_DATEADT(2)),
 							   &month))
 		PG_RETURN_DATUM(MonthToDate(month));
@@ -210,7 +211,7 @@ dogdb_last_active_month(PG_FUNCTION_ARGS)
 	int32		first,
 				last;
 
-	if (kpi_bitmap_bounds(BITMAP_DATA(active), BITMAP_LEN(active), &first, &last))
+	if (month_bitmap_bounds(BITMAP_DATA(active), BITMAP_LEN(active), &first, &last))
 		PG_RETURN_DATUM(MonthToDate(last));
 	PG_RETURN_NULL();
 }
@@ -222,8 +223,8 @@ dogdb_active_month_list(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *active = GetBitmapArg(fcinfo, 0);
 	size_t		len = BITMAP_LEN(active);
-	int32		base = kpi_bitmap_first(BITMAP_DATA(active), len);
-	int32		capacity = kpi_bitmap_capacity(len);
+	int32		base = month_bitmap_first(BITMAP_DATA(active), len);
+	int32		capacity = month_bitmap_capacity(len);
 
 	MemoryContext old;
 	TupleDesc	desc;
@@ -242,7 +243,7 @@ dogdb_active_month_list(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	for (int32 i = 0; i < capacity; i++)
 	{
-		if (kpi_bitmap_test(BITMAP_DATA(active), len, base + i))
+		if (month_bitmap_test(BITMAP_DATA(active), len, base + i))
 		{
 			Datum		value = MonthToDate(base + i);
 			bool		isnull = false;

@@ -36,7 +36,8 @@
 #include "utils/timestamp.h"
 
 #include "bulk_insert.h"
-#include "kpi_core.h"
+#include "calendar.h"
+#include "random.h"
 
 PG_FUNCTION_INFO_V1(dogdb_generate_demo_data);
 
@@ -45,7 +46,7 @@ PG_FUNCTION_INFO_V1(dogdb_generate_demo_data);
 
 typedef struct DemoCompany
 {
-	KpiRandom	rng;
+	DemoRandom	rng;
 	bool		small;
 	int16		plan_id;
 	int32		churn_month;	/* month number from 0, or -1 */
@@ -164,13 +165,13 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 				 errmsg("%s must not be null", PG_ARGISNULL(2) ? "start_month" : "seed")));
 	start = PG_GETARG_DATEADT(2);
 	seed = PG_GETARG_INT64(3);
-	if (DATE_NOT_FINITE(start) || kpi_month_first_day(kpi_month_of_day(start)) != start)
+	if (DATE_NOT_FINITE(start) || cal_month_first_day(cal_month_of_day(start)) != start)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start_month must be the first day of a month"),
 				 errhint("Use date_trunc('month', ...)::date, such as date '2021-01-01'.")));
-	first_month = kpi_month_of_day(start);
-	if (kpi_month_first_day(first_month + nmonths) >= (TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE))
+	first_month = cal_month_of_day(start);
+	if (cal_month_first_day(first_month + nmonths) >= (TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("start_month plus months is out of range for type timestamp with time zone")));
@@ -193,12 +194,12 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	{
 		DemoCompany *c = &companies[i];
 
-		kpi_random_seed(&c->rng, (uint64) seed * UINT64_C(0x9E3779B97F4A7C15) + (uint64) i);
-		c->small = kpi_random_chance(&c->rng, 7, 10);
+		demo_random_seed(&c->rng, (uint64) seed * UINT64_C(0x9E3779B97F4A7C15) + (uint64) i);
+		c->small = demo_random_chance(&c->rng, 7, 10);
 		if (c->small)
-			c->plan_id = kpi_random_chance(&c->rng, 17, 20) ? medium : enterprise;
+			c->plan_id = demo_random_chance(&c->rng, 17, 20) ? medium : enterprise;
 		else
-			c->plan_id = kpi_random_chance(&c->rng, 3, 5) ? enterprise : medium;
+			c->plan_id = demo_random_chance(&c->rng, 3, 5) ? enterprise : medium;
 		c->churn_month = -1;
 	}
 
@@ -229,8 +230,8 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	next_id = IdentityStart(DogdbRelid("sessions"), &seq);
 	for (int32 m = 0; m < nmonths; m++)
 	{
-		TimestampTz month_ts = kpi_month_first_day(first_month + m) * USECS_PER_DAY;
-		uint64		month_usecs = (uint64) kpi_month_days(first_month + m) * USECS_PER_DAY;
+		TimestampTz month_ts = cal_month_first_day(first_month + m) * USECS_PER_DAY;
+		uint64		month_usecs = (uint64) cal_month_days(first_month + m) * USECS_PER_DAY;
 
 		for (int32 i = 0; i < ncompanies; i++)
 		{
@@ -240,7 +241,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 			if (c->churn_month >= 0)
 				continue;
 			/* small: 5 +- U{0..5}, large: 10 +- U{0..10} */
-			n = c->small ? (int) kpi_random_below(&c->rng, 11) : (int) kpi_random_below(&c->rng, 21);
+			n = c->small ? (int) demo_random_below(&c->rng, 11) : (int) demo_random_below(&c->rng, 21);
 			if (n == 0)
 			{
 				c->churn_month = m;
@@ -250,7 +251,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 			{
 				values[0] = Int64GetDatum(next_id + nsessions);
 				values[1] = Int64GetDatum(i + 1);
-				values[2] = TimestampTzGetDatum(month_ts + (int64) kpi_random_below(&c->rng, month_usecs));
+				values[2] = TimestampTzGetDatum(month_ts + (int64) demo_random_below(&c->rng, month_usecs));
 				BulkInsertRow(bulk, values, nulls);
 				nsessions++;
 			}
@@ -280,7 +281,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 		values[3] = TimestampTzGetDatum(start_ts);
 		nulls[4] = companies[i].churn_month < 0;
 		values[4] = nulls[4] ? (Datum) 0 :
-			TimestampTzGetDatum(kpi_month_first_day(first_month + companies[i].churn_month) * USECS_PER_DAY);
+			TimestampTzGetDatum(cal_month_first_day(first_month + companies[i].churn_month) * USECS_PER_DAY);
 		BulkInsertRow(bulk, values, nulls);
 		nsubscriptions++;
 	}

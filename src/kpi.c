@@ -11,7 +11,7 @@
  * month; revenue follows from the subscriptions and prices (the invoice
  * rules, proration.c).
  *
- * The matrix is kept between refreshes in dogdb.kpi_month_activity, one
+ * The matrix is kept between refreshes in dogdb.cal_month_activity, one
  * row per month (the accounts with sessions and their counts).  A full
  * rebuild fills it with one sequential scan of dogdb.sessions: dense
  * per-account counters, integer month bucketing, no executor.  An
@@ -27,7 +27,7 @@
  * consumes are deleted under the snapshot the sessions and subscriptions
  * are read with, so a change committed meanwhile is neither lost nor
  * counted twice; it waits for the next refresh.  Refreshes serialize on
- * an EXCLUSIVE lock on dogdb.kpi_month_activity (readers are not blocked).
+ * an EXCLUSIVE lock on dogdb.cal_month_activity (readers are not blocked).
  *
  * The matrix is kept by month (KpiMonth), a month's counts allocated only
  * when that month is loaded.  All scratch state lives in KpiState, nothing
@@ -56,7 +56,7 @@
 #include "portability/instr_time.h"
 
 #include "billing.h"
-#include "kpi_core.h"
+#include "calendar.h"
 #include "proration.h"
 
 PG_FUNCTION_INFO_V1(dogdb_kpi_update_facts);
@@ -87,7 +87,7 @@ typedef struct KpiSpan
 typedef struct KpiMonth
 {
 	int32	   *counts;			/* session counts per account, NULL until loaded */
-	bool		stored;			/* it has a row in dogdb.kpi_month_activity */
+	bool		stored;			/* it has a row in dogdb.cal_month_activity */
 	bool		activity_changed;	/* rewrite that row */
 	bool		revenue_dirty;	/* recompute its revenue */
 	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
@@ -202,13 +202,13 @@ MonthOfTimestamp(TimestampTz ts, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("%s must be finite", what)));
-	return kpi_month_of_timestamp(ts);
+	return cal_month_of_timestamp(ts);
 }
 
 static Datum
 MonthDate(int32 month)
 {
-	return DateADTGetDatum((DateADT) kpi_month_first_day(month));
+	return DateADTGetDatum((DateADT) cal_month_first_day(month));
 }
 
 /*
@@ -474,8 +474,8 @@ CountSession(KpiState *ks, Datum *values, bool *nulls)
 	if (ts < ks->scan_lo || ts >= ks->scan_hi)
 	{
 		ks->scan_month = MonthOfTimestamp(ts, "session time");
-		ks->scan_lo = kpi_month_first_day(ks->scan_month) * USECS_PER_DAY;
-		ks->scan_hi = kpi_month_first_day(ks->scan_month + 1) * USECS_PER_DAY;
+		ks->scan_lo = cal_month_first_day(ks->scan_month) * USECS_PER_DAY;
+		ks->scan_hi = cal_month_first_day(ks->scan_month + 1) * USECS_PER_DAY;
 	}
 	if (ks->scan_month >= ks->h0 && ks->scan_month <= ks->h1)
 	{
@@ -543,7 +543,7 @@ MakePairs(KpiState *ks, const int32 *values, bool skip_zero, bytea **ids, bytea 
 static void
 LoadStoredMonth(KpiState *ks, int32 month, bytea *ids, bytea *counts)
 {
-	Size		n = PairCount(ids, counts, "dogdb.kpi_month_activity");
+	Size		n = PairCount(ids, counts, "dogdb.cal_month_activity");
 
 	for (Size i = 0; i < n; i++)
 	{
@@ -631,8 +631,8 @@ static int
 TierAt(KpiState *ks, KpiAccount *a, int32 m)
 {
 	ProrationSpan *spans = &ks->spans[a->span0];
-	int64		d = kpi_month_first_day(ks->h0 + m);
-	int64		next = kpi_month_first_day(ks->h0 + m + 1);
+	int64		d = cal_month_first_day(ks->h0 + m);
+	int64		next = cal_month_first_day(ks->h0 + m + 1);
 	const ProrationPlan *plan = NULL;
 	int			k = 0;
 
@@ -664,7 +664,7 @@ KeepFacts(KpiState *ks)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		int32		m = kpi_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull))) - ks->h0;
+		int32		m = cal_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull))) - ks->h0;
 		char	   *size = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
 		char	   *tier = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 		int			si = 0,
@@ -756,8 +756,8 @@ ComputeFacts(KpiState *ks, int32 m0)
 			}
 			if (ks->months[m].revenue_dirty && a->nspans > 0)
 			{
-				int64		start = kpi_month_first_day(ks->h0 + m);
-				ProrationStatus st = prorate_account(start, kpi_month_first_day(ks->h0 + m + 1),
+				int64		start = cal_month_first_day(ks->h0 + m);
+				ProrationStatus st = prorate_account(start, cal_month_first_day(ks->h0 + m + 1),
 													 &ks->spans[a->span0], a->nspans, &r);
 				KpiCell    *c;
 
@@ -864,9 +864,9 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(step_start);
 	SPI_connect();
 	/* one refresh at a time; readers of the views are not blocked */
-	SPI_execute("LOCK TABLE dogdb.kpi_month_activity IN EXCLUSIVE MODE", false, 0);
+	SPI_execute("LOCK TABLE dogdb.cal_month_activity IN EXCLUSIVE MODE", false, 0);
 	ks.snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	ks.current_month = kpi_month_of_timestamp(GetCurrentTransactionStartTimestamp());
+	ks.current_month = cal_month_of_timestamp(GetCurrentTransactionStartTimestamp());
 
 	/* consume the marks (under our snapshot) */
 	ExecuteWithSnapshot(&ks, "DELETE FROM dogdb.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
@@ -882,14 +882,14 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		Datum		to = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &open);
 
 		full |= DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
-		ranges[2 * nranges] = DATE_NOT_FINITE(from) ? PG_INT32_MIN : kpi_month_of_day(from);
+		ranges[2 * nranges] = DATE_NOT_FINITE(from) ? PG_INT32_MIN : cal_month_of_day(from);
 		ranges[2 * nranges + 1] = open || DATE_NOT_FINITE(DatumGetDateADT(to)) ? PG_INT32_MAX :
-			kpi_month_of_day(DatumGetDateADT(to));
+			cal_month_of_day(DatumGetDateADT(to));
 		nranges++;
 	}
 
 	/* the stored months and churn state; none means a full rebuild */
-	ExecuteWithSnapshot(&ks, "SELECT month FROM dogdb.kpi_month_activity ORDER BY month", 0, NULL, NULL, true);
+	ExecuteWithSnapshot(&ks, "SELECT month FROM dogdb.cal_month_activity ORDER BY month", 0, NULL, NULL, true);
 	tt = SPI_tuptable;
 	nstored = SPI_processed;
 	stored_months = palloc(sizeof(int32) * Max(nstored, 1));
@@ -897,7 +897,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		stored_months[i] = kpi_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+		stored_months[i] = cal_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 	}
 	ExecuteWithSnapshot(&ks, "SELECT account_ids, churn_months FROM dogdb.kpi_churn_state", 0, NULL, NULL, true);
 	if (SPI_processed == 1)
@@ -973,7 +973,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		{
 			bool		isnull;
 
-			deltas_m[i] = kpi_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+			deltas_m[i] = cal_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 			deltas_a[i] = AccountIndex(&ks, DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
 			deltas_n[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
 			lo = Min(lo, deltas_m[i]);
@@ -1005,13 +1005,13 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		if (load != NULL)
 		{
 			arg = makeArrayResult(load, CurrentMemoryContext);
-			ExecuteWithSnapshot(&ks, "SELECT month, account_ids, session_counts FROM dogdb.kpi_month_activity"
+			ExecuteWithSnapshot(&ks, "SELECT month, account_ids, session_counts FROM dogdb.cal_month_activity"
 								" WHERE month = ANY ($1)", 1, &argtype, &arg, true);
 			tt = SPI_tuptable;
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
 				bool		isnull;
-				int32		month = kpi_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+				int32		month = cal_month_of_day(DatumGetDateADT(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 
 				LoadStoredMonth(&ks, month,
 								DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
@@ -1030,12 +1030,12 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	/* store the months whose counts changed */
 	{
 		Oid			argtypes[3] = {DATEOID, BYTEAOID, BYTEAOID};
-		SPIPlanPtr	del = SPI_prepare("DELETE FROM dogdb.kpi_month_activity WHERE month = $1", 1, argtypes);
-		SPIPlanPtr	ins = SPI_prepare("INSERT INTO dogdb.kpi_month_activity (month, account_ids, session_counts)"
+		SPIPlanPtr	del = SPI_prepare("DELETE FROM dogdb.cal_month_activity WHERE month = $1", 1, argtypes);
+		SPIPlanPtr	ins = SPI_prepare("INSERT INTO dogdb.cal_month_activity (month, account_ids, session_counts)"
 									  " VALUES ($1, $2, $3)", 3, argtypes);
 
 		if (full)
-			SPI_execute("DELETE FROM dogdb.kpi_month_activity", false, 0);
+			SPI_execute("DELETE FROM dogdb.cal_month_activity", false, 0);
 		for (int m = 0; m < ks.nmonths; m++)
 		{
 			if (ks.months[m].activity_changed)

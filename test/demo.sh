@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" != "--here" ] && [ -z "${PGHOST:-}${PGDATABASE:-}" ]; then
 	echo "No PGHOST/PGDATABASE: running on a throwaway local cluster"
-	chmod -R a+rX . 2>/dev/null || true
-	exec pg_virtualenv -v 15 "$0" --here
+	exec test/cluster.sh "$0" --here
 fi
 
 psql -X -v ON_ERROR_STOP=1 -q <<'SQL'

@@ -3,7 +3,9 @@
  *	  Unit tests of the KPI core (months, active-month bitmaps, random
  *	  numbers), outside the server (TAP output, run by "make unit").
  */
-#include "kpi_core.h"
+#include "calendar.h"
+#include "month_bitmap.h"
+#include "random.h"
 #include "tap.h"
 
 #include <string.h>
@@ -11,71 +13,71 @@
 int
 main(void)
 {
-	uint8_t		b[KPI_BITMAP_HEADER + 16];
-	uint8_t		c[KPI_BITMAP_HEADER + 2];
+	uint8_t		b[MONTH_BITMAP_HEADER + 16];
+	uint8_t		c[MONTH_BITMAP_HEADER + 2];
 	int32_t		first,
 				last,
 				m;
-	KpiRandom	r1,
+	DemoRandom	r1,
 				r2;
 	int			counts[11] = {0};
 	int			same = 1;
 
 	/* months: 2021-01 is month 252; days since 2000-01-01 */
-	ok(kpi_month_of_day(0) == 0 && kpi_month_of_day(-1) == -1, "2000-01-01 is month 0, the day before month -1");
-	ok(kpi_month_first_day(252) == 7671, "2021-01-01 is day 7671");
-	ok(kpi_month_of_day(7730) == 254 && kpi_month_of_day(7729) == 253, "2021-03-01 starts month 254");
-	ok(kpi_month_days(253) == 28 && kpi_month_days(289) == 29 && kpi_month_days(255) == 30 &&
-	   kpi_month_days(254) == 31, "28, 29 (2024-02), 30 and 31 days");
-	ok(kpi_month_days(1201) == 28, "2100-02 has 28 days (not a leap year)");
-	ok(kpi_month_of_timestamp(-1) == -1 && kpi_month_of_timestamp(0) == 0, "timestamps floor to their month");
+	ok(cal_month_of_day(0) == 0 && cal_month_of_day(-1) == -1, "2000-01-01 is month 0, the day before month -1");
+	ok(cal_month_first_day(252) == 7671, "2021-01-01 is day 7671");
+	ok(cal_month_of_day(7730) == 254 && cal_month_of_day(7729) == 253, "2021-03-01 starts month 254");
+	ok(cal_month_days(253) == 28 && cal_month_days(289) == 29 && cal_month_days(255) == 30 &&
+	   cal_month_days(254) == 31, "28, 29 (2024-02), 30 and 31 days");
+	ok(cal_month_days(1201) == 28, "2100-02 has 28 days (not a leap year)");
+	ok(cal_month_of_timestamp(-1) == -1 && cal_month_of_timestamp(0) == 0, "timestamps floor to their month");
 	{
 		int			okall = 1;
 
 		for (int32_t mm = -30000; mm < 30000; mm += 7)
-			okall &= (kpi_month_of_day(kpi_month_first_day(mm)) == mm &&
-					  kpi_month_of_day(kpi_month_first_day(mm) - 1) == mm - 1);
+			okall &= (cal_month_of_day(cal_month_first_day(mm)) == mm &&
+					  cal_month_of_day(cal_month_first_day(mm) - 1) == mm - 1);
 		ok(okall, "month <-> first day round trip over 5000 years");
 	}
 
 	/* bitmaps */
-	kpi_bitmap_init(b, sizeof(b), 248);
-	ok(kpi_bitmap_first(b, sizeof(b)) == 248 && kpi_bitmap_capacity(sizeof(b)) == 128, "header and capacity");
-	ok(kpi_bitmap_empty(b, sizeof(b)) && !kpi_bitmap_bounds(b, sizeof(b), &first, &last), "new bitmap is empty");
-	kpi_bitmap_set(b, 252);
-	kpi_bitmap_set(b, 254);
-	kpi_bitmap_set(b, 252);
-	ok(kpi_bitmap_test(b, sizeof(b), 252) && !kpi_bitmap_test(b, sizeof(b), 253) &&
-	   kpi_bitmap_test(b, sizeof(b), 254), "set and test");
-	ok(!kpi_bitmap_test(b, sizeof(b), 100) && !kpi_bitmap_test(b, sizeof(b), 1000), "outside the bitmap: not set");
-	ok(kpi_bitmap_bounds(b, sizeof(b), &first, &last) && first == 252 && last == 254, "bounds");
-	ok(kpi_bitmap_first_unset(b, sizeof(b), 252, 260, &m) && m == 253, "first unset month");
-	ok(kpi_bitmap_first_unset(NULL, 0, 252, 260, &m) && m == 252, "no bitmap: the first month");
-	ok(!kpi_bitmap_first_unset(b, sizeof(b), 254, 254, &m), "all set: none");
-	kpi_bitmap_init(c, sizeof(c), 257);	/* not byte-aligned with b */
-	kpi_bitmap_set(c, 260);
-	kpi_bitmap_or(b, sizeof(b), c, sizeof(c));
-	ok(kpi_bitmap_test(b, sizeof(b), 260) && kpi_bitmap_test(b, sizeof(b), 252), "OR of an unaligned bitmap");
-	kpi_bitmap_init(c, sizeof(c), 256);
-	kpi_bitmap_set(c, 256);
-	kpi_bitmap_or(b, sizeof(b), c, sizeof(c));
-	ok(kpi_bitmap_bounds(b, sizeof(b), &first, &last) && first == 252 && last == 260 &&
-	   kpi_bitmap_test(b, sizeof(b), 256), "OR of an aligned bitmap");
-	ok(!kpi_bitmap_valid(3) && kpi_bitmap_valid(4), "fewer than 4 bytes is not a bitmap");
-	kpi_bitmap_init(c, sizeof(c), -5);
-	kpi_bitmap_set(c, -1);
-	ok(kpi_bitmap_first(c, sizeof(c)) == -5 && kpi_bitmap_test(c, sizeof(c), -1), "negative months (before 2000)");
+	month_bitmap_init(b, sizeof(b), 248);
+	ok(month_bitmap_first(b, sizeof(b)) == 248 && month_bitmap_capacity(sizeof(b)) == 128, "header and capacity");
+	ok(month_bitmap_empty(b, sizeof(b)) && !month_bitmap_bounds(b, sizeof(b), &first, &last), "new bitmap is empty");
+	month_bitmap_set(b, 252);
+	month_bitmap_set(b, 254);
+	month_bitmap_set(b, 252);
+	ok(month_bitmap_test(b, sizeof(b), 252) && !month_bitmap_test(b, sizeof(b), 253) &&
+	   month_bitmap_test(b, sizeof(b), 254), "set and test");
+	ok(!month_bitmap_test(b, sizeof(b), 100) && !month_bitmap_test(b, sizeof(b), 1000), "outside the bitmap: not set");
+	ok(month_bitmap_bounds(b, sizeof(b), &first, &last) && first == 252 && last == 254, "bounds");
+	ok(month_bitmap_first_unset(b, sizeof(b), 252, 260, &m) && m == 253, "first unset month");
+	ok(month_bitmap_first_unset(NULL, 0, 252, 260, &m) && m == 252, "no bitmap: the first month");
+	ok(!month_bitmap_first_unset(b, sizeof(b), 254, 254, &m), "all set: none");
+	month_bitmap_init(c, sizeof(c), 257);	/* not byte-aligned with b */
+	month_bitmap_set(c, 260);
+	month_bitmap_or(b, sizeof(b), c, sizeof(c));
+	ok(month_bitmap_test(b, sizeof(b), 260) && month_bitmap_test(b, sizeof(b), 252), "OR of an unaligned bitmap");
+	month_bitmap_init(c, sizeof(c), 256);
+	month_bitmap_set(c, 256);
+	month_bitmap_or(b, sizeof(b), c, sizeof(c));
+	ok(month_bitmap_bounds(b, sizeof(b), &first, &last) && first == 252 && last == 260 &&
+	   month_bitmap_test(b, sizeof(b), 256), "OR of an aligned bitmap");
+	ok(!month_bitmap_valid(3) && month_bitmap_valid(4), "fewer than 4 bytes is not a bitmap");
+	month_bitmap_init(c, sizeof(c), -5);
+	month_bitmap_set(c, -1);
+	ok(month_bitmap_first(c, sizeof(c)) == -5 && month_bitmap_test(c, sizeof(c), -1), "negative months (before 2000)");
 
 	/* random numbers: deterministic per seed, uniform */
-	kpi_random_seed(&r1, 42);
-	kpi_random_seed(&r2, 42);
+	demo_random_seed(&r1, 42);
+	demo_random_seed(&r2, 42);
 	for (int i = 0; i < 1000; i++)
-		same &= kpi_random_next(&r1) == kpi_random_next(&r2);
+		same &= demo_random_next(&r1) == demo_random_next(&r2);
 	ok(same, "same seed, same stream");
-	kpi_random_seed(&r2, 43);
-	ok(kpi_random_next(&r1) != kpi_random_next(&r2), "another seed, another stream");
+	demo_random_seed(&r2, 43);
+	ok(demo_random_next(&r1) != demo_random_next(&r2), "another seed, another stream");
 	for (int i = 0; i < 110000; i++)
-		counts[kpi_random_below(&r1, 11)]++;
+		counts[demo_random_below(&r1, 11)]++;
 	{
 		int			uniform = 1;
 
@@ -87,7 +89,7 @@ main(void)
 		int			hits = 0;
 
 		for (int i = 0; i < 100000; i++)
-			hits += kpi_random_chance(&r1, 7, 10);
+			hits += demo_random_chance(&r1, 7, 10);
 		ok(hits > 69400 && hits < 70600, "chance 7/10 hits about 70%");
 	}
 	return done_testing();

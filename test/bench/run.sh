@@ -4,12 +4,15 @@
 set -eu
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" != "--here" ] && [ -z "${PGHOST:-}${PGDATABASE:-}" ]; then
-	chmod -R a+rX . 2>/dev/null || true
 	# settings of a small production server; the defaults (128 MB) are too small
-	exec pg_virtualenv -v 15 -o shared_buffers=1GB -o work_mem=64MB -o maintenance_work_mem=512MB \
+	exec test/cluster.sh -o shared_buffers=1GB -o work_mem=64MB -o maintenance_work_mem=512MB \
 		-o max_wal_size=8GB -o checkpoint_timeout=30min "$0" --here
 fi
-for f in test/bench/*.sql; do
+# BENCH="kpi invoice" runs only those scripts
+files=
+for b in ${BENCH:-}; do files="$files test/bench/$b.sql"; done
+[ -n "$files" ] || files=$(ls test/bench/*.sql)
+for f in $files; do
 	echo "== $f"
 	psql -X -q -v ON_ERROR_STOP=1 -f "$f"
 done

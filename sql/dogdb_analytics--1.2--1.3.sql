@@ -1,0 +1,28 @@
+/* dogdb_analytics--1.2--1.3.sql: hardening and renovation (see sql/dogdb_analytics.sql for the result) */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION dogdb_analytics UPDATE TO '1.3'" to load this file. \quit
+
+--
+-- [encoding] the extension needs a UTF-8 database
+--
+
+--
+-- [hardening] aggregates, bitmap readers, license parsing
+--
+
+--
+-- [import] one legacy-import pipeline through the bulk writer
+--
+
+--
+-- [billing] invoices: privileges, month range
+--
+
+--
+-- [kpi] KPI engine: facts keyed by plan id, change tracking, privileges
+--
+
+--
+-- [dump] pg_dump keeps every row, seeded ones included
+--
