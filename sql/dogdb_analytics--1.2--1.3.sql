@@ -6,11 +6,23 @@
 --
 -- [encoding] the extension needs a UTF-8 database
 --
+-- The license parser reads UTF-8 (curly quotes included) and every text the
+-- extension stores or returns must be valid in the database encoding: it
+-- needs a UTF-8 database.
+DO $enc$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+		RAISE EXCEPTION 'dogdb_analytics requires a database with encoding UTF8, not %', pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Create the database with CREATE DATABASE ... TEMPLATE template0 ENCODING ''UTF8'' LOCALE ''C.UTF-8'' (or another UTF-8 locale).';
+	END IF;
+END
+$enc$;
 
 --
 -- [quality] each data-quality check written once
 --
-CREATE OR REPLACE CREATE FUNCTION dogdb_check_data_quality()
+CREATE OR REPLACE FUNCTION dogdb_check_data_quality()
 	RETURNS TABLE (check_name text, relation text, failing_rows bigint, sample text)
 	LANGUAGE sql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp

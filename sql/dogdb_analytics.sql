@@ -12,6 +12,19 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION dogdb_analytics" to load this file. \quit
 
+-- The license parser reads UTF-8 (curly quotes included) and every text the
+-- extension stores or returns must be valid in the database encoding: it
+-- needs a UTF-8 database.
+DO $enc$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+		RAISE EXCEPTION 'dogdb_analytics requires a database with encoding UTF8, not %', pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Create the database with CREATE DATABASE ... TEMPLATE template0 ENCODING ''UTF8'' LOCALE ''C.UTF-8'' (or another UTF-8 locale).';
+	END IF;
+END
+$enc$;
+
 CREATE SCHEMA dogdb;
 COMMENT ON SCHEMA dogdb IS 'DogDB analytics: normalized tables of the dogdb_analytics extension';
 
