@@ -11,7 +11,7 @@
  * month; revenue follows from the subscriptions and prices (the invoice
  * rules, proration.c).
  *
- * The matrix is kept between refreshes in dogdb.cal_month_activity, one
+ * The matrix is kept between refreshes in dogdb.kpi_month_activity, one
  * row per month (the accounts with sessions and their counts).  A full
  * rebuild fills it with one sequential scan of dogdb.sessions: dense
  * per-account counters, integer month bucketing, no executor.  An
@@ -27,7 +27,7 @@
  * consumes are deleted under the snapshot the sessions and subscriptions
  * are read with, so a change committed meanwhile is neither lost nor
  * counted twice; it waits for the next refresh.  Refreshes serialize on
- * an EXCLUSIVE lock on dogdb.cal_month_activity (readers are not blocked).
+ * an EXCLUSIVE lock on dogdb.kpi_month_activity (readers are not blocked).
  *
  * The matrix is kept by month (KpiMonth), a month's counts allocated only
  * when that month is loaded.  All scratch state lives in KpiState, nothing
@@ -87,7 +87,7 @@ typedef struct KpiSpan
 typedef struct KpiMonth
 {
 	int32	   *counts;			/* session counts per account, NULL until loaded */
-	bool		stored;			/* it has a row in dogdb.cal_month_activity */
+	bool		stored;			/* it has a row in dogdb.kpi_month_activity */
 	bool		activity_changed;	/* rewrite that row */
 	bool		revenue_dirty;	/* recompute its revenue */
 	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
@@ -543,7 +543,7 @@ MakePairs(KpiState *ks, const int32 *values, bool skip_zero, bytea **ids, bytea 
 static void
 LoadStoredMonth(KpiState *ks, int32 month, bytea *ids, bytea *counts)
 {
-	Size		n = PairCount(ids, counts, "dogdb.cal_month_activity");
+	Size		n = PairCount(ids, counts, "dogdb.kpi_month_activity");
 
 	for (Size i = 0; i < n; i++)
 	{
@@ -864,7 +864,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(step_start);
 	SPI_connect();
 	/* one refresh at a time; readers of the views are not blocked */
-	SPI_execute("LOCK TABLE dogdb.cal_month_activity IN EXCLUSIVE MODE", false, 0);
+	SPI_execute("LOCK TABLE dogdb.kpi_month_activity IN EXCLUSIVE MODE", false, 0);
 	ks.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ks.current_month = cal_month_of_timestamp(GetCurrentTransactionStartTimestamp());
 
@@ -889,7 +889,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	}
 
 	/* the stored months and churn state; none means a full rebuild */
-	ExecuteWithSnapshot(&ks, "SELECT month FROM dogdb.cal_month_activity ORDER BY month", 0, NULL, NULL, true);
+	ExecuteWithSnapshot(&ks, "SELECT month FROM dogdb.kpi_month_activity ORDER BY month", 0, NULL, NULL, true);
 	tt = SPI_tuptable;
 	nstored = SPI_processed;
 	stored_months = palloc(sizeof(int32) * Max(nstored, 1));
@@ -1005,7 +1005,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		if (load != NULL)
 		{
 			arg = makeArrayResult(load, CurrentMemoryContext);
-			ExecuteWithSnapshot(&ks, "SELECT month, account_ids, session_counts FROM dogdb.cal_month_activity"
+			ExecuteWithSnapshot(&ks, "SELECT month, account_ids, session_counts FROM dogdb.kpi_month_activity"
 								" WHERE month = ANY ($1)", 1, &argtype, &arg, true);
 			tt = SPI_tuptable;
 			for (uint64 i = 0; i < SPI_processed; i++)
@@ -1030,12 +1030,12 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	/* store the months whose counts changed */
 	{
 		Oid			argtypes[3] = {DATEOID, BYTEAOID, BYTEAOID};
-		SPIPlanPtr	del = SPI_prepare("DELETE FROM dogdb.cal_month_activity WHERE month = $1", 1, argtypes);
-		SPIPlanPtr	ins = SPI_prepare("INSERT INTO dogdb.cal_month_activity (month, account_ids, session_counts)"
+		SPIPlanPtr	del = SPI_prepare("DELETE FROM dogdb.kpi_month_activity WHERE month = $1", 1, argtypes);
+		SPIPlanPtr	ins = SPI_prepare("INSERT INTO dogdb.kpi_month_activity (month, account_ids, session_counts)"
 									  " VALUES ($1, $2, $3)", 3, argtypes);
 
 		if (full)
-			SPI_execute("DELETE FROM dogdb.cal_month_activity", false, 0);
+			SPI_execute("DELETE FROM dogdb.kpi_month_activity", false, 0);
 		for (int m = 0; m < ks.nmonths; m++)
 		{
 			if (ks.months[m].activity_changed)
