@@ -636,20 +636,28 @@ SELECT pg_catalog.pg_extension_config_dump('dogdb.invoice_number_counters', '');
 --
 
 -- STABLE: reads the subscriptions and prices.  Not STRICT: a NULL month
--- raises an error rather than returning nothing.
+-- raises an error rather than returning nothing.  SECURITY INVOKER: the
+-- caller needs SELECT on pricing_plans, plan_prices and subscriptions.  The
+-- C code pins search_path for its queries.
 CREATE FUNCTION dogdb_preview_invoice_lines(billing_month date)
 	RETURNS TABLE (account_id bigint, plan text, line_start date, line_end date, days integer,
 				   unit_price_cents bigint, amount_cents bigint)
 	AS 'MODULE_PATHNAME', 'dogdb_preview_invoice_lines'
 	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
-COMMENT ON FUNCTION dogdb_preview_invoice_lines(date) IS 'The invoice lines of a billing month (first day of a UTC month) for every account with a non-zero total, computed from the subscriptions and prices as they are now; writes nothing';
+COMMENT ON FUNCTION dogdb_preview_invoice_lines(date) IS 'The invoice lines of a billing month (first day of a UTC month, 0001-01-01 to 9999-12-01) for every account with a non-zero total, computed from the subscriptions and prices as they are now; writes nothing. Runs with the caller''s privileges: needs SELECT on dogdb.pricing_plans, dogdb.plan_prices and dogdb.subscriptions';
 
--- VOLATILE and PARALLEL UNSAFE: writes the invoice tables.
+-- VOLATILE and PARALLEL UNSAFE: writes the invoice tables.  SECURITY
+-- DEFINER, so that EXECUTE alone lets a role bill: the locks it takes (LOCK
+-- dogdb.invoices, FOR KEY SHARE on accounts and plans) and the counter's
+-- upsert would otherwise need UPDATE on those tables, and with it the power
+-- to rewrite issued invoices.  It runs as the extension's owner with a
+-- pinned search_path (pg_temp last); every object it uses is qualified.
 CREATE FUNCTION dogdb_generate_invoices(billing_month date)
 	RETURNS TABLE (invoice_id bigint, invoice_number text, account_id bigint, total_cents bigint)
 	AS 'MODULE_PATHNAME', 'dogdb_generate_invoices'
-	LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION dogdb_generate_invoices(date) IS 'Issue the invoices of a billing month to every account that has none yet for it and a non-zero total; returns the invoices created. Safe to re-run; concurrent runs serialize';
+	LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dogdb_generate_invoices(date) IS 'Issue the invoices of a billing month (first day of a UTC month, 0001-01-01 to 9999-12-01) to every account that has none yet for it and a non-zero total; returns the invoices created. Safe to re-run; concurrent runs serialize. SECURITY DEFINER: runs as the extension''s owner, so a role needs only EXECUTE (revoked from PUBLIC; GRANT it to billing roles) and no privilege on the tables, so billing does not give the power to change issued invoices';
 REVOKE ALL ON FUNCTION dogdb_generate_invoices(date) FROM PUBLIC;
 
 --

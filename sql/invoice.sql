@@ -91,6 +91,17 @@ SELECT * FROM dogdb.invoice_number_counters ORDER BY year;
 SELECT * FROM dogdb_generate_invoices(NULL);
 SELECT * FROM dogdb_generate_invoices('2021-03-15');
 SELECT * FROM dogdb_preview_invoice_lines('infinity');
+-- both functions take the same months, 0001-01 to 9999-12 (an invoice number
+-- has a four-digit year); generate used to fail on a CHECK (23514) instead
+SELECT * FROM dogdb_generate_invoices('0001-12-01 BC');
+SELECT * FROM dogdb_preview_invoice_lines('0001-12-01 BC');
+SELECT * FROM dogdb_generate_invoices('10000-01-01');
+SELECT * FROM dogdb_preview_invoice_lines('10000-01-01');
+-- the first and the last month are valid
+SELECT count(*) AS lines FROM dogdb_preview_invoice_lines('0001-01-01');
+BEGIN;
+SELECT invoice_number, account_id, total_cents FROM dogdb_generate_invoices('9999-12-01') ORDER BY invoice_id LIMIT 2;
+ROLLBACK;
 -- a covered day without a price in force names the account and the day
 INSERT INTO dogdb.pricing_plans VALUES (5, 'startup');
 INSERT INTO dogdb.plan_prices VALUES (5, 9900, '2021-06-10');
@@ -108,4 +119,35 @@ CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN
 CREATE TRIGGER audit AFTER INSERT ON dogdb.invoice_lines FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
 SELECT * FROM dogdb_generate_invoices('2021-05-01');
 DROP TRIGGER audit ON dogdb.invoice_lines;
+
+-- nothing of the caller's schemas runs in the queries of either function:
+-- with public first in search_path, operators and an aggregate that shadow
+-- the catalog's ones these queries use, and say when they run, are not called
+BEGIN;
+DO $$
+DECLARE
+	op record;
+BEGIN
+	FOR op IN SELECT * FROM (VALUES ('<', 'lt', 'timestamptz'), ('>', 'gt', 'timestamptz'),
+									('=', 'eq', 'bigint'), ('=', 'eq', 'date'), ('=', 'eq', 'integer'),
+									('=', 'eq', 'smallint')) v(name, fn, type)
+	LOOP
+		EXECUTE format($f$CREATE FUNCTION public.trap_%3$s(%2$s, %2$s) RETURNS boolean LANGUAGE plpgsql
+						  AS 'BEGIN RAISE NOTICE ''public.%1$s(%2$s, %2$s) called''; RETURN $1 OPERATOR(pg_catalog.%1$s) $2; END'$f$,
+					   op.name, op.type, op.fn);
+		EXECUTE format('CREATE OPERATOR public.%1$s (LEFTARG = %2$s, RIGHTARG = %2$s, FUNCTION = public.trap_%3$s)',
+					   op.name, op.type, op.fn);
+	END LOOP;
+END
+$$;
+CREATE FUNCTION public.trap_count(bigint) RETURNS bigint LANGUAGE plpgsql
+	AS $$BEGIN RAISE NOTICE 'public.count(*) called'; RETURN $1 + 1; END$$;
+CREATE AGGREGATE public.count(*) (SFUNC = public.trap_count, STYPE = bigint, INITCOND = '0');
+SET LOCAL search_path = public, pg_catalog;
+-- the traps work: an ordinary query calls them
+SELECT now() < now() AS lt, count(*) FROM (VALUES (1)) v;
+-- the invoice functions do not
+SELECT pg_catalog.count(*) AS lines FROM dogdb_preview_invoice_lines('2021-03-01');
+SELECT pg_catalog.count(*) AS invoices FROM dogdb_generate_invoices('2021-05-01');
+ROLLBACK;
 RESET TimeZone;

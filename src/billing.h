@@ -2,8 +2,8 @@
  *
  * billing.h
  *	  Plans and prices as the proration core needs them, loaded from the
- *	  extension's tables; shared by invoices (invoice.c) and the revenue
- *	  KPI (kpi.c).
+ *	  extension's tables (billing.c); shared by invoices (invoice.c) and the
+ *	  revenue KPI.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,7 +15,7 @@
 
 #include "proration.h"
 
-/* a plan: its name and price history */
+/* a plan: its name and price history; plan.plan_id is the smallint key */
 typedef struct BillingPlan
 {
 	ProrationPlan plan;
@@ -23,12 +23,12 @@ typedef struct BillingPlan
 } BillingPlan;
 
 /*
- * Every plan with its prices, sorted by plan_id (SPI must be connected).
- * lock_plans: lock them FOR KEY SHARE.
+ * Every plan with its prices, sorted by plan_id, allocated in cxt (SPI must
+ * be connected).  lock_plans: lock them FOR KEY SHARE.
  */
 extern BillingPlan *LoadBillingPlans(MemoryContext cxt, bool lock_plans, int *nplans);
 /* the plan, which must exist */
-extern BillingPlan *FindBillingPlan(BillingPlan *plans, int nplans, int32 plan_id);
+extern BillingPlan *FindBillingPlan(BillingPlan *plans, int nplans, int16 plan_id);
 /* the UTC days a subscription covers: [date of valid_from, date of valid_to) */
 extern ProrationSpan SubscriptionSpan(BillingPlan *plans, int nplans, int16 plan_id,
 									  TimestampTz valid_from, bool open_ended, TimestampTz valid_to);

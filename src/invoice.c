@@ -8,7 +8,7 @@
  * subscriptions in account order (an SPI cursor fetched in batches, so
  * accounts are never all in memory), gather one account's subscriptions,
  * and hand them to the allocation-free proration core (proration.c) with
- * the price history, which is loaded once.
+ * the price history, which is loaded once (billing.c).
  *
  * dogdb_generate_invoices() writes through bulk_insert.c: batched heap
  * inserts, no per-row foreign-key triggers.  It guarantees the foreign
@@ -27,14 +27,21 @@
  * Invoice numbers come from dogdb.invoice_number_counters, updated in the
  * same transaction, so they are gapless.
  *
+ * Privileges: dogdb_generate_invoices() is SECURITY DEFINER (the SQL
+ * script), so a billing role needs EXECUTE on it and no privilege on the
+ * tables; it can issue invoices but not change them.  The preview runs as
+ * its caller, who needs SELECT on the tables it reads.
+ *
+ * Both functions run their queries with search_path pinned to pg_catalog,
+ * pg_temp (common.h), and the queries name the catalog's operators and
+ * functions explicitly: nothing of the caller's schemas runs in them.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
@@ -44,12 +51,12 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "billing.h"
 #include "bulk_insert.h"
+#include "common.h"
 #include "proration.h"
 
 PG_FUNCTION_INFO_V1(dogdb_preview_invoice_lines);
@@ -79,7 +86,11 @@ typedef struct BillingPass
 	int			nspans;
 	int			maxspans;
 	ProrationResult result;		/* its bill */
+	MemoryContext account_cxt;	/* reset after each account is emitted */
 } BillingPass;
+
+/* emits one billed account (pass->account_id, pass->result) */
+typedef void (*EmitAccount) (BillingPass *pass, void *arg);
 
 static const char *const invoice_columns[] = {
 	"invoice_id", "invoice_number", "account_id", "period_start", "total_cents",
@@ -90,184 +101,51 @@ static const char *const line_columns[] = {
 	"unit_price_cents", "amount_cents"
 };
 
-/* the month argument: first day of a month, else 22023 */
+/*
+ * The subscriptions that may cover a day of the month [$1, $2), in account
+ * order.  Operators are named in pg_catalog, as in every query below.
+ */
+#define SUBSCRIPTIONS_OF_MONTH \
+	"SELECT s.account_id, s.plan_id, s.valid_from, s.valid_to FROM dogdb.subscriptions s" \
+	" WHERE s.valid_from OPERATOR(pg_catalog.<) $2" \
+	"   AND (s.valid_to IS NULL OR s.valid_to OPERATOR(pg_catalog.>) $1)"
+#define SUBSCRIPTIONS_ORDER " ORDER BY s.account_id, s.valid_from"
+
+/* the month argument (billing_month, validated by DogdbMonthArg) */
 static void
 GetBillingMonth(FunctionCallInfo fcinfo, BillingMonth *month)
 {
-	DateADT		date;
+	DateADT		date = DogdbMonthArg(fcinfo, 0, "billing_month");
 	int			year,
 				mon,
 				mday;
 	int			overflow = 0;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("billing month must not be null"),
-				 errhint("Pass the first day of a month, such as date '2021-03-01'.")));
-	date = PG_GETARG_DATEADT(0);
-	if (DATE_NOT_FINITE(date))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("billing month must be finite"),
-				 errhint("Pass the first day of a month, such as date '2021-03-01'.")));
 	j2date(date + POSTGRES_EPOCH_JDATE, &year, &mon, &mday);
-	if (mday != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("billing month must be the first day of a month: %s",
-						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(date)))),
-				 errhint("Use date_trunc('month', ...)::date, such as date '%04d-%02d-01'.",
-						 year, mon)));
 	month->start = date;
 	month->end = (mon == 12 ? date2j(year + 1, 1, 1) : date2j(year, mon + 1, 1)) - POSTGRES_EPOCH_JDATE;
 	month->year = year;
+	/* midnight UTC: timestamp without time zone has the same value */
 	month->start_ts = date2timestamp_opt_overflow(month->start, &overflow);
 	if (overflow == 0)
 		month->end_ts = date2timestamp_opt_overflow(month->end, &overflow);
-	if (overflow != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("billing month is out of range for type timestamp with time zone")));
-}
-
-/*
- * Load the plans and their price history (SPI must be connected).  lock_plans: lock every plan
- * FOR KEY SHARE, standing in for the foreign-key checks of invoice lines.
- */
-BillingPlan *
-LoadBillingPlans(MemoryContext cxt, bool lock_plans, int *nplans_out)
-{
-	MemoryContext old;
-	uint64		nprices;
-	SPITupleTable *tt;
-	BillingPlan *plans;
-	int			nplans;
-
-	SPI_execute(lock_plans ?
-				"SELECT plan_id, name FROM dogdb.pricing_plans ORDER BY plan_id FOR KEY SHARE" :
-				"SELECT plan_id, name FROM dogdb.pricing_plans ORDER BY plan_id",
-				!lock_plans, 0);
-	tt = SPI_tuptable;
-	old = MemoryContextSwitchTo(cxt);
-	nplans = (int) SPI_processed;
-	plans = palloc0(sizeof(BillingPlan) * Max(nplans, 1));
-	for (int i = 0; i < nplans; i++)
-	{
-		bool		isnull;
-
-		plans[i].plan.plan_id = DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		plans[i].name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
-	}
-	MemoryContextSwitchTo(old);
-	SPI_freetuptable(tt);
-
-	SPI_execute("SELECT plan_id, monthly_price_cents, effective_from FROM dogdb.plan_prices"
-				" ORDER BY plan_id, effective_from", true, 0);
-	tt = SPI_tuptable;
-	nprices = SPI_processed;
-	old = MemoryContextSwitchTo(cxt);
-	for (uint64 i = 0, k = 0; i < (uint64) nplans; i++)
-	{
-		BillingPlan *bp = &plans[i];
-		ProrationPrice *prices = palloc(sizeof(ProrationPrice) * Max(nprices, 1));
-		int			n = 0;
-		bool		isnull;
-
-		/* both lists are in plan_id order */
-		for (; k < nprices; k++)
-		{
-			HeapTuple	tup = tt->vals[k];
-			int16		plan_id = DatumGetInt16(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
-
-			if (plan_id != bp->plan.plan_id)
-				break;
-			prices[n].price_cents = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
-			prices[n].effective_day = DatumGetDateADT(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
-			n++;
-		}
-		bp->plan.prices = prices;
-		bp->plan.nprices = n;
-	}
-	MemoryContextSwitchTo(old);
-	SPI_freetuptable(tt);
-	*nplans_out = nplans;
-	return plans;
-}
-
-static int
-ComparePlanId(const void *key, const void *elem)
-{
-	int32		id = *(const int32 *) key;
-	int32		other = ((const BillingPlan *) elem)->plan.plan_id;
-
-	return (id > other) - (id < other);
-}
-
-BillingPlan *
-FindBillingPlan(BillingPlan *plans, int nplans, int32 plan_id)
-{
-	BillingPlan *bp = bsearch(&plan_id, plans, nplans, sizeof(BillingPlan), ComparePlanId);
-
-	if (bp == NULL)				/* subscriptions.plan_id has a foreign key */
-		elog(ERROR, "plan %d of a subscription is not in dogdb.pricing_plans", plan_id);
-	return bp;
+	if (overflow != 0)			/* years 1..9999 fit */
+		elog(ERROR, "billing month %d-%02d out of range for type timestamp with time zone", year, mon);
 }
 
 static const char *
-PlanName(BillingPass *pass, int32 plan_id)
+PlanName(BillingPass *pass, int16 plan_id)
 {
 	return FindBillingPlan(pass->plans, pass->nplans, plan_id)->name;
 }
 
-static char *
-DayToString(int64 day)
-{
-	return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum((DateADT) day)));
-}
-
-/* raise the error of a proration that failed */
-void
-ReportProrationError(ProrationStatus status, const ProrationResult *r,
-					 BillingPlan *plans, int nplans, int64 account_id, DateADT month)
-{
-	switch (status)
-	{
-		case PRORATION_OK:
-			break;
-		case PRORATION_NO_PRICE:
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("no price in force for plan \"%s\" on %s",
-							FindBillingPlan(plans, nplans, r->error_plan_id)->name,
-							DayToString(r->error_day)),
-					 errdetail("Account %lld is subscribed to that plan on that day.",
-							   (long long) account_id),
-					 errhint("Add a row to dogdb.plan_prices for plan_id %d with effective_from on or before %s.",
-							 r->error_plan_id, DayToString(r->error_day))));
-			break;
-		case PRORATION_OVERFLOW:
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("invoice amount out of range for type bigint"),
-					 errdetail("Account %lld, month %s.", (long long) account_id, DayToString(month))));
-			break;
-		case PRORATION_OVERLAP:
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("subscriptions of account %lld overlap in %s",
-							(long long) account_id, DayToString(month)),
-					 errhint("Restore the constraint subscriptions_no_overlap on dogdb.subscriptions.")));
-			break;
-	}
-}
-
 /*
  * Bill the gathered account into pass->result (raising what cannot be
- * billed), emit it unless its total is zero, and start the next account
+ * billed), emit it unless its total is zero, and start the next account.
+ * What emit() allocates is freed with the account.
  */
 static void
-FinishGatheredAccount(BillingPass *pass, void (*emit) (BillingPass *pass, void *arg), void *arg)
+FinishGatheredAccount(BillingPass *pass, EmitAccount emit, void *arg)
 {
 	ProrationStatus status = prorate_account(pass->month.start, pass->month.end,
 											 pass->spans, pass->nspans, &pass->result);
@@ -276,50 +154,45 @@ FinishGatheredAccount(BillingPass *pass, void (*emit) (BillingPass *pass, void *
 		ReportProrationError(status, &pass->result, pass->plans, pass->nplans,
 							 pass->account_id, pass->month.start);
 	if (pass->result.total_cents != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pass->account_cxt);
+
 		emit(pass, arg);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(pass->account_cxt);
+	}
 	pass->nspans = 0;
-}
-
-/* the UTC days a subscription covers: [date of valid_from, date of valid_to) */
-ProrationSpan
-SubscriptionSpan(BillingPlan *plans, int nplans, int16 plan_id, TimestampTz valid_from,
-				 bool open_ended, TimestampTz valid_to)
-{
-	ProrationSpan span;
-
-	span.plan = &FindBillingPlan(plans, nplans, plan_id)->plan;
-	span.first_day = proration_day_of_timestamp(valid_from);
-	span.end_day = open_ended ? INT64_MAX : proration_day_of_timestamp(valid_to);
-	return span;
 }
 
 /* add one cursor row (account_id, plan_id, valid_from, valid_to) */
 static void
 GatherSubscription(BillingPass *pass, HeapTuple tup, TupleDesc desc)
 {
-	bool		isnull;
+	bool		isnull[3];
 	bool		open_ended;
+	Datum		plan_id = SPI_getbinval(tup, desc, 2, &isnull[0]);
+	Datum		valid_from = SPI_getbinval(tup, desc, 3, &isnull[1]);
 	Datum		valid_to = SPI_getbinval(tup, desc, 4, &open_ended);
 
+	if (isnull[0] || isnull[1])	/* NOT NULL columns */
+		elog(ERROR, "unexpected null plan_id or valid_from in dogdb.subscriptions");
 	if (pass->nspans == pass->maxspans)
 	{
 		pass->maxspans *= 2;
 		pass->spans = repalloc(pass->spans, sizeof(ProrationSpan) * pass->maxspans);
 	}
 	pass->spans[pass->nspans++] =
-		SubscriptionSpan(pass->plans, pass->nplans, DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull)),
-						 DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull)),
-						 open_ended, DatumGetTimestampTz(valid_to));
+		SubscriptionSpan(pass->plans, pass->nplans, DatumGetInt16(plan_id),
+						 DatumGetTimestampTz(valid_from), open_ended, DatumGetTimestampTz(valid_to));
 }
 
 /*
- * One pass over the month's subscriptions in account order: calls
- * emit(pass, arg) with pass->result for every account whose total is not
- * zero.
+ * One pass over the month's subscriptions in account order (query: with
+ * the month as $1, $2 and its first day as $3): calls emit(pass, arg) with
+ * pass->result for every account whose total is not zero.
  */
 static void
-BillingScan(BillingPass *pass, const char *query, bool read_only,
-			void (*emit) (BillingPass *pass, void *arg), void *arg)
+BillingScan(BillingPass *pass, const char *query, bool read_only, EmitAccount emit, void *arg)
 {
 	Oid			argtypes[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, DATEOID};
 	Datum		args[3];
@@ -331,8 +204,13 @@ BillingScan(BillingPass *pass, const char *query, bool read_only,
 	args[2] = DateADTGetDatum(pass->month.start);
 	pass->maxspans = 16;
 	pass->spans = palloc(sizeof(ProrationSpan) * pass->maxspans);
+	pass->account_cxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb billed account",
+											  ALLOCSET_SMALL_SIZES);
 	portal = SPI_cursor_open_with_args(NULL, query, 3, argtypes, args, NULL, read_only,
 									   CURSOR_OPT_NO_SCROLL);
+	if (portal == NULL)
+		elog(ERROR, "SPI_cursor_open_with_args of \"%s\" failed: %s",
+			 query, SPI_result_code_string(SPI_result));
 	for (;;)
 	{
 		SPITupleTable *tt;
@@ -342,6 +220,8 @@ BillingScan(BillingPass *pass, const char *query, bool read_only,
 		SPI_cursor_fetch(portal, true, FETCH_BATCH);
 		tt = SPI_tuptable;
 		n = SPI_processed;
+		if (tt == NULL)
+			elog(ERROR, "SPI_cursor_fetch of \"%s\" returned no tuple table", query);
 		for (uint64 i = 0; i < n; i++)
 		{
 			bool		isnull;
@@ -361,12 +241,8 @@ BillingScan(BillingPass *pass, const char *query, bool read_only,
 	SPI_cursor_close(portal);
 	if (have_account)
 		FinishGatheredAccount(pass, emit, arg);
+	MemoryContextDelete(pass->account_cxt);
 }
-
-/* the subscriptions that may cover a day of the month, in account order */
-#define SUBSCRIPTIONS_OF_MONTH \
-	"SELECT s.account_id, s.plan_id, s.valid_from, s.valid_to FROM dogdb.subscriptions s" \
-	" WHERE s.valid_from < $2 AND (s.valid_to IS NULL OR s.valid_to > $1)"
 
 /*
  * Preview
@@ -396,7 +272,6 @@ EmitPreviewLines(BillingPass *pass, void *arg)
 		values[5] = Int64GetDatum(line->unit_price_cents);
 		values[6] = Int64GetDatum(line->amount_cents);
 		tuplestore_putvalues(ps->store, ps->desc, values, nulls);
-		pfree(DatumGetPointer(values[1]));
 	}
 }
 
@@ -411,17 +286,20 @@ dogdb_preview_invoice_lines(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	BillingPass pass = {0};
 	PreviewState ps;
+	int			nestlevel;
 
 	GetBillingMonth(fcinfo, &pass.month);
 	SetSingleFuncCall(fcinfo, 0);
 	ps.store = rsinfo->setResult;
 	ps.desc = rsinfo->setDesc;
 
-	SPI_connect();
+	/* every row is in the tuplestore before the search_path comes back */
+	nestlevel = DogdbPinSearchPath();
+	DogdbSpiConnect();
 	pass.plans = LoadBillingPlans(CurrentMemoryContext, false, &pass.nplans);
-	BillingScan(&pass, SUBSCRIPTIONS_OF_MONTH " ORDER BY s.account_id, s.valid_from",
-				true, EmitPreviewLines, &ps);
-	SPI_finish();
+	BillingScan(&pass, SUBSCRIPTIONS_OF_MONTH SUBSCRIPTIONS_ORDER, true, EmitPreviewLines, &ps);
+	DogdbSpiFinish();
+	DogdbRestoreSearchPath(nestlevel);
 	return (Datum) 0;
 }
 
@@ -457,8 +335,11 @@ LockInvoicedAccounts(GenerateState *gs)
 		return;
 	arg = PointerGetDatum(construct_array((Datum *) gs->lock_ids, gs->nlock, INT8OID,
 										  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_plan(gs->lock_plan, &arg, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the accounts being invoiced");
+	DogdbSpiCheck(SPI_execute_plan(gs->lock_plan, &arg, NULL, false, 0), SPI_OK_SELECT,
+				  "lock the accounts being invoiced");
+	if (SPI_processed != 1)
+		elog(ERROR, "locking the accounts being invoiced returned %llu rows",
+			 (unsigned long long) SPI_processed);
 	locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	if (locked != gs->nlock)
@@ -496,7 +377,6 @@ EmitInvoice(BillingPass *pass, void *arg)
 	/* the returned row: (invoice_id, invoice_number, account_id, total_cents) */
 	values[3] = values[4];
 	tuplestore_putvalues(gs->store, gs->desc, values, nulls);
-	pfree(DatumGetPointer(values[1]));
 
 	for (int i = 0; i < r->nlines; i++)
 	{
@@ -504,7 +384,7 @@ EmitInvoice(BillingPass *pass, void *arg)
 
 		values[0] = Int64GetDatum(invoice_id);
 		values[1] = Int16GetDatum((int16) (i + 1));
-		values[2] = Int16GetDatum((int16) line->plan_id);
+		values[2] = Int16GetDatum(line->plan_id);
 		values[3] = DateADTGetDatum((DateADT) line->first_day);
 		values[4] = DateADTGetDatum((DateADT) line->last_day);
 		values[5] = Int32GetDatum(line->days);
@@ -520,6 +400,64 @@ EmitInvoice(BillingPass *pass, void *arg)
 }
 
 /*
+ * Lock the year's invoice-number counter row (creating it if need be) and
+ * return its last number.  Under REPEATABLE READ, a concurrent run that
+ * committed after our snapshot makes this fail with a serialization failure
+ * instead of later duplicate keys.
+ */
+static int64
+LockInvoiceCounter(int year)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(year);
+	bool		isnull;
+
+	if (DogdbSpiExecuteWithArgs("INSERT INTO dogdb.invoice_number_counters AS c (year, last_number)"
+								" VALUES ($1, 0) ON CONFLICT (year) DO UPDATE SET last_number = c.last_number"
+								" RETURNING last_number",
+								1, &argtype, &arg, NULL, false, 0, SPI_OK_INSERT_RETURNING) != 1)
+		elog(ERROR, "could not lock the invoice number counter of year %d", year);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* store the year's last invoice number (its row is locked) */
+static void
+StoreInvoiceCounter(int year, int64 last_number)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2];
+
+	args[0] = Int32GetDatum(year);
+	args[1] = Int64GetDatum(last_number);
+	if (DogdbSpiExecuteWithArgs("UPDATE dogdb.invoice_number_counters SET last_number = $2"
+								" WHERE year OPERATOR(pg_catalog.=) $1",
+								2, argtypes, args, NULL, false, 0, SPI_OK_UPDATE) != 1)
+		elog(ERROR, "could not update the invoice number counter of year %d", year);
+}
+
+/* open the bulk writers of both tables and prepare the account lock */
+static void
+BeginInvoiceWrite(GenerateState *gs)
+{
+	Oid			invoices_rel = DogdbRelationId("invoices");
+	Oid			invoice_refs[1];
+	Oid			line_refs[2];
+	Oid			argtype = INT8ARRAYOID;
+
+	invoice_refs[0] = DogdbRelationId("accounts");
+	line_refs[0] = invoices_rel;
+	line_refs[1] = DogdbRelationId("pricing_plans");
+	gs->invoices = BulkInsertBegin(invoices_rel, invoice_columns, lengthof(invoice_columns),
+								   invoice_refs, lengthof(invoice_refs), NULL, 0);
+	gs->lines = BulkInsertBegin(DogdbRelationId("invoice_lines"), line_columns, lengthof(line_columns),
+								line_refs, lengthof(line_refs), NULL, 0);
+	gs->invoice_seq = getIdentitySequence(invoices_rel, 1, false);
+	gs->lock_plan = DogdbSpiPrepare("SELECT pg_catalog.count(*) FROM (SELECT FROM dogdb.accounts"
+									" WHERE account_id OPERATOR(pg_catalog.=) ANY ($1) FOR KEY SHARE) a",
+									1, &argtype);
+}
+
+/*
  * dogdb_generate_invoices(billing_month date): issue the month's invoices
  * to every account that has none yet for it and a non-zero total; returns
  * the invoices created.
@@ -530,81 +468,39 @@ dogdb_generate_invoices(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	BillingPass pass = {0};
 	GenerateState gs = {0};
-	Oid			invoices_rel,
-				lines_rel;
-	Oid			invoice_refs[1];
-	Oid			line_refs[2];
-	Oid			argtype = INT4OID;
-	Datum		arg;
-	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT8OID};
+	int			nestlevel;
 
 	GetBillingMonth(fcinfo, &pass.month);
 	SetSingleFuncCall(fcinfo, 0);
 	gs.store = rsinfo->setResult;
 	gs.desc = rsinfo->setDesc;
 
-	SPI_connect();
+	nestlevel = DogdbPinSearchPath();
+	DogdbSpiConnect();
 
 	/* one run at a time; taken before any read, so a waiting run sees the winner's rows */
-	SPI_execute("LOCK TABLE dogdb.invoices IN SHARE ROW EXCLUSIVE MODE", false, 0);
+	DogdbSpiExecute("LOCK TABLE dogdb.invoices IN SHARE ROW EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 
 	pass.plans = LoadBillingPlans(CurrentMemoryContext, true, &pass.nplans);
-
-	/*
-	 * Lock the year's counter row (creating it if need be).  Under
-	 * REPEATABLE READ, a concurrent run that committed after our snapshot
-	 * makes this fail with a serialization failure instead of later
-	 * duplicate keys.
-	 */
-	arg = Int32GetDatum(pass.month.year);
-	SPI_execute_with_args("INSERT INTO dogdb.invoice_number_counters AS c (year, last_number) VALUES ($1, 0)"
-						  " ON CONFLICT (year) DO UPDATE SET last_number = c.last_number RETURNING last_number",
-						  1, &argtype, &arg, NULL, false, 1);
-	if (SPI_processed != 1)
-		elog(ERROR, "could not lock the invoice number counter of %d", pass.month.year);
-	else
-	{
-		bool		isnull;
-
-		gs.last_number = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-
-	invoices_rel = get_relname_relid("invoices", get_namespace_oid("dogdb", false));
-	lines_rel = get_relname_relid("invoice_lines", get_namespace_oid("dogdb", false));
-	invoice_refs[0] = get_relname_relid("accounts", get_namespace_oid("dogdb", false));
-	line_refs[0] = invoices_rel;
-	line_refs[1] = get_relname_relid("pricing_plans", get_namespace_oid("dogdb", false));
-	gs.invoices = BulkInsertBegin(invoices_rel, invoice_columns, lengthof(invoice_columns),
-								  invoice_refs, lengthof(invoice_refs), NULL, 0);
-	gs.lines = BulkInsertBegin(lines_rel, line_columns, lengthof(line_columns),
-							   line_refs, lengthof(line_refs), NULL, 0);
-	gs.invoice_seq = getIdentitySequence(invoices_rel, 1, false);
+	gs.last_number = LockInvoiceCounter(pass.month.year);
+	BeginInvoiceWrite(&gs);
 	gs.issued_at = GetCurrentTransactionStartTimestamp();
 	gs.currency = CStringGetTextDatum("USD");
 	gs.period_start = DateADTGetDatum(pass.month.start);
-	argtype = INT8ARRAYOID;
-	gs.lock_plan = SPI_prepare("SELECT count(*) FROM (SELECT FROM dogdb.accounts"
-							   " WHERE account_id = ANY ($1) FOR KEY SHARE) a", 1, &argtype);
-	if (gs.lock_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
 	BillingScan(&pass, SUBSCRIPTIONS_OF_MONTH
 				" AND NOT EXISTS (SELECT FROM dogdb.invoices i"
-				"                 WHERE i.account_id = s.account_id AND i.period_start = $3)"
-				" ORDER BY s.account_id, s.valid_from",
+				"                 WHERE i.account_id OPERATOR(pg_catalog.=) s.account_id"
+				"                   AND i.period_start OPERATOR(pg_catalog.=) $3)"
+				SUBSCRIPTIONS_ORDER,
 				false, EmitInvoice, &gs);
 	LockInvoicedAccounts(&gs);
 	BulkInsertEnd(gs.invoices);
 	BulkInsertEnd(gs.lines);
-
 	if (gs.created > 0)
-	{
-		args[0] = Int32GetDatum(pass.month.year);
-		args[1] = Int64GetDatum(gs.last_number);
-		SPI_execute_with_args("UPDATE dogdb.invoice_number_counters SET last_number = $2 WHERE year = $1",
-							  2, argtypes, args, NULL, false, 0);
-	}
-	SPI_finish();
+		StoreInvoiceCounter(pass.month.year, gs.last_number);
+
+	DogdbSpiFinish();
+	DogdbRestoreSearchPath(nestlevel);
 	return (Datum) 0;
 }

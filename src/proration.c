@@ -70,7 +70,7 @@ PriceIndexOn(const ProrationPlan *plan, int64_t day)
 
 /* add days [first, last] at one plan and price, merging with the last line */
 static void
-AppendPiece(ProrationResult *result, int32_t plan_id, int64_t price,
+AppendPiece(ProrationResult *result, int16_t plan_id, int64_t price,
 			int64_t first, int64_t last)
 {
 	ProrationLine *prev = result->nlines > 0 ? &result->lines[result->nlines - 1] : NULL;

@@ -35,7 +35,7 @@ typedef struct ProrationPrice
 /* price history of one plan, sorted by effective_day ascending */
 typedef struct ProrationPlan
 {
-	int32_t		plan_id;
+	int16_t		plan_id;		/* dogdb.pricing_plans.plan_id (smallint) */
 	int			nprices;
 	const ProrationPrice *prices;
 } ProrationPlan;
@@ -50,7 +50,7 @@ typedef struct ProrationSpan
 
 typedef struct ProrationLine
 {
-	int32_t		plan_id;
+	int16_t		plan_id;		/* dogdb.pricing_plans.plan_id (smallint) */
 	int64_t		first_day;		/* first day billed */
 	int64_t		last_day;		/* last day billed (inclusive) */
 	int32_t		days;
@@ -72,7 +72,7 @@ typedef struct ProrationResult
 	ProrationLine lines[PRORATION_MAX_LINES];
 	int64_t		total_cents;
 	/* on PRORATION_NO_PRICE: the plan and the first day without a price */
-	int32_t		error_plan_id;
+	int16_t		error_plan_id;
 	int64_t		error_day;
 } ProrationResult;
 

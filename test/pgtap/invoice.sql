@@ -4,17 +4,27 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(23);
+SELECT plan(42);
 
--- bad input
+-- bad input: 22023, one message for every month argument (DogdbMonthArg)
 SELECT throws_ok('SELECT * FROM dogdb_generate_invoices(NULL)', '22023',
-	'billing month must not be null', 'NULL month: 22023');
+	'billing_month must be the first day of a month from 0001-01-01 to 9999-12-01, not NULL', 'NULL month: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_generate_invoices('2021-03-02')$$, '22023',
-	'billing month must be the first day of a month: 2021-03-02', 'not a first of month: 22023');
+	'billing_month must be the first day of a month from 0001-01-01 to 9999-12-01, not 2021-03-02',
+	'not a first of month: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_preview_invoice_lines('-infinity')$$, '22023',
-	'billing month must be finite', 'infinite month: 22023');
+	'billing_month must be the first day of a month from 0001-01-01 to 9999-12-01, not -infinity',
+	'infinite month: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_preview_invoice_lines(NULL)$$, '22023', NULL,
 	'preview: NULL month is an error too, not an empty result');
+-- years outside 1..9999: both functions refuse them alike (generate used to
+-- fail on the counter's CHECK with 23514, preview accepted them)
+SELECT throws_ok(format('SELECT * FROM %s(%L)', f, m), '22023', NULL,
+				 format('%s(%s): 22023', f, m))
+  FROM unnest(ARRAY['dogdb_generate_invoices', 'dogdb_preview_invoice_lines']) f,
+	   unnest(ARRAY[date '0001-12-01 BC', '10000-01-01', '0001-01-01 BC']) m;
+SELECT lives_ok($$SELECT * FROM dogdb_preview_invoice_lines('0001-01-01')$$, 'the first month 0001-01 is valid');
+SELECT lives_ok($$SELECT * FROM dogdb_preview_invoice_lines('9999-12-01')$$, 'the last month 9999-12 is valid');
 
 -- random data: 3000 accounts over four months, random plan changes at random
 -- times (some within one day, some back-to-back on the same plan), random
@@ -84,6 +94,46 @@ SELECT results_eq($$SELECT invoice_number FROM dogdb.invoices ORDER BY invoice_i
 					  FROM generate_series(1, (SELECT count(*) FROM dogdb.invoices)::int) n$$,
 				  'numbers are gapless in the order of issue');
 
+-- privileges: generate is SECURITY DEFINER, so EXECUTE alone lets a role
+-- bill, without any privilege on the tables; that role cannot change the
+-- issued invoices.  The preview runs as its caller and needs SELECT.
+CREATE ROLE dogdb_test_billing NOLOGIN;
+CREATE ROLE dogdb_test_nobody NOLOGIN;
+GRANT USAGE ON SCHEMA dogdb TO dogdb_test_billing, dogdb_test_nobody;
+GRANT EXECUTE ON FUNCTION dogdb_generate_invoices(date), dogdb_preview_invoice_lines(date) TO dogdb_test_billing;
+-- the outcome of a statement run as a role: 'ok' or its SQLSTATE (run as
+-- the test's user, so pgTAP's own tables are never touched by the role)
+CREATE FUNCTION pg_temp.run_as(role name, q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('SET LOCAL ROLE %I', role);
+	BEGIN
+		EXECUTE q;
+	EXCEPTION WHEN OTHERS THEN
+		RESET ROLE;
+		RETURN SQLSTATE;
+	END;
+	RESET ROLE;
+	RETURN 'ok';
+END $$;
+SELECT count(DISTINCT account_id) AS april_accounts FROM dogdb_preview_invoice_lines('2021-04-01') \gset
+SELECT is(pg_temp.run_as('dogdb_test_billing',
+						 $$CREATE TEMP TABLE april AS SELECT * FROM dogdb_generate_invoices('2021-04-01')$$),
+		  'ok', 'a role with EXECUTE only can generate invoices');
+SELECT is((SELECT count(*) FROM april), :april_accounts::bigint, 'and it issued the month''s invoices');
+SELECT is((SELECT count(*) FROM dogdb.invoices WHERE period_start = '2021-04-01'), :april_accounts::bigint,
+		  'they are written');
+SELECT is(pg_temp.run_as('dogdb_test_billing', $$UPDATE dogdb.invoices SET total_cents = 0$$), '42501',
+		  'that role cannot rewrite issued invoices');
+SELECT is(pg_temp.run_as('dogdb_test_billing', $$DELETE FROM dogdb.invoice_lines$$), '42501',
+		  'nor delete their lines');
+SELECT is(pg_temp.run_as('dogdb_test_billing', $$SELECT * FROM dogdb_preview_invoice_lines('2021-04-01')$$),
+		  '42501', 'the preview runs as its caller: it needs SELECT on the tables');
+SELECT is(pg_temp.run_as('dogdb_test_nobody', $$SELECT * FROM dogdb_generate_invoices('2021-04-01')$$), '42501',
+		  'a role without EXECUTE cannot generate');
+GRANT SELECT ON dogdb.pricing_plans, dogdb.plan_prices, dogdb.subscriptions TO dogdb_test_nobody;
+SELECT is(pg_temp.run_as('dogdb_test_nobody', $$SELECT * FROM dogdb_preview_invoice_lines('2021-04-01')$$), 'ok',
+		  'SELECT on the tables is all the preview needs');
+
 -- deleting an invoice deletes its lines
 SELECT lives_ok($$DELETE FROM dogdb.invoices WHERE account_id = 1$$, 'invoice deletion cascades to its lines');
 
@@ -94,6 +144,10 @@ SELECT ok(NOT has_function_privilege('public', 'dogdb_generate_invoices(date)', 
 	'PUBLIC may not generate invoices');
 SELECT ok(has_function_privilege('public', 'dogdb_preview_invoice_lines(date)', 'EXECUTE'),
 	'PUBLIC may preview (it needs SELECT on the tables)');
+SELECT is_definer('public', 'dogdb_generate_invoices', ARRAY['date'], 'generate is SECURITY DEFINER');
+SELECT isnt_definer('public', 'dogdb_preview_invoice_lines', ARRAY['date'], 'preview is SECURITY INVOKER');
+SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'dogdb_generate_invoices(date)'::regprocedure),
+		  ARRAY['search_path=pg_catalog, pg_temp'], 'generate pins search_path, pg_temp last');
 
 SELECT * FROM finish();
 ROLLBACK;
