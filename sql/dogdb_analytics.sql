@@ -176,9 +176,12 @@ CREATE FUNCTION dogdb.keep_seed_rows() RETURNS trigger
 AS $fn$
 BEGIN
 	IF TG_OP = 'DELETE' THEN
-		IF TG_ARGV[0] = 'plans' AND OLD.plan_id IN (1, 2, 3) THEN
-			INSERT INTO dogdb.deleted_seed_rows VALUES (OLD.plan_id, '-infinity') ON CONFLICT DO NOTHING;
-		ELSIF TG_ARGV[0] = 'prices' AND OLD.plan_id IN (1, 2, 3) AND OLD.effective_from = '2019-01-01' THEN
+		-- (nested: OLD of pricing_plans has no effective_from)
+		IF TG_ARGV[0] = 'plans' THEN
+			IF OLD.plan_id IN (1, 2, 3) THEN
+				INSERT INTO dogdb.deleted_seed_rows VALUES (OLD.plan_id, '-infinity') ON CONFLICT DO NOTHING;
+			END IF;
+		ELSIF OLD.plan_id IN (1, 2, 3) AND OLD.effective_from = '2019-01-01' THEN
 			INSERT INTO dogdb.deleted_seed_rows VALUES (OLD.plan_id, OLD.effective_from) ON CONFLICT DO NOTHING;
 		END IF;
 		RETURN OLD;

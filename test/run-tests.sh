@@ -25,7 +25,7 @@ suite "pg_regress + isolation" test/cluster.sh -o fsync=off sh -c '
 	make -s installcheck PG_CONFIG="$PG_CONFIG" ||
 		{ cat regression.diffs 2>/dev/null; cat output_iso/regression.diffs 2>/dev/null; exit 1; }'
 suite "pg_regress on an install upgraded from 1.0" test/cluster.sh -o fsync=off test/upgraded-regress.sh
-suite "scripts: dump/restore, encoding" test/cluster.sh -o fsync=off prove test/scripts/
+suite "scripts: dump/restore, encoding" test/cluster.sh -o fsync=off prove test/scripts/*.sh
 suite "pgTAP" test/cluster.sh -o fsync=off sh -c 'psql -Xq -c "CREATE EXTENSION pgtap" && pg_prove -f test/pgtap/*.sql'
 
 echo "suites: $passed passed, $failed failed"
