@@ -13,7 +13,7 @@ DATA		= sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 
 # pg_regress inputs sit in sql/ (named by feature), outputs in expected/
-REGRESS		= license import quality invoice kpi
+REGRESS		= license import quality invoice kpi hardening
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
 ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent
@@ -68,7 +68,7 @@ test/unit_license: test/unit_license.c test/tap.h src/license_parse.c src/licens
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc -o $@ test/unit_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)
 
 test/unit_kpi: test/unit_kpi.c test/tap.h src/calendar.c src/calendar.h src/month_bitmap.c src/month_bitmap.h src/random.c src/random.h
-	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_kpi.c src/calendar.c src/month_bitmap.c src/random.c
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_kpi.c src/calendar.c src/month_bitmap.c src/random.c
 
 test/unit_proration: test/unit_proration.c test/tap.h src/proration.c src/proration.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_proration.c src/proration.c

@@ -267,7 +267,7 @@ CREATE FUNCTION dogdb_parse_license(license_data text,
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'dogdb_parse_license'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION dogdb_parse_license(text) IS 'Parse a legacy license blob (JSON, or JSON with curly quotes) into license_id, role and status';
+COMMENT ON FUNCTION dogdb_parse_license(text) IS 'Parse a legacy license blob (JSON, or JSON with curly quotes) into license_id, role and status; a blob that would need more than 256 MB of memory to parse is refused (54000)';
 
 CREATE FUNCTION dogdb_license_id(license_data text) RETURNS text
 	AS 'MODULE_PATHNAME', 'dogdb_license_id'
@@ -682,12 +682,12 @@ CREATE AGGREGATE dogdb_active_months(timestamptz) (
 	COMBINEFUNC = dogdb_active_months_combinefn,
 	PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE dogdb_active_months(timestamptz) IS 'Bitmap of the UTC months of the session times: first month (int32, months since 2000-01), then one bit per month; order-independent, combines with OR';
+COMMENT ON AGGREGATE dogdb_active_months(timestamptz) IS 'Bitmap of the UTC months of the session times (years 0001 to 9999; infinite or other times are an error): first month (int32, months since 2000-01), then one bit per month; order-independent, combines with OR';
 
 CREATE FUNCTION dogdb_first_inactive_month(active_months bytea, from_month date, to_month date) RETURNS date
 	AS 'MODULE_PATHNAME', 'dogdb_first_inactive_month'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;	-- not STRICT: a NULL bitmap means no active month
-COMMENT ON FUNCTION dogdb_first_inactive_month(bytea, date, date) IS 'First month from the month of from_month through the month of to_month that is not in the bitmap (its first day), or NULL';
+COMMENT ON FUNCTION dogdb_first_inactive_month(bytea, date, date) IS 'First month from the month of from_month through the month of to_month (dates from 0001-01-01 to 9999-12-31) that is not in the bitmap (its first day), or NULL';
 
 CREATE FUNCTION dogdb_last_active_month(active_months bytea) RETURNS date
 	AS 'MODULE_PATHNAME', 'dogdb_last_active_month'

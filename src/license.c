@@ -12,6 +12,15 @@
  * The cache lives in its own memory context under TopMemoryContext; inputs
  * over 64 kB are parsed but not kept.
  *
+ * Memory: the full parser (jansson) allocates through palloc in a context
+ * of its own, "dogdb license parser", which is reset after every parse,
+ * even one that fails; its allocation hook checks for interrupts, so a
+ * long parse can be cancelled (statement_timeout, pg_cancel_backend), and
+ * refuses to grow the context past LICENSE_PARSE_MEMORY_LIMIT: a blob
+ * that needs more (tens of MB of nested arrays, say) fails with 54000
+ * rather than exhausting the server's memory.  Rows of the usual flat
+ * shape never reach jansson (license_scan()).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -21,10 +30,15 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "miscadmin.h"
+
 #include "license_parse.h"
 
 /* inputs larger than this are parsed but not kept in the cache */
 #define LICENSE_CACHE_MAX_INPUT (64 * 1024)
+
+/* most memory the full parser may hold for one license blob (README) */
+#define LICENSE_PARSE_MEMORY_LIMIT ((Size) 256 * 1024 * 1024)
 
 typedef struct LicenseCache
 {
@@ -39,6 +53,10 @@ typedef struct LicenseCache
 } LicenseCache;
 
 static LicenseCache cache;
+
+/* the full parser's context, and whether its last parse hit the limit */
+static MemoryContext parse_cxt = NULL;
+static bool parse_limit_hit = false;
 
 PG_FUNCTION_INFO_V1(dogdb_parse_license);
 PG_FUNCTION_INFO_V1(dogdb_license_id);
@@ -56,6 +74,70 @@ EnsureCapacity(char *buf, size_t *cap, size_t need)
 		pfree(buf);
 	*cap = Max(need, 128);
 	return MemoryContextAllocHuge(cache.cxt, *cap);
+}
+
+/* allocation hook of the full parser: palloc in parse_cxt, bounded */
+static void *
+ParseAlloc(size_t size)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (size > LICENSE_PARSE_MEMORY_LIMIT ||
+		MemoryContextMemAllocated(parse_cxt, false) > LICENSE_PARSE_MEMORY_LIMIT - size)
+	{
+		parse_limit_hit = true;
+		return NULL;			/* the parser reports "out of memory" */
+	}
+	return MemoryContextAllocExtended(parse_cxt, Max(size, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+/* free hook: every pointer jansson frees came from ParseAlloc */
+static void
+ParseFree(void *ptr)
+{
+	if (ptr != NULL)
+		pfree(ptr);
+}
+
+/*
+ * license_parse() with the full parser's memory in parse_cxt; on success
+ * the decoded values are copied by keep() before the context is reset.
+ */
+static void
+ParseBounded(const char *data, size_t len, LicenseResult *res)
+{
+	if (parse_cxt == NULL)
+		parse_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "dogdb license parser",
+										  ALLOCSET_DEFAULT_SIZES);
+	parse_limit_hit = false;
+	license_set_alloc_funcs(ParseAlloc, ParseFree);
+	PG_TRY();
+	{
+		license_parse(data, len, res);
+	}
+	PG_CATCH();
+	{
+		license_set_alloc_funcs(NULL, NULL);
+		MemoryContextReset(parse_cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	license_set_alloc_funcs(NULL, NULL);
+
+	if (res->status == LICENSE_OUT_OF_MEMORY || parse_limit_hit)
+	{
+		MemoryContextReset(parse_cxt);
+		if (parse_limit_hit)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("license data is too complex to parse"),
+					 errdetail("Parsing these %zu bytes would need more than %zu MB of memory.",
+							   len, LICENSE_PARSE_MEMORY_LIMIT / (1024 * 1024))));
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while parsing license data of %zu bytes.", len)));
+	}
 }
 
 /*
@@ -81,12 +163,7 @@ ParseLicenseCached(text *t)
 										  ALLOCSET_SMALL_SIZES);
 	cache.valid = false;
 
-	license_parse(data, len, &res);
-	if (res.status == LICENSE_OUT_OF_MEMORY)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Failed while parsing license data of %zu bytes.", len)));
+	ParseBounded(data, len, &res);
 
 	/*
 	 * Keep a copy of a small input for the next call; the values the scanner
@@ -122,15 +199,20 @@ ParseLicenseCached(text *t)
 				res.value[i] = dst;
 				dst += res.length[i];
 			}
-			license_result_free(&res);
+			res.owned = NULL;	/* in parse_cxt, reset below */
 		}
 	}
+	if (parse_cxt != NULL)
+		MemoryContextReset(parse_cxt);
 	cache.result = res;
 	cache.valid = keep;
 	return &cache.result;
 }
 
-/* The error of a failed parse as one line, for messages and rejects */
+/*
+ * The error of a failed parse as one line, for dogdb_license_error() and
+ * the import's rejects: the same text as the error's message.
+ */
 static char *
 LicenseErrorText(const LicenseResult *res)
 {
@@ -146,12 +228,19 @@ ParseLicenseOrError(text *t)
 {
 	const LicenseResult *res = ParseLicenseCached(t);
 
-	if (res->status != LICENSE_OK)
+	if (res->status == LICENSE_OK)
+		return res;
+	if (res->position > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg_internal("%s", LicenseErrorText(res)),
+				 errmsg("invalid license data at character %ld: %s",
+						res->position, res->message),
 				 errhint("License data must be a JSON object with the string keys \"license_id\", \"role\" and \"status\"; strings may be delimited by ASCII or curly quotes.")));
-	return res;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid license data: %s", res->message),
+			 errhint("License data must be a JSON object with the string keys \"license_id\", \"role\" and \"status\"; strings may be delimited by ASCII or curly quotes.")));
+	return NULL;				/* keep the compiler quiet */
 }
 
 static inline Datum

@@ -18,9 +18,22 @@
 #include "license_parse.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the allocator of the full parser and of jansson (license_set_alloc_funcs) */
+static license_malloc_t parse_malloc = malloc;
+static license_free_t parse_free = free;
+
+void
+license_set_alloc_funcs(license_malloc_t malloc_fn, license_free_t free_fn)
+{
+	parse_malloc = malloc_fn ? malloc_fn : malloc;
+	parse_free = free_fn ? free_fn : free;
+	json_set_alloc_funcs(parse_malloc, parse_free);
+}
 
 const char *const license_field_names[LICENSE_NFIELDS] = {
 	"license_id", "role", "status"
@@ -184,6 +197,103 @@ license_scan(const char *buf, size_t len, LicenseResult *result)
 }
 
 /*
+ * Length of the well-formed UTF-8 sequence at p (as PostgreSQL accepts it:
+ * no overlong forms, no surrogates, at most U+10FFFF), or 0 if there is
+ * none.
+ */
+static size_t
+Utf8Valid(const unsigned char *p, const unsigned char *end)
+{
+	size_t		n;
+
+	if (p >= end)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t) (end - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
+		(p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+		return 0;
+	return n;
+}
+
+/* bytes of the character at p: a valid sequence, else one byte */
+static size_t
+Utf8SequenceLength(const unsigned char *p, const unsigned char *end)
+{
+	size_t		n = Utf8Valid(p, end);
+
+	return n ? n : 1;
+}
+
+bool
+license_valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + len;
+
+	while (p < end)
+	{
+		size_t		n = Utf8Valid(p, end);
+
+		if (n == 0 || (n == 1 && *p == 0))
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/*
+ * Make a NUL-terminated message valid UTF-8 in place: each byte that does
+ * not start a valid sequence becomes the four characters \xHH, and the
+ * message is cut at a character boundary to fit its buffer.
+ */
+static void
+MakeValidUtf8(char *msg, size_t size)
+{
+	char		tmp[LICENSE_ERRMSG_LEN];
+	const unsigned char *p = (const unsigned char *) msg;
+	const unsigned char *end = p + strlen(msg);
+	size_t		o = 0;
+
+	while (p < end)
+	{
+		size_t		n = Utf8Valid(p, end);
+
+		if (n > 0)
+		{
+			if (o + n >= size || o + n >= sizeof(tmp))
+				break;
+			memcpy(tmp + o, p, n);
+			o += n;
+			p += n;
+		}
+		else
+		{
+			if (o + 4 >= size || o + 4 >= sizeof(tmp))
+				break;
+			snprintf(tmp + o, 5, "\\x%02X", *p);
+			o += 4;
+			p++;
+		}
+	}
+	tmp[o] = '\0';
+	memcpy(msg, tmp, o + 1);
+}
+
+/*
  * Rewrite curly-quoted strings as standard JSON strings.
  *
  * With out == NULL, nothing is written: the function replays the rewrite
@@ -204,6 +314,19 @@ NormalizeQuotes(const unsigned char *in, size_t len, char *out, size_t stop_at)
 	}			state = OUTSIDE;
 
 #define EMIT(c) do { char c_ = (char) (c); if (out) out[o] = c_; o++; } while (0)
+
+	/*
+	 * After a backslash, the escaped character is copied whole (all but its
+	 * last byte here, the last by the common EMIT at the loop's end), so
+	 * that no escape splits a character: jansson quotes the offending text
+	 * in its message.
+	 */
+#define EMIT_CHAR_REST() \
+	do { \
+		size_t n_ = Utf8SequenceLength(p, end); \
+		while (n_-- > 1) \
+			EMIT(*p++); \
+	} while (0)
 
 	while (p < end)
 	{
@@ -227,6 +350,7 @@ NormalizeQuotes(const unsigned char *in, size_t len, char *out, size_t stop_at)
 				if (*p == '\\' && p + 1 < end)
 				{
 					EMIT(*p++);
+					EMIT_CHAR_REST();
 				}
 				else if (*p == '"')
 					state = OUTSIDE;
@@ -235,6 +359,7 @@ NormalizeQuotes(const unsigned char *in, size_t len, char *out, size_t stop_at)
 				if (*p == '\\' && p + 1 < end)
 				{
 					EMIT(*p++);
+					EMIT_CHAR_REST();
 				}
 				else if (*p == '"')
 				{
@@ -251,6 +376,7 @@ NormalizeQuotes(const unsigned char *in, size_t len, char *out, size_t stop_at)
 		}
 		EMIT(*p++);
 	}
+#undef EMIT_CHAR_REST
 #undef EMIT
 	return out ? o : len;
 }
@@ -290,13 +416,22 @@ JsonTypeName(const json_t *v)
 	return "unknown";
 }
 
+static LicenseStatus SetError(LicenseResult *result, LicenseStatus status, long position,
+							  const char *fmt,...) __attribute__((format(printf, 4, 5)));
+
+/* record an error; the message is made valid UTF-8 (it may quote input) */
 static LicenseStatus
 SetError(LicenseResult *result, LicenseStatus status, long position,
-		 const char *fmt, const char *arg1, const char *arg2)
+		 const char *fmt,...)
 {
+	va_list		ap;
+
 	result->status = status;
 	result->position = position;
-	snprintf(result->message, sizeof(result->message), fmt, arg1, arg2);
+	va_start(ap, fmt);
+	vsnprintf(result->message, sizeof(result->message), fmt, ap);
+	va_end(ap);
+	MakeValidUtf8(result->message, sizeof(result->message));
 	return status;
 }
 
@@ -320,9 +455,9 @@ license_parse_full(const char *buf, size_t len, LicenseResult *result)
 	result->position = 0;
 	result->message[0] = '\0';
 
-	if (len > ((size_t) -1) / 2 - 1 || (norm = malloc(2 * len + 1)) == NULL)
+	if (len > ((size_t) -1) / 2 - 1 || (norm = parse_malloc(2 * len + 1)) == NULL)
 		return SetError(result, LICENSE_OUT_OF_MEMORY, 0,
-						"out of memory%s%s", "", "");
+						"out of memory");
 	nlen = NormalizeQuotes(in, len, norm, 0);
 
 	root = json_loadb(norm, nlen,
@@ -332,10 +467,11 @@ license_parse_full(const char *buf, size_t len, LicenseResult *result)
 		size_t		at = jerr.position > 0 ? (size_t) jerr.position : 0;
 		size_t		src;
 
-		free(norm);
-		if (json_error_code(&jerr) == json_error_out_of_memory)
+		parse_free(norm);
+		/* an allocation failure may leave jansson's message empty */
+		if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
 			return SetError(result, LICENSE_OUT_OF_MEMORY, 0,
-							"out of memory%s%s", "", "");
+							"out of memory");
 
 		/*
 		 * jansson reports the offset just past the offending token; point at
@@ -344,15 +480,15 @@ license_parse_full(const char *buf, size_t len, LicenseResult *result)
 		src = NormalizeQuotes(in, len, NULL, at);
 		return SetError(result, LICENSE_SYNTAX_ERROR,
 						src > 0 ? CharCount(in, src) : 1,
-						"%s%s", jerr.text, "");
+						"%s", jerr.text);
 	}
-	free(norm);
+	parse_free(norm);
 
 	if (!json_is_object(root))
 	{
 		SetError(result, LICENSE_SYNTAX_ERROR, 1,
-				 "license data must be a JSON object, not %s%s",
-				 JsonTypeName(root), "");
+				 "license data must be a JSON object, not %s",
+				 JsonTypeName(root));
 		json_decref(root);
 		return result->status;
 	}
@@ -364,7 +500,7 @@ license_parse_full(const char *buf, size_t len, LicenseResult *result)
 		if (v == NULL)
 		{
 			SetError(result, LICENSE_SEMANTIC_ERROR, 0,
-					 "key \"%s\" is missing%s", license_field_names[i], "");
+					 "key \"%s\" is missing", license_field_names[i]);
 			json_decref(root);
 			return result->status;
 		}
@@ -381,11 +517,11 @@ license_parse_full(const char *buf, size_t len, LicenseResult *result)
 		total += vlen[i] + 1;
 	}
 
-	if ((result->owned = malloc(total)) == NULL)
+	if ((result->owned = parse_malloc(total)) == NULL)
 	{
 		json_decref(root);
 		return SetError(result, LICENSE_OUT_OF_MEMORY, 0,
-						"out of memory%s%s", "", "");
+						"out of memory");
 	}
 	dst = result->owned;
 	for (int i = 0; i < LICENSE_NFIELDS; i++)
@@ -413,6 +549,7 @@ license_parse(const char *buf, size_t len, LicenseResult *result)
 void
 license_result_free(LicenseResult *result)
 {
-	free(result->owned);
+	if (result->owned != NULL)
+		parse_free(result->owned);
 	result->owned = NULL;
 }

@@ -59,12 +59,31 @@ typedef struct LicenseResult
 	size_t		length[LICENSE_NFIELDS];
 	char	   *owned;
 
-	/* On error: 1-based character (not byte) position, 0 if none */
+	/*
+	 * On error: 1-based character (not byte) position, 0 if none, and the
+	 * message, always valid UTF-8 (invalid bytes quoted from the input
+	 * appear as \xHH), cut at a character boundary.
+	 */
 	long		position;
 	char		message[LICENSE_ERRMSG_LEN];
 } LicenseResult;
 
 extern const char *const license_field_names[LICENSE_NFIELDS];
+
+/*
+ * The allocator of the full parser: its buffers, the decoded values
+ * ("owned") and jansson's own allocations (json_set_alloc_funcs, so this
+ * replaces jansson's allocator for the whole process; NULL, NULL restores
+ * malloc and free).  The server routes them through a memory context it
+ * resets after each parse; a malloc_fn may also throw (longjmp) out of a
+ * parse, leaving only memory of that allocator behind.
+ */
+typedef void *(*license_malloc_t) (size_t size);
+typedef void (*license_free_t) (void *ptr);
+extern void license_set_alloc_funcs(license_malloc_t malloc_fn, license_free_t free_fn);
+
+/* whether len bytes are well-formed UTF-8 without NUL (what the server takes) */
+extern bool license_valid_utf8(const char *s, size_t len);
 
 extern bool license_scan(const char *buf, size_t len, LicenseResult *result);
 extern LicenseStatus license_parse_full(const char *buf, size_t len,

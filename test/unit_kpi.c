@@ -8,7 +8,147 @@
 #include "random.h"
 #include "tap.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* a heap copy of exactly len bytes, so a sanitizer would see any overrun */
+static uint8_t *
+exact(const uint8_t *bytes, size_t len)
+{
+	uint8_t    *p = malloc(len ? len : 1);
+
+	memcpy(p, bytes, len);
+	return p;
+}
+
+static void
+put_first(uint8_t *b, int32_t first)
+{
+	uint32_t	u = (uint32_t) first;
+
+	b[0] = (uint8_t) u;
+	b[1] = (uint8_t) (u >> 8);
+	b[2] = (uint8_t) (u >> 16);
+	b[3] = (uint8_t) (u >> 24);
+}
+
+/*
+ * Hostile bitmaps: lengths 0..5, extreme first months, bits outside the
+ * supported years.  Every function stays inside the buffer (built with
+ * UBSan; the exact-size heap copies make overruns visible to ASan or
+ * valgrind) and the check rejects what a reader must not trust.
+ */
+static void
+hostile_bitmaps(void)
+{
+	static const int32_t firsts[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX - 1, INT32_MAX,
+		MONTH_BITMAP_MIN_FIRST - 1, MONTH_BITMAP_MIN_FIRST, MONTH_BITMAP_MAX_MONTH,
+	MONTH_BITMAP_MAX_MONTH + 1};
+	uint8_t		raw[16];
+	int			safe = 1;
+	int32_t		f,
+				l,
+				m;
+
+	for (size_t len = 0; len <= sizeof(raw); len++)
+		for (size_t k = 0; k < sizeof(firsts) / sizeof(firsts[0]); k++)
+		{
+			uint8_t    *b;
+			uint8_t    *dst;
+			uint8_t		dstraw[6];
+
+			memset(raw, 0xFF, sizeof(raw));
+			put_first(raw, firsts[k]);
+			b = exact(raw, len);
+			(void) month_bitmap_check(b, len);
+			(void) month_bitmap_first(b, len);
+			(void) month_bitmap_empty(b, len);
+			(void) month_bitmap_bounds(b, len, &f, &l);
+			(void) month_bitmap_test(b, len, 0);
+			(void) month_bitmap_test(b, len, INT32_MAX);
+			(void) month_bitmap_test(b, len, INT32_MIN);
+			(void) month_bitmap_first_unset(b, len, INT32_MIN, INT32_MAX, &m);
+			(void) month_bitmap_first_unset(b, len, INT32_MAX - 3, INT32_MAX, &m);
+			m = INT32_MIN;
+			while (month_bitmap_next_set(b, len, &m) && m < INT32_MAX)
+				m++;
+			(void) month_bitmap_set(b, len, firsts[k]);
+			(void) month_bitmap_set(b, len, INT32_MAX);
+			/* OR into a small bitmap and from it, in both directions */
+			for (size_t dl = 0; dl <= sizeof(dstraw); dl++)
+			{
+				memset(dstraw, 0, sizeof(dstraw));
+				put_first(dstraw, 0);
+				dst = exact(dstraw, dl);
+				(void) month_bitmap_or(dst, dl, b, len);
+				(void) month_bitmap_or(b, len, dst, dl);
+				free(dst);
+			}
+			if (len < MONTH_BITMAP_HEADER)
+				safe &= month_bitmap_check(b, len) == MONTH_BITMAP_TOO_SHORT &&
+					month_bitmap_capacity(len) == 0 && !month_bitmap_set(b, len, 0);
+			free(b);
+		}
+	ok(safe, "hostile lengths 0..16 and first months: no overrun, short input rejected");
+
+	/* the validity rules */
+	memset(raw, 0, sizeof(raw));
+	put_first(raw, 0);
+	ok(month_bitmap_check(raw, 4) == MONTH_BITMAP_OK, "the empty bitmap (first month 0) is valid");
+	put_first(raw, 0x40000000);
+	ok(month_bitmap_check(raw, 4) == MONTH_BITMAP_BAD_FIRST, "first month after 9999-12 is invalid");
+	put_first(raw, MONTH_BITMAP_MIN_FIRST - 1);
+	ok(month_bitmap_check(raw, 5) == MONTH_BITMAP_BAD_FIRST, "first month far before 0001-01 is invalid");
+	put_first(raw, MONTH_BITMAP_MIN_MONTH - 2);
+	raw[4] = 0x04;
+	ok(month_bitmap_check(raw, 5) == MONTH_BITMAP_OK, "0001-01 in a bitmap starting two months early");
+	raw[4] = 0x02;
+	ok(month_bitmap_check(raw, 5) == MONTH_BITMAP_OUT_OF_RANGE, "a month before 0001-01 is invalid");
+	put_first(raw, MONTH_BITMAP_MAX_MONTH - 8);
+	raw[4] = 0;
+	raw[5] = 0x01;
+	ok(month_bitmap_check(raw, 6) == MONTH_BITMAP_OK, "9999-12 is valid");
+	raw[5] = 0x02;
+	ok(month_bitmap_check(raw, 6) == MONTH_BITMAP_OUT_OF_RANGE, "10000-01 is invalid");
+	raw[5] = 0;
+	raw[15] = 0x80;
+	ok(month_bitmap_check(raw, 16) == MONTH_BITMAP_OUT_OF_RANGE, "a month far past 9999-12 is invalid");
+	put_first(raw, 0x00800000);	/* '\x0000008001' of the issue */
+	ok(month_bitmap_check(raw, 5) == MONTH_BITMAP_BAD_FIRST, "the issue's \\x0000008001 is invalid");
+	{
+		size_t		n = MONTH_BITMAP_MAX_LEN;
+		uint8_t    *big = calloc(n + 1, 1);
+
+		put_first(big, MONTH_BITMAP_MIN_FIRST);
+		ok(month_bitmap_check(big, n) == MONTH_BITMAP_OK &&
+		   month_bitmap_check(big, n + 1) == MONTH_BITMAP_TOO_LONG, "longest valid bitmap");
+		put_first(big, 0);
+		ok(month_bitmap_check(big, n) == MONTH_BITMAP_TOO_LONG, "shorter limit for a later first month");
+		free(big);
+	}
+
+	/* set/OR refuse months outside the buffer instead of writing them */
+	memset(raw, 0, sizeof(raw));
+	put_first(raw, 100);
+	ok(!month_bitmap_set(raw, 6, 99) && !month_bitmap_set(raw, 6, 116) && month_bitmap_set(raw, 6, 115),
+	   "set outside capacity is refused");
+	{
+		uint8_t		src[6] = {0};
+
+		put_first(src, 110);
+		src[4] = 0xFF;
+		src[5] = 0x01;
+		ok(!month_bitmap_or(raw, 6, src, 6) && month_bitmap_test(raw, 6, 115) &&
+		   !month_bitmap_test(raw, 6, 118), "OR of months past dst is refused, the rest written");
+	}
+	ok(!month_bitmap_first_unset(NULL, 0, 5, 4, &m), "empty range: no month");
+	ok(month_bitmap_first_unset(NULL, 0, INT32_MAX, INT32_MAX, &m) && m == INT32_MAX, "last int32 month");
+
+	/* calendar extremes (UBSan): timestamps of PostgreSQL's whole range */
+	ok(cal_month_of_timestamp(INT64_MIN) < MONTH_BITMAP_MIN_MONTH &&
+	   cal_month_of_timestamp(INT64_MAX) > MONTH_BITMAP_MAX_MONTH, "calendar of infinite timestamps");
+	ok(cal_month_of_day(-2451545) == (-4713 - 2000) * 12 + 10, "4714-11-24 BC (day -2451545) is in 4714-11 BC");
+}
 
 int
 main(void)
@@ -44,9 +184,9 @@ main(void)
 	month_bitmap_init(b, sizeof(b), 248);
 	ok(month_bitmap_first(b, sizeof(b)) == 248 && month_bitmap_capacity(sizeof(b)) == 128, "header and capacity");
 	ok(month_bitmap_empty(b, sizeof(b)) && !month_bitmap_bounds(b, sizeof(b), &first, &last), "new bitmap is empty");
-	month_bitmap_set(b, 252);
-	month_bitmap_set(b, 254);
-	month_bitmap_set(b, 252);
+	month_bitmap_set(b, sizeof(b), 252);
+	month_bitmap_set(b, sizeof(b), 254);
+	month_bitmap_set(b, sizeof(b), 252);
 	ok(month_bitmap_test(b, sizeof(b), 252) && !month_bitmap_test(b, sizeof(b), 253) &&
 	   month_bitmap_test(b, sizeof(b), 254), "set and test");
 	ok(!month_bitmap_test(b, sizeof(b), 100) && !month_bitmap_test(b, sizeof(b), 1000), "outside the bitmap: not set");
@@ -55,18 +195,21 @@ main(void)
 	ok(month_bitmap_first_unset(NULL, 0, 252, 260, &m) && m == 252, "no bitmap: the first month");
 	ok(!month_bitmap_first_unset(b, sizeof(b), 254, 254, &m), "all set: none");
 	month_bitmap_init(c, sizeof(c), 257);	/* not byte-aligned with b */
-	month_bitmap_set(c, 260);
+	month_bitmap_set(c, sizeof(c), 260);
 	month_bitmap_or(b, sizeof(b), c, sizeof(c));
 	ok(month_bitmap_test(b, sizeof(b), 260) && month_bitmap_test(b, sizeof(b), 252), "OR of an unaligned bitmap");
 	month_bitmap_init(c, sizeof(c), 256);
-	month_bitmap_set(c, 256);
+	month_bitmap_set(c, sizeof(c), 256);
 	month_bitmap_or(b, sizeof(b), c, sizeof(c));
 	ok(month_bitmap_bounds(b, sizeof(b), &first, &last) && first == 252 && last == 260 &&
 	   month_bitmap_test(b, sizeof(b), 256), "OR of an aligned bitmap");
-	ok(!month_bitmap_valid(3) && month_bitmap_valid(4), "fewer than 4 bytes is not a bitmap");
+	ok(month_bitmap_check(b, 3) == MONTH_BITMAP_TOO_SHORT && month_bitmap_check(b, 4) == MONTH_BITMAP_OK,
+	   "fewer than 4 bytes is not a bitmap");
 	month_bitmap_init(c, sizeof(c), -5);
-	month_bitmap_set(c, -1);
+	month_bitmap_set(c, sizeof(c), -1);
 	ok(month_bitmap_first(c, sizeof(c)) == -5 && month_bitmap_test(c, sizeof(c), -1), "negative months (before 2000)");
+
+	hostile_bitmaps();
 
 	/* random numbers: deterministic per seed, uniform */
 	demo_random_seed(&r1, 42);

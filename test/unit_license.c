@@ -9,6 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+static long hook_calls = 0;
+static long hook_live = 0;
+static long hook_fail_after = -1;
+
+static void *
+counting_malloc(size_t size)
+{
+	if (hook_fail_after >= 0 && hook_calls >= hook_fail_after)
+		return NULL;
+	hook_calls++;
+	hook_live++;
+	return malloc(size);
+}
+
+static void
+counting_free(void *p)
+{
+	if (p != NULL)
+		hook_live--;
+	free(p);
+}
+
 static int
 field_is(const LicenseResult *r, int f, const char *want)
 {
@@ -106,6 +128,63 @@ main(void)
 	expect_error("{“license_id”:“i”,“role”:“r”,“status”:“s\\”}",
 				 LICENSE_SYNTAX_ERROR, -1, "", "curly closing quote cannot be escaped");
 
+	/* no invalid UTF-8 escapes the parser (issue 8 finding 3) */
+	{
+		static const char *const hostile[] = {
+			"{“license_id”:“a\\”b”,“role”:“r”,“status”:“s”}",	/* escaped curly close */
+			"{“license_id”:“a\\“b”,“role”:“r”,“status”:“s”}",	/* escaped curly open */
+			"{\"license_id\":\"a\\\xe2\x80\x9d\",\"role\":\"r\",\"status\":\"s\"}",
+			"{\"license_id\":\"\xe2\x80\",\"role\":\"r\",\"status\":\"s\"}",	/* truncated char */
+			"{\"license_id\":\"\xff\xfe\",\"role\":\"r\",\"status\":\"s\"}",
+			"{\"license_id\":\"\xed\xa0\x80\",\"role\":\"r\",\"status\":\"s\"}",	/* surrogate */
+			"{\"license_id\":\"\xc0\xaf\",\"role\":\"r\",\"status\":\"s\"}",	/* overlong */
+			"{\"license_id\":\"\\ud800\",\"role\":\"r\",\"status\":\"s\"}",	/* lone surrogate escape */
+			"\xe2",
+			"{\xe2\x80\x9c",
+			"{“",
+		};
+		int			good = 1;
+
+		for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
+		{
+			LicenseResult r;
+			LicenseStatus st = license_parse(hostile[i], strlen(hostile[i]), &r);
+
+			if (st == LICENSE_OK)
+			{
+				for (int f = 0; f < LICENSE_NFIELDS; f++)
+					good &= license_valid_utf8(r.value[f], r.length[f]);
+			}
+			else if (!license_valid_utf8(r.message, strlen(r.message)))
+			{
+				printf("# input %zu: message \"%s\" is not UTF-8\n", i, r.message);
+				good = 0;
+			}
+			license_result_free(&r);
+		}
+		ok(good, "hostile bytes and escapes: every message and value is valid UTF-8");
+	}
+	expect_error("{“license_id”:“a\\”b”,“role”:“r”,“status”:“s”}", LICENSE_SYNTAX_ERROR, -1,
+				 "invalid escape near '\"a\\\\xE2'", "an escaped curly quote: the byte jansson stops at as \\xE2");
+	expect_error("{\"license_id\":\"\xff\",\"role\":\"r\",\"status\":\"s\"}",
+				 LICENSE_SYNTAX_ERROR, -1, "unable to decode byte 0xff", "an invalid byte is named, not copied");
+	{
+		/* a message longer than the buffer is cut between characters */
+		char		in[600];
+		LicenseResult r;
+
+		strcpy(in, "{\"license_id\":\"\\");
+		for (int i = 0; i < 150; i++)
+			strcat(in, "é");
+		strcat(in, "\"}");
+		license_parse(in, strlen(in), &r);
+		ok(r.status == LICENSE_SYNTAX_ERROR && license_valid_utf8(r.message, strlen(r.message)),
+		   "a long quoted token is cut at a character boundary");
+	}
+	ok(license_valid_utf8("caf\xc3\xa9", 5) && !license_valid_utf8("\xe2\x80", 2) &&
+	   !license_valid_utf8("a\0b", 3) && !license_valid_utf8("\xf4\x90\x80\x80", 4),
+	   "the UTF-8 check: valid, truncated, NUL, past U+10FFFF");
+
 	/* deep nesting: an error, not a stack overflow */
 	n = 100000;
 	big = malloc(n * 2 + 64);
@@ -130,6 +209,21 @@ main(void)
 		   r.length[LICENSE_FIELD_ID] == n, "16 MB value");
 	}
 	free(big);
+
+	/* the allocator hook: every allocation of a full parse goes through it */
+	{
+		LicenseResult r;
+
+		hook_calls = 0;
+		license_set_alloc_funcs(counting_malloc, counting_free);
+		license_parse("{\"license_id\":\"i\",\"role\":\"r\",\"status\":\"s\",\"n\":[1,[2]]}", strlen("{\"license_id\":\"i\",\"role\":\"r\",\"status\":\"s\",\"n\":[1,[2]]}"), &r);
+		license_result_free(&r);
+		ok(r.status == LICENSE_OK && hook_calls > 3 && hook_live == 0, "full parse allocates through the hook, frees all");
+		hook_fail_after = 5;
+		license_parse("{\"license_id\":\"i\",\"role\":\"r\",\"status\":\"s\",\"n\":[1,[2],[3],[4],[5]]}", strlen("{\"license_id\":\"i\",\"role\":\"r\",\"status\":\"s\",\"n\":[1,[2],[3],[4],[5]]}"), &r);
+		ok(r.status == LICENSE_OUT_OF_MEMORY && hook_live == 0, "a failing allocator: out of memory, nothing leaked");
+		license_set_alloc_funcs(NULL, NULL);
+	}
 
 	return done_testing();
 }

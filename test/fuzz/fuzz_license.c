@@ -6,7 +6,9 @@
  * Differential: wherever the single-pass scanner accepts an input, the
  * jansson-based full parser must accept it too and decode the same three
  * values.  Everywhere else the parser must return a result (never crash),
- * and an error position must lie inside the input.
+ * and an error position must lie inside the input.  Whatever the input,
+ * every value and message the parser produces is well-formed UTF-8 (the
+ * server stores them as text), and a message fits its buffer.
  */
 #include "license_parse.h"
 
@@ -15,6 +17,21 @@
 #include <string.h>
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* abort unless everything r holds for the caller is valid UTF-8 */
+static void
+check_utf8(const LicenseResult *r, LicenseStatus st)
+{
+	if (st == LICENSE_OK)
+	{
+		for (int i = 0; i < LICENSE_NFIELDS; i++)
+			if (!license_valid_utf8(r->value[i], r->length[i]))
+				abort();
+	}
+	else if (strnlen(r->message, LICENSE_ERRMSG_LEN) == LICENSE_ERRMSG_LEN ||
+			 !license_valid_utf8(r->message, strlen(r->message)))
+		abort();
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,8 +45,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 
 	st = license_parse_full(buf, size, &full);
+	check_utf8(&full, st);
 	if (license_scan(buf, size, &fast))
 	{
+		check_utf8(&fast, LICENSE_OK);
 		if (st != LICENSE_OK)
 			abort();
 		for (int i = 0; i < LICENSE_NFIELDS; i++)
@@ -46,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the combined entry point agrees with the full parser on the verdict */
 	if (license_parse(buf, size, &fast) != st)
 		abort();
+	check_utf8(&fast, st);
 	license_result_free(&fast);
 
 	free(buf);
