@@ -101,7 +101,6 @@ ALTER FUNCTION dogdb_generate_invoices(date) SECURITY DEFINER SET search_path = 
 COMMENT ON FUNCTION dogdb_generate_invoices(date) IS 'Issue the invoices of a billing month (first day of a UTC month, 0001-01-01 to 9999-12-01) to every account that has none yet for it and a non-zero total; returns the invoices created. Safe to re-run; concurrent runs serialize. SECURITY DEFINER: runs as the extension''s owner, so a role needs only EXECUTE (revoked from PUBLIC; GRANT it to billing roles) and no privilege on the tables, so billing does not give the power to change issued invoices';
 COMMENT ON FUNCTION dogdb_preview_invoice_lines(date) IS 'The invoice lines of a billing month (first day of a UTC month, 0001-01-01 to 9999-12-01) for every account with a non-zero total, computed from the subscriptions and prices as they are now; writes nothing. Runs with the caller''s privileges: needs SELECT on dogdb.pricing_plans, dogdb.plan_prices and dogdb.subscriptions';
 
-
 --
 -- [kpi] KPI engine: facts keyed by plan id, change tracking, privileges
 --

@@ -149,5 +149,7 @@ SELECT now() < now() AS lt, count(*) FROM (VALUES (1)) v;
 -- the invoice functions do not
 SELECT pg_catalog.count(*) AS lines FROM dogdb_preview_invoice_lines('2021-03-01');
 SELECT pg_catalog.count(*) AS invoices FROM dogdb_generate_invoices('2021-05-01');
+-- and the caller's search_path is back once they return
+SHOW search_path;
 ROLLBACK;
 RESET TimeZone;

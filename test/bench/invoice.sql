@@ -64,9 +64,9 @@ SELECT 'preview lines, 1M accounts',
 	   pg_temp.best_ms($$SELECT count(*), sum(amount_cents) FROM pg_temp.plain_lines$$),
 	   1;
 
--- (b) generate: write the invoices and their lines.  The plain-SQL writer
--- skips numbering in issue order and idempotency; both write the same
--- tables, with the same constraints and indexes.
+-- (b) generate: write the invoices and their lines.  The plain-SQL writers
+-- skip numbering in issue order and idempotency; all write the same tables,
+-- with the same constraints and indexes, and keep the foreign keys.
 CREATE PROCEDURE pg_temp.time_generate(q text, n int, INOUT best_ms numeric DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -95,8 +95,9 @@ CREATE FUNCTION pg_temp.plain_writer() RETURNS void LANGUAGE sql AS $$
 		   l.plan_id, l.line_start, l.line_end, l.days, l.unit_price_cents, l.amount_cents
 	  FROM l JOIN inv USING (account_id);
 $$;
+-- (1) one statement: per-row foreign-key triggers (a query per invoice and per line)
 CALL pg_temp.time_generate('SELECT pg_temp.plain_writer()', 2) \gset cte_
--- the same as two statements, the lines joined to the invoices just written
+-- (2) the same as two statements, the lines joined to the invoices just written
 CALL pg_temp.time_generate($$
 	INSERT INTO dogdb.invoices (invoice_number, account_id, period_start, total_cents)
 	SELECT 'INV-2021-' || lpad(row_number() OVER (ORDER BY account_id)::text, 6, '0'),
@@ -107,8 +108,40 @@ CALL pg_temp.time_generate($$
 		   l.plan_id, l.line_start, l.line_end, l.days, l.unit_price_cents, l.amount_cents
 	  FROM pg_temp.plain_lines l
 	  JOIN dogdb.invoices i ON i.account_id = l.account_id AND i.period_start = date '2021-03-01'$$, 2) \gset two_
-\echo plain-SQL writers: one statement :cte_best_ms ms, two statements :two_best_ms ms
-SELECT least(:cte_best_ms, :two_best_ms) AS best_ms \gset plain_
+-- (3) the bulk-load recipe of the PostgreSQL manual ("Populating a
+-- Database"): in one transaction, drop the three foreign keys, write with
+-- the one-statement writer, add them back; adding a foreign key validates
+-- it with one anti-join per key instead of a query per row, and holds
+-- SHARE ROW EXCLUSIVE on both tables until commit, so the keys hold.  It
+-- locks out readers of the invoice tables while it runs, and validation
+-- re-reads whole tables: on these empty tables it is at its best.
+SELECT string_agg(format('%I %s', conname, pg_get_constraintdef(oid)), E'\n' ORDER BY conname) AS fkeys
+  FROM pg_constraint WHERE conrelid IN ('dogdb.invoices'::regclass, 'dogdb.invoice_lines'::regclass)
+   AND contype = 'f' \gset before_
+CREATE FUNCTION pg_temp.plain_writer_fk_revalidated() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	ALTER TABLE dogdb.invoice_lines DROP CONSTRAINT invoice_lines_invoice_id_fkey,
+		DROP CONSTRAINT invoice_lines_plan_id_fkey;
+	ALTER TABLE dogdb.invoices DROP CONSTRAINT invoices_account_id_fkey;
+	PERFORM pg_temp.plain_writer();
+	ALTER TABLE dogdb.invoices ADD CONSTRAINT invoices_account_id_fkey
+		FOREIGN KEY (account_id) REFERENCES dogdb.accounts (account_id);
+	ALTER TABLE dogdb.invoice_lines ADD CONSTRAINT invoice_lines_invoice_id_fkey
+		FOREIGN KEY (invoice_id) REFERENCES dogdb.invoices (invoice_id) ON DELETE CASCADE,
+		ADD CONSTRAINT invoice_lines_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES dogdb.pricing_plans (plan_id);
+END $$;
+CALL pg_temp.time_generate('SELECT pg_temp.plain_writer_fk_revalidated()', 2) \gset revalidated_
+SELECT string_agg(format('%I %s', conname, pg_get_constraintdef(oid)), E'\n' ORDER BY conname) AS fkeys
+  FROM pg_constraint WHERE conrelid IN ('dogdb.invoices'::regclass, 'dogdb.invoice_lines'::regclass)
+   AND contype = 'f' \gset after_
+SELECT CASE WHEN :'before_fkeys' = :'after_fkeys' THEN 'the three foreign keys are back as they were'
+			ELSE 'FOREIGN KEYS DIFFER AFTER THE REVALIDATING WRITER' END AS check;
+\echo plain-SQL writers: one statement :cte_best_ms ms, two statements :two_best_ms ms, foreign keys dropped and revalidated :revalidated_best_ms ms
+SELECT least(:cte_best_ms, :two_best_ms, :revalidated_best_ms) AS best_ms,
+	   CASE least(:cte_best_ms, :two_best_ms, :revalidated_best_ms)
+	   WHEN :revalidated_best_ms THEN 'foreign keys dropped and revalidated'
+	   WHEN :cte_best_ms THEN 'one INSERT ... SELECT'
+	   ELSE 'two INSERT ... SELECTs' END AS name \gset plain_
 -- where the plain-SQL time goes: the same one-statement writer without its
 -- per-row foreign-key triggers (session_replication_role = replica; not a
 -- valid way to bill, shown for information)
@@ -121,9 +154,14 @@ CALL pg_temp.time_generate($$SELECT count(*) FROM dogdb_generate_invoices('2021-
 SELECT count(*) AS invoices, sum(total_cents) AS total_cents,
 	   (SELECT count(*) FROM dogdb.invoice_lines) AS lines FROM dogdb.invoices \gset c_
 \echo invoices written: C :c_invoices (:c_total_cents cents, :c_lines lines), plain SQL :plain_invoices (:plain_total_cents cents, :plain_lines lines)
-INSERT INTO results VALUES ('generate invoices, 1M accounts', :c_best_ms, :plain_best_ms, 1.3);
-INSERT INTO results VALUES ('generate under 10 s (ms vs 10000)', :c_best_ms, 10000, 1);
-INSERT INTO results VALUES ('plain SQL writer without FK triggers (info)', :c_best_ms, :nofk_best_ms, NULL);
+INSERT INTO results VALUES
+	(format('generate invoices, 1M accounts, vs the strongest writer that keeps its foreign keys (%s)', :'plain_name'),
+	 :c_best_ms, :plain_best_ms, 1.3),
+	('generate under 10 s (ms vs 10000)', :c_best_ms, 10000, 1),
+	('writer: foreign keys dropped, one INSERT ... SELECT, foreign keys added back (info)', :c_best_ms, :revalidated_best_ms, NULL),
+	('writer: one INSERT ... SELECT with per-row FK triggers (info; the old baseline)', :c_best_ms, :cte_best_ms, NULL),
+	('writer: two INSERT ... SELECTs with per-row FK triggers (info; the old baseline)', :c_best_ms, :two_best_ms, NULL),
+	('writer without any FK check (info; session_replication_role, not a valid way to bill)', :c_best_ms, :nofk_best_ms, NULL);
 
 SELECT * FROM pg_temp.report();
 TRUNCATE dogdb.accounts, dogdb.invoice_number_counters CASCADE;
