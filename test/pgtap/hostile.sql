@@ -8,7 +8,7 @@
 -- XX) and not a timeout, and the server must still answer afterwards.
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
-SELECT plan(4);
+SELECT plan(6);
 
 -- some data, so that functions that read tables have rows to read
 CREATE TEMP TABLE demo AS SELECT * FROM dogdb_generate_demo_data(30, 3, '2021-01-01', 3);
@@ -116,6 +116,72 @@ SELECT is((SELECT count(*) FROM outcomes WHERE sqlstate = '57014'), 0::bigint,
 		  'no call runs into the 20 s statement timeout');
 SELECT diag(format('%s: %s -> %s %s', fn, call, sqlstate, message))
   FROM outcomes WHERE sqlstate LIKE 'XX%' OR sqlstate = '57014';
+-- the support functions of every aggregate with a non-internal state,
+-- started from hostile states by aggregates any role can create (the
+-- transition function as SFUNC with each hostile INITCOND; the combine
+-- function as SFUNC over hostile states)
+CREATE TEMP TABLE agg_outcomes (agg text, sqlstate text, message text);
+DO $do$
+DECLARE
+	a record;
+	v record;
+	w record;
+	st text;
+	msg text;
+	n int := 0;
+BEGIN
+	FOR a IN SELECT g.aggfnoid::regprocedure AS agg, g.aggtransfn, g.aggcombinefn, g.aggtranstype::regtype AS stype,
+					p.proargtypes[0]::regtype AS argtype
+			   FROM pg_aggregate g JOIN pg_proc p ON p.oid = g.aggfnoid
+			   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = g.aggfnoid AND d.deptype = 'e'
+			  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dogdb_analytics')
+				AND g.aggtranstype <> 'internal'::regtype AND p.pronargs = 1 LOOP
+		FOR v IN SELECT h.lit FROM hostile_values h WHERE h.typ = a.stype AND h.lit NOT LIKE 'NULL%' LOOP
+			n := n + 1;
+			BEGIN
+				-- INITCOND is the text form of the state
+				EXECUTE format('SELECT %s', v.lit) INTO st;
+				EXECUTE format('CREATE AGGREGATE pg_temp.hostile_t%s(%s) (SFUNC = %s, STYPE = %s, INITCOND = %L)',
+							   n, a.argtype, a.aggtransfn::regproc, a.stype, st);
+				IF a.aggcombinefn <> 0 THEN
+					EXECUTE format('CREATE AGGREGATE pg_temp.hostile_c%s(%s) (SFUNC = %s, STYPE = %s, INITCOND = %L)',
+								   n, a.stype, a.aggcombinefn::regproc, a.stype, st);
+				END IF;
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+				INSERT INTO agg_outcomes VALUES (a.agg::text || ' create', st, msg);
+				CONTINUE;
+			END;
+			FOR w IN SELECT h.lit FROM hostile_values h WHERE h.typ = a.argtype LOOP
+				BEGIN
+					EXECUTE format('SELECT pg_temp.hostile_t%s(x) FROM (VALUES (%s), (%s)) v(x)', n, w.lit, w.lit);
+					st := '00000'; msg := NULL;
+				EXCEPTION WHEN OTHERS THEN
+					GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+				END;
+				INSERT INTO agg_outcomes VALUES (format('%s from %s over %s', a.aggtransfn::regproc, v.lit, w.lit), st, msg);
+			END LOOP;
+			IF a.aggcombinefn <> 0 THEN
+				FOR w IN SELECT h.lit FROM hostile_values h WHERE h.typ = a.stype LOOP
+					BEGIN
+						EXECUTE format('SELECT pg_temp.hostile_c%s(x) FROM (VALUES (%s), (%s)) v(x)', n, w.lit, w.lit);
+						st := '00000'; msg := NULL;
+					EXCEPTION WHEN OTHERS THEN
+						GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+					END;
+					INSERT INTO agg_outcomes VALUES (format('%s from %s over %s', a.aggcombinefn::regproc, v.lit, w.lit), st, msg);
+				END LOOP;
+			END IF;
+		END LOOP;
+	END LOOP;
+END
+$do$;
+SELECT ok((SELECT count(*) FROM agg_outcomes) > 0, format('aggregate support functions started from hostile states: %s calls',
+		  (SELECT count(*) FROM agg_outcomes)));
+SELECT is((SELECT count(*) FROM agg_outcomes WHERE sqlstate LIKE 'XX%'), 0::bigint,
+		  'no hostile state makes an aggregate support function fail internally');
+SELECT diag(format('%s -> %s %s', agg, sqlstate, message)) FROM agg_outcomes WHERE sqlstate LIKE 'XX%';
+
 SELECT is((SELECT 1), 1, format('the server is alive after %s calls', (SELECT count(*) FROM outcomes)));
 
 SELECT * FROM finish();
