@@ -17,8 +17,9 @@
  * even one that fails; its allocation hook checks for interrupts, so a
  * long parse can be cancelled (statement_timeout, pg_cancel_backend), and
  * refuses to grow the context past LICENSE_PARSE_MEMORY_LIMIT: a blob
- * that needs more (tens of MB of nested arrays, say) fails with 54000
- * rather than exhausting the server's memory.  Rows of the usual flat
+ * that needs more (tens of MB of nested arrays, say) is "too complex"
+ * rather than exhausting the server's memory: the accessors raise 54000,
+ * dogdb_license_error() says so (so the import quarantines the row).  Rows of the usual flat
  * shape never reach jansson (license_scan()).
  *
  *-------------------------------------------------------------------------
@@ -99,8 +100,11 @@ ParseFree(void *ptr)
 }
 
 /*
- * license_parse() with the full parser's memory in parse_cxt; on success
- * the decoded values are copied by keep() before the context is reset.
+ * license_parse() with the full parser's memory in parse_cxt; the caller
+ * copies what it keeps and resets the context.  A blob that hits
+ * LICENSE_PARSE_MEMORY_LIMIT comes back as LICENSE_OUT_OF_MEMORY ("too
+ * complex": dogdb_license_error() explains it, the accessors raise 54000);
+ * a real allocation failure raises an error here.
  */
 static void
 ParseBounded(const char *data, size_t len, LicenseResult *res)
@@ -124,15 +128,16 @@ ParseBounded(const char *data, size_t len, LicenseResult *res)
 	PG_END_TRY();
 	license_set_alloc_funcs(NULL, NULL);
 
-	if (res->status == LICENSE_OUT_OF_MEMORY || parse_limit_hit)
+	if (parse_limit_hit)
+	{
+		res->status = LICENSE_OUT_OF_MEMORY;
+		res->position = 0;
+		res->owned = NULL;
+		MemoryContextReset(parse_cxt);
+	}
+	else if (res->status == LICENSE_OUT_OF_MEMORY)
 	{
 		MemoryContextReset(parse_cxt);
-		if (parse_limit_hit)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("license data is too complex to parse"),
-					 errdetail("Parsing these %zu bytes would need more than %zu MB of memory.",
-							   len, LICENSE_PARSE_MEMORY_LIMIT / (1024 * 1024))));
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
@@ -216,6 +221,9 @@ ParseLicenseCached(text *t)
 static char *
 LicenseErrorText(const LicenseResult *res)
 {
+	if (res->status == LICENSE_OUT_OF_MEMORY)
+		return psprintf("license data is too complex to parse: it would need more than %zu MB of memory",
+						LICENSE_PARSE_MEMORY_LIMIT / (1024 * 1024));
 	if (res->position > 0)
 		return psprintf("invalid license data at character %ld: %s",
 						res->position, res->message);
@@ -230,6 +238,12 @@ ParseLicenseOrError(text *t)
 
 	if (res->status == LICENSE_OK)
 		return res;
+	if (res->status == LICENSE_OUT_OF_MEMORY)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("license data is too complex to parse"),
+				 errdetail("Parsing these %zu bytes would need more than %zu MB of memory.",
+						   (size_t) VARSIZE_ANY_EXHDR(t), LICENSE_PARSE_MEMORY_LIMIT / (1024 * 1024))));
 	if (res->position > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
