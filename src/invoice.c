@@ -81,13 +81,14 @@ typedef struct BillingPass
 	ProrationResult result;		/* its bill */
 } BillingPass;
 
-static const char *const invoice_columns[] = {
-	"invoice_id", "invoice_number", "account_id", "period_start", "total_cents",
-	"currency", "issued_at"
+static const BulkInsertColumn invoice_columns[] = {
+	{"invoice_id", INT8OID}, {"invoice_number", TEXTOID}, {"account_id", INT8OID},
+	{"period_start", DATEOID}, {"total_cents", INT8OID}, {"currency", TEXTOID},
+	{"issued_at", TIMESTAMPTZOID}
 };
-static const char *const line_columns[] = {
-	"invoice_id", "line_no", "plan_id", "line_start", "line_end", "days",
-	"unit_price_cents", "amount_cents"
+static const BulkInsertColumn line_columns[] = {
+	{"invoice_id", INT8OID}, {"line_no", INT2OID}, {"plan_id", INT2OID}, {"line_start", DATEOID},
+	{"line_end", DATEOID}, {"days", INT4OID}, {"unit_price_cents", INT8OID}, {"amount_cents", INT8OID}
 };
 
 /* the month argument: first day of a month, else 22023 */
@@ -532,8 +533,8 @@ dogdb_generate_invoices(PG_FUNCTION_ARGS)
 	GenerateState gs = {0};
 	Oid			invoices_rel,
 				lines_rel;
-	Oid			invoice_refs[1];
-	Oid			line_refs[2];
+	BulkInsertForeignKey invoice_refs[1];
+	BulkInsertForeignKey line_refs[2];
 	Oid			argtype = INT4OID;
 	Datum		arg;
 	Datum		args[2];
@@ -572,9 +573,9 @@ dogdb_generate_invoices(PG_FUNCTION_ARGS)
 
 	invoices_rel = get_relname_relid("invoices", get_namespace_oid("dogdb", false));
 	lines_rel = get_relname_relid("invoice_lines", get_namespace_oid("dogdb", false));
-	invoice_refs[0] = get_relname_relid("accounts", get_namespace_oid("dogdb", false));
-	line_refs[0] = invoices_rel;
-	line_refs[1] = get_relname_relid("pricing_plans", get_namespace_oid("dogdb", false));
+	invoice_refs[0] = (BulkInsertForeignKey) {"account_id", get_relname_relid("accounts", get_namespace_oid("dogdb", false)), "account_id"};
+	line_refs[0] = (BulkInsertForeignKey) {"invoice_id", invoices_rel, "invoice_id"};
+	line_refs[1] = (BulkInsertForeignKey) {"plan_id", get_relname_relid("pricing_plans", get_namespace_oid("dogdb", false)), "plan_id"};
 	gs.invoices = BulkInsertBegin(invoices_rel, invoice_columns, lengthof(invoice_columns),
 								  invoice_refs, lengthof(invoice_refs), NULL, 0);
 	gs.lines = BulkInsertBegin(lines_rel, line_columns, lengthof(line_columns),
