@@ -15,9 +15,13 @@
  *	2. (interactions) the occurrence number of rows with the same identity;
  *	3. imported before: the same data is skipped, different data rejected;
  *	4. rejected before (a key in dogdb.import_rejects): skipped;
- *	5. duplicates in the source: the row updated last wins;
- *	6. write the accepted rows and quarantine the rejected ones, in C,
- *	   through the bulk writer (import_write.c).
+ *	5. write the accepted rows in key order, in C, through the bulk writer
+ *	   (import_write.c); of duplicates in the source, the row updated last
+ *	   is written and the others are rejected;
+ *	6. quarantine the rejected rows, through the bulk writer too.
+ * Writing in key order keeps every unique index insertion on the
+ * rightmost leaf, and brings duplicates together, so finding them costs
+ * no extra pass.
  *
  * A reject key is md5 of the whole source row as jsonb, then ":" and the
  * occurrence number of the row among identical rows (ImportKeyRows(), the
@@ -69,8 +73,7 @@ typedef struct ImportSpec
 	const char *imported_cond;
 	const char *same;
 	const char *changed_reason;
-	/* duplicates in the source (NULL: none): key, reason, tie order */
-	const char *dup_key;
+	/* duplicates of the target key in the source (NULL: none): reason, tie order */
 	const char *dup_reason;
 	const char *dup_order;
 	/* interactions: the legacy key numbers rows of the same identity */
@@ -102,7 +105,6 @@ static const ImportSpec import_specs[] = {
 		"AND EXISTS (SELECT FROM dogdb.subscriptions u WHERE u.account_id = x.account_id "
 		"AND u.valid_to IS NULL AND u.plan_id = s.plan_id)",
 		.changed_reason = "format('account %s was already imported with different data', s.account_id)",
-		.dup_key = "account_id",
 		.dup_reason = "format('duplicate account_id %s in source; the row updated last was imported', s.account_id)",
 		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, email, tier",
 	},
@@ -131,7 +133,7 @@ static const ImportSpec import_specs[] = {
 	{
 		.source_table = "customer_licenses",
 		.target = IMPORT_LICENSES,
-		.columns = "t.account_id::bigint AS account_id, t.license_data::text AS license_data, e.parse_error, "
+		.columns = "t.account_id::bigint AS account_id, e.parse_error, "
 		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_id(t.license_data::text) END AS license_id, "
 		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_role(t.license_data::text) END AS role, "
 		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_status(t.license_data::text) END AS status",
@@ -139,7 +141,7 @@ static const ImportSpec import_specs[] = {
 		.from_extra = ", LATERAL (SELECT @extschema@.dogdb_license_error(t.license_data::text) AS parse_error) e",
 		.joins = ACCOUNT_JOIN,
 		.join_columns = "a.xmin AS account_xmin",
-		.checks = "WHEN s.license_data IS NULL THEN 'license_data is null' "
+		.checks = "WHEN (s.src).license_data IS NULL THEN 'license_data is null' "
 		"WHEN s.parse_error IS NOT NULL THEN s.parse_error "
 		"WHEN s.license_id = '' THEN 'license_id is empty' "
 		ACCOUNT_CHECK
@@ -148,7 +150,6 @@ static const ImportSpec import_specs[] = {
 		.imported_cond = "x.license_id = s.license_id",
 		.same = "(x.account_id, x.role, x.status) IS NOT DISTINCT FROM (s.account_id, s.role, s.status)",
 		.changed_reason = "format('license %s was already imported with different data', s.license_id)",
-		.dup_key = "license_id",
 		.dup_reason = "format('duplicate license_id %s in source; the row updated last was imported', s.license_id)",
 		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, account_id, role, status",
 	},
@@ -254,7 +255,7 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 	return ImportExec(sql.data, SPI_OK_UTILITY);
 }
 
-/* steps 2 to 5: the verdict of every staged row */
+/* steps 2 to 4: the verdict of every staged row */
 static void
 ImportJudge(const ImportSpec *spec)
 {
@@ -295,17 +296,6 @@ ImportJudge(const ImportSpec *spec)
 								" WHERE r.source_table = $1 AND r.source_key = s.source_key",
 								1, &argtype, &arg, NULL, false, 0, SPI_OK_UPDATE);
 	}
-
-	/* 5: duplicates in the source: the row updated last is imported */
-	if (spec->dup_key != NULL)
-		ImportExec(psprintf("UPDATE " IMPORT_STAGE " s SET reason = %s"
-							"  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY %s ORDER BY %s) AS n"
-							"          FROM " IMPORT_STAGE
-							"         WHERE " IMPORT_ACCEPTED " AND %s IN (SELECT %s FROM " IMPORT_STAGE
-							"                 WHERE " IMPORT_ACCEPTED " GROUP BY 1 HAVING count(*) > 1)) d"
-							" WHERE s.ctid = d.c AND d.n > 1",
-							spec->dup_reason, spec->dup_key, spec->dup_order, spec->dup_key, spec->dup_key),
-				   SPI_OK_UPDATE);
 }
 
 /*
@@ -346,7 +336,7 @@ dogdb_import_legacy(PG_FUNCTION_ARGS)
 
 		rows_read = (int64) ImportStage(spec, relids[i], extschema);
 		ImportJudge(spec);
-		imported = ImportWriteAccepted(spec->target);
+		imported = ImportWriteAccepted(spec->target, spec->dup_order, spec->dup_reason);
 		ImportKeyRows(IMPORT_REJECTED);
 		rejected = ImportWriteRejects(spec->source_table);
 		ImportExec("DROP TABLE " IMPORT_STAGE, SPI_OK_UTILITY);

@@ -32,9 +32,12 @@ typedef enum ImportTarget
 
 /*
  * Write the step's accepted rows (IMPORT_ACCEPTED rows of the stage) to
- * the target; returns how many.  Runs inside the caller's SPI connection.
+ * the target, in the order of its unique key; returns how many.  With
+ * dup_reason, rows of the same key are duplicates: the first in dup_order
+ * is written, the others get reason dup_reason (an expression over the
+ * stage row s).  Runs inside the caller's SPI connection.
  */
-extern int64 ImportWriteAccepted(ImportTarget target);
+extern int64 ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_reason);
 
 /*
  * Quarantine the step's rejected rows (IMPORT_REJECTED, all with their
