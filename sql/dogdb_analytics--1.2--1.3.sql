@@ -91,6 +91,14 @@ COMMENT ON FUNCTION dogdb_first_inactive_month(bytea, date, date) IS 'First mont
 --
 -- [import] one legacy-import pipeline through the bulk writer
 --
+-- the pipeline is in C now (import.c): the SQL helpers are gone
+DROP FUNCTION dogdb.import_legacy_licenses(regclass);
+DROP FUNCTION dogdb.legacy_timestamp(regclass, name);
+CREATE OR REPLACE FUNCTION dogdb_import_legacy(source_schema text DEFAULT 'public')
+	RETURNS TABLE (source_table text, rows_read bigint, imported bigint,
+				   rejected bigint, skipped bigint)
+	AS 'MODULE_PATHNAME', 'dogdb_import_legacy'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 --
 -- [billing] invoices: privileges, month range

@@ -38,7 +38,79 @@ DELETE FROM dogdb.import_rejects WHERE source_row->>'account_id' = '6';
 SELECT * FROM dogdb_import_legacy('legacy');
 SELECT license_id, account_id FROM dogdb.licenses WHERE account_id = 6;
 
+-- a changed license is quarantined, a duplicate in the source too (the row updated last wins)
+INSERT INTO legacy.customer_licenses VALUES
+	(2, '{"license_id": "5e0a2b9c7d1f4e3a8b6c0d9e2f1a3b4c5d6e7f80", "role": "viewer", "status": "active"}', '2021-01-10 14:35', '2021-08-01'),
+	(4, '{"license_id": "dup0", "role": "viewer", "status": "active"}', '2021-05-01', '2021-05-02'),
+	(5, '{"license_id": "dup0", "role": "admin", "status": "active"}', '2021-05-01', '2021-05-03');
+SELECT * FROM dogdb_import_legacy('legacy');
+SELECT reason, source_row->>'account_id' AS account_id FROM dogdb.import_rejects
+ WHERE reason LIKE 'duplicate license_id%' OR reason LIKE 'license % different data' ORDER BY 1;
+SELECT license_id, account_id, role FROM dogdb.licenses WHERE license_id IN ('dup0', '5e0a2b9c7d1f4e3a8b6c0d9e2f1a3b4c5d6e7f80');
+SELECT * FROM dogdb_import_legacy('legacy');
+
 -- errors
 SELECT * FROM dogdb_import_legacy('no_such_schema');
 SELECT * FROM dogdb_import_legacy(NULL);
+
+-- only tables are read: a view could run its owner's code as the importer (42809)
+CREATE SCHEMA legacy_view;
+CREATE TABLE legacy_view.customer_accounts (LIKE legacy.customer_accounts);
+CREATE VIEW legacy_view.customer_interactions AS SELECT * FROM legacy.customer_interactions;
+CREATE TABLE legacy_view.customer_licenses (LIKE legacy.customer_licenses);
+DO $$
+BEGIN
+	PERFORM dogdb_import_legacy('legacy_view');
+EXCEPTION WHEN wrong_object_type THEN
+	RAISE NOTICE 'refused (%): %', SQLSTATE, SQLERRM;
+END $$;
+
+-- the bulk writer refuses (0A000) what it would bypass: a user's trigger,
+-- a user's foreign key, a column of another type
+CREATE FUNCTION pg_temp.refused(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	detail text;
+BEGIN
+	EXECUTE q;
+	RETURN 'accepted';
+EXCEPTION WHEN feature_not_supported THEN
+	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+	RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' (' || nullif(detail, '') || ')', '');
+END $$;
+INSERT INTO legacy.customer_licenses VALUES
+	(1, '{"license_id": "new1", "role": "viewer", "status": "active"}', '2021-09-01', NULL);
+BEGIN;
+CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER user_trigger BEFORE INSERT ON dogdb.licenses FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+SELECT pg_temp.refused($$SELECT dogdb_import_legacy('legacy')$$);
+ROLLBACK;
+BEGIN;
+CREATE TABLE public.license_roles (role text PRIMARY KEY);
+ALTER TABLE dogdb.licenses ADD CONSTRAINT user_role_fk FOREIGN KEY (role) REFERENCES public.license_roles NOT VALID;
+SELECT pg_temp.refused($$SELECT dogdb_import_legacy('legacy')$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE dogdb.licenses ALTER created_at TYPE timestamp;
+SELECT pg_temp.refused($$SELECT dogdb_import_legacy('legacy')$$);
+ROLLBACK;
+SELECT imported FROM dogdb_import_legacy('legacy') WHERE source_table = 'customer_licenses';
+
+-- the invoice writer too: a column whose type changed (this crashed the
+-- server), a user's foreign key on invoice_lines into a table the writer
+-- guarantees for another column (585 violating rows were written)
+INSERT INTO dogdb.accounts VALUES (100, 'inv@x.example', 'small', '2020-12-01');
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from) VALUES (100, 3, '2020-12-01');
+BEGIN;
+ALTER TABLE dogdb.invoices ALTER total_cents TYPE numeric;
+SELECT pg_temp.refused($$SELECT dogdb_generate_invoices('2021-01-01')$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE dogdb.invoice_lines ADD CONSTRAINT user_fk FOREIGN KEY (line_no) REFERENCES dogdb.pricing_plans (plan_id);
+SELECT pg_temp.refused($$SELECT dogdb_generate_invoices('2021-01-01')$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE dogdb.invoice_lines ADD CONSTRAINT user_fk FOREIGN KEY (invoice_id) REFERENCES dogdb.accounts (account_id);
+SELECT pg_temp.refused($$SELECT dogdb_generate_invoices('2021-01-01')$$);
+ROLLBACK;
+SELECT count(*) AS invoices FROM dogdb_generate_invoices('2021-01-01');
 RESET TimeZone;

@@ -12,11 +12,14 @@
  *
  * The per-row foreign-key triggers are what make INSERT ... SELECT slow
  * here (a query per row).  This writer does not fire them; instead the
- * caller must guarantee each foreign key of the table, and says which
- * referenced tables it guarantees.  Anything else that acts on insert (an
- * unknown trigger, a rule, row-level security, a stored generated column)
- * makes BulkInsertBegin() refuse, as does a column layout other than the
- * one the caller expects.
+ * caller must guarantee each foreign key of the table, and names each one
+ * it guarantees: referencing column, referenced table and column.  A
+ * foreign key it does not name (a user's, even one into a table the caller
+ * locks), and anything else that acts on insert (an unknown trigger, a
+ * rule, row-level security, a stored generated column) makes
+ * BulkInsertBegin() refuse, as does a column layout other than the one the
+ * caller expects, names and types: values are formed as the caller's
+ * types, so a column whose type was altered must never be written.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +36,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/datum.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -56,14 +60,30 @@ struct BulkInsert
 	TupleTableSlot *slots[BULK_INSERT_BATCH];
 };
 
+/* is fk exactly the single-column foreign key g of rel? */
+static bool
+ForeignKeyMatches(Relation rel, ForeignKeyCacheInfo *fk, const BulkInsertForeignKey *g)
+{
+	char	   *refcol;
+	bool		match;
+
+	if (fk->nkeys != 1 || fk->confrelid != g->refrelid ||
+		strcmp(get_attname(RelationGetRelid(rel), fk->conkey[0], false), g->column) != 0)
+		return false;
+	refcol = get_attname(fk->confrelid, fk->confkey[0], false);
+	match = strcmp(refcol, g->refcolumn) == 0;
+	pfree(refcol);
+	return match;
+}
+
 /* refuse a table whose inserts would do more than this writer does */
 static void
-CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs,
+CheckBulkInsertTarget(Relation rel, const BulkInsertForeignKey *fkeys, int nfkeys,
 					  const Oid *handled_trigfuncs, int nhandled)
 {
 	const char *relname = RelationGetRelationName(rel);
 	TriggerDesc *trigdesc = rel->trigdesc;
-	List	   *fkeys = RelationGetFKeyList(rel);
+	List	   *fklist = RelationGetFKeyList(rel);
 	ListCell   *lc;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -83,14 +103,17 @@ CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot write to table \"%s\" because it has generated columns", relname)));
 
-	/* every foreign key must point at a table the caller guarantees */
-	foreach(lc, fkeys)
+	/*
+	 * every foreign key of the table must be one the caller guarantees:
+	 * same referencing column, same referenced table and column
+	 */
+	foreach(lc, fklist)
 	{
 		ForeignKeyCacheInfo *fk = lfirst_node(ForeignKeyCacheInfo, lc);
 		bool		guaranteed = false;
 
-		for (int i = 0; i < nrefs; i++)
-			guaranteed |= (fk->confrelid == guaranteed_refs[i]);
+		for (int i = 0; i < nfkeys && !guaranteed; i++)
+			guaranteed = ForeignKeyMatches(rel, fk, &fkeys[i]);
 		if (!guaranteed)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -115,7 +138,7 @@ CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs,
 			handled |= (trig->tgfoid == handled_trigfuncs[k]);
 		if (handled)
 			continue;
-		foreach(lc, fkeys)
+		foreach(lc, fklist)
 			known_fk |= (trig->tgconstraint == lfirst_node(ForeignKeyCacheInfo, lc)->conoid);
 		if (!(known_fk && trig->tgfoid == F_RI_FKEY_CHECK_INS))
 			ereport(ERROR,
@@ -129,7 +152,7 @@ CheckBulkInsertTarget(Relation rel, const Oid *guaranteed_refs, int nrefs,
 
 /* refuse a column layout other than the expected one; fill attmap */
 static void
-CheckColumns(Relation rel, const char *const *columns, int ncolumns, int *attmap)
+CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *attmap)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			n = 0;
@@ -140,12 +163,23 @@ CheckColumns(Relation rel, const char *const *columns, int ncolumns, int *attmap
 
 		if (att->attisdropped)
 			continue;
-		if (n >= ncolumns || strcmp(NameStr(att->attname), columns[n]) != 0)
+		if (n >= ncolumns || strcmp(NameStr(att->attname), columns[n].name) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("table \"%s\" does not have the columns the extension created",
 							RelationGetRelationName(rel)),
 					 errdetail("Column \"%s\" was not expected.", NameStr(att->attname))));
+		/* the values are of the caller's type: no other type, no length limit */
+		if (att->atttypid != columns[n].type || att->atttypmod != -1)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table \"%s\" does not have the columns the extension created",
+							RelationGetRelationName(rel)),
+					 errdetail("Column \"%s\" has type %s, but the extension writes %s.",
+							   NameStr(att->attname),
+							   format_type_with_typemod(att->atttypid, att->atttypmod),
+							   format_type_be(columns[n].type)),
+					 errhint("Restore the column type the extension created.")));
 		attmap[n++] = i;
 	}
 	if (n != ncolumns)
@@ -153,12 +187,12 @@ CheckColumns(Relation rel, const char *const *columns, int ncolumns, int *attmap
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" does not have the columns the extension created",
 						RelationGetRelationName(rel)),
-				 errdetail("Column \"%s\" is missing.", columns[n])));
+				 errdetail("Column \"%s\" is missing.", columns[n].name)));
 }
 
 BulkInsert *
-BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
-				const Oid *guaranteed_refs, int nrefs,
+BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
+				const BulkInsertForeignKey *fkeys, int nfkeys,
 				const Oid *handled_trigfuncs, int nhandled)
 {
 	BulkInsert *bulk = palloc0(sizeof(BulkInsert));
@@ -176,7 +210,7 @@ BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
 			rte->insertedCols = bms_add_member(rte->insertedCols,
 											   i + 1 - FirstLowInvalidHeapAttributeNumber);
 	ExecCheckRTPerms(list_make1(rte), true);
-	CheckBulkInsertTarget(rel, guaranteed_refs, nrefs, handled_trigfuncs, nhandled);
+	CheckBulkInsertTarget(rel, fkeys, nfkeys, handled_trigfuncs, nhandled);
 	bulk->ncolumns = ncolumns;
 	bulk->attmap = palloc(sizeof(int) * ncolumns);
 	CheckColumns(rel, columns, ncolumns, bulk->attmap);

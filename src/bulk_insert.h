@@ -7,8 +7,10 @@
  *
  * Foreign keys are not checked row by row: the caller must guarantee every
  * foreign key of the table itself (see invoice.c) and lists, for
- * BulkInsertBegin(), the referenced tables it guarantees.  A table with any
- * other insert trigger, a rule or row-level security is refused.
+ * BulkInsertBegin(), exactly the foreign keys it guarantees (column,
+ * referenced table and column).  A table with any other foreign key, any
+ * other insert trigger, a rule, row-level security, or a column whose name
+ * or type differs from what the caller expects is refused.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,15 +24,30 @@
 
 typedef struct BulkInsert BulkInsert;
 
+/* a column the caller writes: its name and type */
+typedef struct BulkInsertColumn
+{
+	const char *name;
+	Oid			type;
+} BulkInsertColumn;
+
+/* a single-column foreign key the caller guarantees itself */
+typedef struct BulkInsertForeignKey
+{
+	const char *column;			/* referencing column of the written table */
+	Oid			refrelid;		/* referenced table */
+	const char *refcolumn;		/* referenced column */
+} BulkInsertForeignKey;
+
 /*
  * Open relid for inserting (RowExclusiveLock, INSERT privilege checked).
- * columns: the names of the table's columns, in order, as the caller will
- * pass them.  guaranteed_refs: the OIDs of the tables the caller
- * guarantees this table's foreign keys into.  handled_trigfuncs: functions
- * of insert triggers whose work the caller does itself.
+ * columns: the table's columns (name and type), in order, as the caller
+ * will pass them.  fkeys: the foreign keys of this table the caller
+ * guarantees.  handled_trigfuncs: functions of insert triggers whose work
+ * the caller does itself.  Anything else is refused with 0A000.
  */
-extern BulkInsert *BulkInsertBegin(Oid relid, const char *const *columns, int ncolumns,
-								   const Oid *guaranteed_refs, int nrefs,
+extern BulkInsert *BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
+								   const BulkInsertForeignKey *fkeys, int nfkeys,
 								   const Oid *handled_trigfuncs, int nhandled);
 
 /* queue one row (one value per column); values are copied */

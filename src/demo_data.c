@@ -52,9 +52,17 @@ typedef struct DemoCompany
 	int32		churn_month;	/* month number from 0, or -1 */
 } DemoCompany;
 
-static const char *const account_columns[] = {"account_id", "email", "company_size", "created_at", "updated_at"};
-static const char *const subscription_columns[] = {"subscription_id", "account_id", "plan_id", "valid_from", "valid_to"};
-static const char *const session_columns[] = {"session_id", "account_id", "created_at"};
+static const BulkInsertColumn account_columns[] = {
+	{"account_id", INT8OID}, {"email", TEXTOID}, {"company_size", TEXTOID},
+	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
+};
+static const BulkInsertColumn subscription_columns[] = {
+	{"subscription_id", INT8OID}, {"account_id", INT8OID}, {"plan_id", INT2OID},
+	{"valid_from", TIMESTAMPTZOID}, {"valid_to", TIMESTAMPTZOID}
+};
+static const BulkInsertColumn session_columns[] = {
+	{"session_id", INT8OID}, {"account_id", INT8OID}, {"created_at", TIMESTAMPTZOID}
+};
 
 static int32
 GetIntArg(FunctionCallInfo fcinfo, int argno, const char *name, int32 min, int32 max)
@@ -148,7 +156,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	Oid			plans_rel = DogdbRelid("pricing_plans");
 	Oid			accounts_rel = DogdbRelid("accounts");
 	Oid			handled[2];
-	Oid			refs[2];
+	BulkInsertForeignKey refs[2];
 	BulkInsert *bulk;
 	Oid			seq;
 	int64		next_id;
@@ -224,7 +232,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	nulls[4] = false;
 
 	/* sessions, month by month, until a company's first month without one */
-	refs[0] = accounts_rel;
+	refs[0] = (BulkInsertForeignKey) {"account_id", accounts_rel, "account_id"};
 	handled[0] = DogdbTriggerFunction("kpi_track_sessions");
 	bulk = BulkInsertBegin(DogdbRelid("sessions"), session_columns, lengthof(session_columns), refs, 1, handled, 1);
 	next_id = IdentityStart(DogdbRelid("sessions"), &seq);
@@ -265,7 +273,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	 * subscriptions: from the start until the churn month (open if none); a
 	 * company without a session in its first month has none
 	 */
-	refs[1] = plans_rel;
+	refs[1] = (BulkInsertForeignKey) {"plan_id", plans_rel, "plan_id"};
 	handled[0] = DogdbTriggerFunction("kpi_track_billing");
 	bulk = BulkInsertBegin(DogdbRelid("subscriptions"), subscription_columns, lengthof(subscription_columns),
 						   refs, 2, handled, 1);

@@ -92,13 +92,14 @@ typedef struct BillingPass
 /* emits one billed account (pass->account_id, pass->result) */
 typedef void (*EmitAccount) (BillingPass *pass, void *arg);
 
-static const char *const invoice_columns[] = {
-	"invoice_id", "invoice_number", "account_id", "period_start", "total_cents",
-	"currency", "issued_at"
+static const BulkInsertColumn invoice_columns[] = {
+	{"invoice_id", INT8OID}, {"invoice_number", TEXTOID}, {"account_id", INT8OID},
+	{"period_start", DATEOID}, {"total_cents", INT8OID}, {"currency", TEXTOID},
+	{"issued_at", TIMESTAMPTZOID}
 };
-static const char *const line_columns[] = {
-	"invoice_id", "line_no", "plan_id", "line_start", "line_end", "days",
-	"unit_price_cents", "amount_cents"
+static const BulkInsertColumn line_columns[] = {
+	{"invoice_id", INT8OID}, {"line_no", INT2OID}, {"plan_id", INT2OID}, {"line_start", DATEOID},
+	{"line_end", DATEOID}, {"days", INT4OID}, {"unit_price_cents", INT8OID}, {"amount_cents", INT8OID}
 };
 
 /*
@@ -440,13 +441,13 @@ static void
 BeginInvoiceWrite(GenerateState *gs)
 {
 	Oid			invoices_rel = DogdbRelationId("invoices");
-	Oid			invoice_refs[1];
-	Oid			line_refs[2];
+	BulkInsertForeignKey invoice_refs[1];
+	BulkInsertForeignKey line_refs[2];
 	Oid			argtype = INT8ARRAYOID;
 
-	invoice_refs[0] = DogdbRelationId("accounts");
-	line_refs[0] = invoices_rel;
-	line_refs[1] = DogdbRelationId("pricing_plans");
+	invoice_refs[0] = (BulkInsertForeignKey) {"account_id", DogdbRelationId("accounts"), "account_id"};
+	line_refs[0] = (BulkInsertForeignKey) {"invoice_id", invoices_rel, "invoice_id"};
+	line_refs[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
 	gs->invoices = BulkInsertBegin(invoices_rel, invoice_columns, lengthof(invoice_columns),
 								   invoice_refs, lengthof(invoice_refs), NULL, 0);
 	gs->lines = BulkInsertBegin(DogdbRelationId("invoice_lines"), line_columns, lengthof(line_columns),
