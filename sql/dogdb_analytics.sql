@@ -488,10 +488,25 @@ END;
 COMMENT ON FUNCTION dogdb_account_churn(date) IS 'Per account: first month (UTC month of created_at), last month with a session, and churn month = first month from the first month through the month of as_of with no session (NULL if none)';
 
 --
--- KPI engine state.  dogdb_refresh_kpis() keeps these; nothing else should
--- write them.  Changes to the source tables are tracked by the statement
--- triggers below: session changes as per-account deltas, other changes as
--- ranges of months whose revenue must be recomputed.
+-- The data the KPI engine accepts.  Months are UTC months from 2000-01
+-- through 2199-12 (the engine's horizon, src/kpi.h): a session or an
+-- account outside it is refused when it is written, with 23514 naming the
+-- constraint, so no single row can make a refresh stall or fail later.
+--
+ALTER TABLE dogdb.accounts ADD CONSTRAINT accounts_created_at_kpi_horizon
+	CHECK (created_at >= '2000-01-01 00:00+00' AND created_at < '2200-01-01 00:00+00');
+COMMENT ON CONSTRAINT accounts_created_at_kpi_horizon ON dogdb.accounts IS 'The KPI horizon: created_at from 2000-01-01 to before 2200-01-01 UTC, finite';
+ALTER TABLE dogdb.sessions ADD CONSTRAINT sessions_created_at_kpi_horizon
+	CHECK (created_at >= '2000-01-01 00:00+00' AND created_at < '2200-01-01 00:00+00');
+COMMENT ON CONSTRAINT sessions_created_at_kpi_horizon ON dogdb.sessions IS 'The KPI horizon: created_at from 2000-01-01 to before 2200-01-01 UTC, finite';
+
+--
+-- KPI engine state.  Only the extension's own code writes these tables
+-- (the SECURITY DEFINER triggers and dogdb_refresh_kpis()); PUBLIC has no
+-- privilege on them.  Changes to the source tables are tracked by the
+-- statement triggers below: session changes as per-account deltas,
+-- accounts whose first month or size changed, and ranges of months whose
+-- revenue and tiers must be recomputed.
 --
 CREATE TABLE dogdb.kpi_month_activity (
 	month		date PRIMARY KEY,
@@ -500,7 +515,7 @@ CREATE TABLE dogdb.kpi_month_activity (
 );
 ALTER TABLE dogdb.kpi_month_activity ALTER account_ids SET STORAGE EXTERNAL,
 	ALTER session_counts SET STORAGE EXTERNAL;	-- read whole and often: no compression
-COMMENT ON TABLE dogdb.kpi_month_activity IS 'KPI engine state: per month, the accounts with sessions (sorted int8 ids) and their session counts (int4, same order)';
+COMMENT ON TABLE dogdb.kpi_month_activity IS 'KPI engine state: per month with sessions, the accounts with sessions (sorted int8 ids) and their session counts (int4, same order)';
 
 CREATE TABLE dogdb.kpi_session_deltas (
 	month		date NOT NULL,
@@ -514,28 +529,36 @@ CREATE TABLE dogdb.kpi_dirty_months (
 	to_month	date,
 	full_rebuild boolean NOT NULL DEFAULT false
 );
-COMMENT ON TABLE dogdb.kpi_dirty_months IS 'KPI engine input: months whose revenue must be recomputed (to_month NULL = open), or a full rebuild, since the last refresh';
+COMMENT ON TABLE dogdb.kpi_dirty_months IS 'KPI engine input: months whose revenue and tiers must be recomputed (to_month NULL = open), or a full rebuild, since the last refresh';
+
+CREATE TABLE dogdb.kpi_dirty_accounts (
+	account_id	bigint NOT NULL
+);
+COMMENT ON TABLE dogdb.kpi_dirty_accounts IS 'KPI engine input: accounts inserted, deleted, or whose created_at or company_size changed since the last refresh (their churn is recomputed; a deleted one''s stored counts are dropped)';
 
 CREATE TABLE dogdb.kpi_churn_state (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	account_ids bytea NOT NULL,
-	churn_months bytea NOT NULL
+	churn_months bytea NOT NULL,
+	first_month date NOT NULL,
+	last_month	date NOT NULL
 );
 ALTER TABLE dogdb.kpi_churn_state ALTER account_ids SET STORAGE EXTERNAL,
 	ALTER churn_months SET STORAGE EXTERNAL;
-COMMENT ON TABLE dogdb.kpi_churn_state IS 'KPI engine state: every account''s churn month as of the last refresh (sorted int8 ids; int4 months since 2000-01, or -1 if none), so an incremental refresh reads only the months that changed';
+COMMENT ON TABLE dogdb.kpi_churn_state IS 'KPI engine state: every account''s churn month as of the last refresh (sorted int8 ids; int4 months since 2000-01, or -1 if none), and the months [first_month, last_month] whose churn and revenue that refresh computed (first account month to the then current month)';
 
 CREATE TABLE dogdb.kpi_facts (
 	month		date NOT NULL,
 	company_size text NOT NULL,
-	tier		text NOT NULL,
+	plan_id		smallint,
 	active_accounts bigint NOT NULL,
 	churned_accounts bigint NOT NULL,
 	sessions	bigint NOT NULL,
 	revenue_cents bigint NOT NULL,
-	PRIMARY KEY (month, company_size, tier)
+	CONSTRAINT kpi_facts_key UNIQUE NULLS NOT DISTINCT (month, company_size, plan_id)
 );
 COMMENT ON TABLE dogdb.kpi_facts IS 'KPI engine output, published by the materialized views dogdb.kpi_retention, kpi_usage and kpi_revenue';
+COMMENT ON COLUMN dogdb.kpi_facts.plan_id IS 'The tier: a plan of dogdb.pricing_plans (no foreign key: the engine keeps it consistent), NULL for accounts without a subscription (tier ''none''); names are joined when read, so renaming a plan changes no fact';
 
 CREATE TABLE dogdb.kpi_refresh_log (
 	kpi			text PRIMARY KEY,
@@ -545,6 +568,9 @@ CREATE TABLE dogdb.kpi_refresh_log (
 );
 COMMENT ON TABLE dogdb.kpi_refresh_log IS 'When each KPI view was last refreshed, and how';
 
+REVOKE ALL ON dogdb.kpi_month_activity, dogdb.kpi_session_deltas, dogdb.kpi_dirty_months, dogdb.kpi_dirty_accounts,
+	dogdb.kpi_churn_state, dogdb.kpi_facts, dogdb.kpi_refresh_log FROM PUBLIC;
+
 -- a new installation starts with a full rebuild
 INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 
@@ -552,7 +578,9 @@ INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity
 -- refresh (a restored database starts with a full rebuild, as above)
 
 --
--- Change tracking
+-- Change tracking.  The trigger functions are SECURITY DEFINER (owned by
+-- the extension's owner, search_path pinned): whoever may write the source
+-- tables needs no privilege on the engine's tables, and cannot forge them.
 --
 -- The transition tables of a statement: new rows unless a DELETE, old rows
 -- unless an INSERT (plpgsql sees them in dynamic SQL too)
@@ -562,8 +590,9 @@ CREATE FUNCTION dogdb.kpi_transition_tables(op text) RETURNS text[]
 				   ELSE ARRAY['kpi_new_rows', 'kpi_old_rows'] END;
 COMMENT ON FUNCTION dogdb.kpi_transition_tables(text) IS 'Internal to the KPI change-tracking triggers';
 
+-- VOLATILE, PARALLEL UNSAFE: a trigger writing the engine's input
 CREATE FUNCTION dogdb.kpi_track_sessions() RETURNS trigger
-	LANGUAGE plpgsql VOLATILE
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -585,44 +614,73 @@ END
 $fn$;
 COMMENT ON FUNCTION dogdb.kpi_track_sessions() IS 'Trigger: records session count changes for the next KPI refresh';
 
--- subscriptions, prices, plans, accounts: months whose revenue (and tier) changed
+-- Subscriptions and prices: months whose revenue (and tier) changed.  A
+-- subscription counts from the month of valid_from on, open-ended: the tier
+-- rule carries an ended subscription's plan into the months after it.
 CREATE FUNCTION dogdb.kpi_track_billing() RETURNS trigger
-	LANGUAGE plpgsql VOLATILE
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	rel text;
 BEGIN
-	IF TG_OP = 'TRUNCATE' OR TG_TABLE_NAME = 'pricing_plans' THEN
-		-- plan names label every month
+	IF TG_OP = 'TRUNCATE' THEN
 		INSERT INTO dogdb.kpi_dirty_months (from_month) VALUES ('-infinity');
 		RETURN NULL;
 	END IF;
-	-- the months of the rows before and after the change: a subscription's
-	-- period, a price from its first day on, an account from its first month on
 	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
-		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month, to_month) SELECT %s FROM %I r HAVING count(*) > 0',
+		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
 			CASE TG_TABLE_NAME
-			WHEN 'subscriptions' THEN
-				$e$min(date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date),
-				   CASE WHEN bool_or(r.valid_to IS NULL) THEN NULL
-						ELSE max(date_trunc('month', r.valid_to AT TIME ZONE 'UTC')::date) END$e$
-			WHEN 'plan_prices' THEN $e$min(date_trunc('month', r.effective_from::timestamp)::date), NULL$e$
-			ELSE $e$min(date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date), NULL$e$
+			WHEN 'subscriptions' THEN $e$date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date$e$
+			ELSE $e$date_trunc('month', r.effective_from::timestamp)::date$e$
 			END, rel);
 	END LOOP;
 	RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records which months'' revenue and tiers the next KPI refresh must recompute';
+COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records from which month on the next KPI refresh must recompute revenue and tiers';
 
--- statement triggers with transition tables: no per-row cost
+-- Accounts: the accounts whose KPI columns (id, company_size, created_at)
+-- changed, and the months from their first month on
+CREATE FUNCTION dogdb.kpi_track_accounts() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
+		RETURN NULL;
+	END IF;
+	EXECUTE format($q$WITH changed AS (%s), a AS (INSERT INTO dogdb.kpi_dirty_accounts (account_id)
+												SELECT DISTINCT account_id FROM changed)
+					  INSERT INTO dogdb.kpi_dirty_months (from_month)
+					  SELECT min(date_trunc('month', created_at AT TIME ZONE 'UTC')::date) FROM changed
+					  HAVING count(*) > 0$q$,
+		CASE TG_OP
+		WHEN 'INSERT' THEN 'SELECT account_id, created_at FROM kpi_new_rows'
+		WHEN 'DELETE' THEN 'SELECT account_id, created_at FROM kpi_old_rows'
+		ELSE $e$SELECT account_id, created_at
+				  FROM ((SELECT account_id, company_size, created_at FROM kpi_new_rows
+						 EXCEPT ALL SELECT account_id, company_size, created_at FROM kpi_old_rows)
+						UNION ALL
+						(SELECT account_id, company_size, created_at FROM kpi_old_rows
+						 EXCEPT ALL SELECT account_id, company_size, created_at FROM kpi_new_rows)) c$e$
+		END);
+	RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb.kpi_track_accounts() IS 'Trigger: records the accounts (and months) whose churn, segment or revenue the next KPI refresh must recompute';
+
+REVOKE ALL ON FUNCTION dogdb.kpi_track_sessions(), dogdb.kpi_track_billing(), dogdb.kpi_track_accounts() FROM PUBLIC;
+
+-- statement triggers with transition tables: no per-row cost.  Plans need
+-- none: facts are keyed by plan_id and names are joined when read.
 DO $do$
 DECLARE
 	t record;
 BEGIN
 	FOR t IN SELECT * FROM (VALUES ('sessions', 'kpi_track_sessions'), ('subscriptions', 'kpi_track_billing'),
-								   ('plan_prices', 'kpi_track_billing'), ('accounts', 'kpi_track_billing')) v(tab, fn)
+								   ('plan_prices', 'kpi_track_billing'), ('accounts', 'kpi_track_accounts')) v(tab, fn)
 	LOOP
 		EXECUTE format('CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.%I REFERENCING NEW TABLE AS kpi_new_rows'
 					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I()', t.tab, t.fn);
@@ -636,8 +694,6 @@ BEGIN
 	END LOOP;
 END
 $do$;
-CREATE TRIGGER kpi_track_change AFTER UPDATE OR DELETE OR TRUNCATE ON dogdb.pricing_plans
-	FOR EACH STATEMENT EXECUTE FUNCTION dogdb.kpi_track_billing();
 
 --
 -- The KPI engine (C) and the published views
@@ -649,26 +705,29 @@ CREATE FUNCTION dogdb.kpi_update_facts(full_rebuild boolean, OUT months integer,
 	AS 'MODULE_PATHNAME', 'dogdb_kpi_update_facts'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION dogdb.kpi_update_facts(boolean) IS 'Internal to dogdb_refresh_kpis(): brings dogdb.kpi_facts up to date, incrementally unless a full rebuild is asked for or needed';
+REVOKE ALL ON FUNCTION dogdb.kpi_update_facts(boolean) FROM PUBLIC;
 
+-- the views carry the plan_id (NULL: no plan); the functions join the names
 CREATE MATERIALIZED VIEW dogdb.kpi_retention AS
-	SELECT month, company_size, tier, active_accounts, churned_accounts FROM dogdb.kpi_facts
+	SELECT month, company_size, plan_id, active_accounts, churned_accounts FROM dogdb.kpi_facts
 	 WHERE active_accounts <> 0 OR churned_accounts <> 0;
-CREATE UNIQUE INDEX kpi_retention_key ON dogdb.kpi_retention (month, company_size, tier);
-COMMENT ON MATERIALIZED VIEW dogdb.kpi_retention IS 'Retention KPI by month, company size and tier (read it through dogdb_kpi_retention())';
+CREATE UNIQUE INDEX kpi_retention_key ON dogdb.kpi_retention (month, company_size, plan_id) NULLS NOT DISTINCT;
+COMMENT ON MATERIALIZED VIEW dogdb.kpi_retention IS 'Retention KPI by month, company size and plan_id (read it through dogdb_kpi_retention())';
 CREATE MATERIALIZED VIEW dogdb.kpi_usage AS
-	SELECT month, company_size, tier, active_accounts, sessions FROM dogdb.kpi_facts
+	SELECT month, company_size, plan_id, active_accounts, sessions FROM dogdb.kpi_facts
 	 WHERE active_accounts <> 0 OR sessions <> 0;
-CREATE UNIQUE INDEX kpi_usage_key ON dogdb.kpi_usage (month, company_size, tier);
-COMMENT ON MATERIALIZED VIEW dogdb.kpi_usage IS 'Usage KPI by month, company size and tier (read it through dogdb_kpi_usage())';
+CREATE UNIQUE INDEX kpi_usage_key ON dogdb.kpi_usage (month, company_size, plan_id) NULLS NOT DISTINCT;
+COMMENT ON MATERIALIZED VIEW dogdb.kpi_usage IS 'Usage KPI by month, company size and plan_id (read it through dogdb_kpi_usage())';
 CREATE MATERIALIZED VIEW dogdb.kpi_revenue AS
-	SELECT month, company_size, tier, revenue_cents FROM dogdb.kpi_facts WHERE revenue_cents <> 0;
-CREATE UNIQUE INDEX kpi_revenue_key ON dogdb.kpi_revenue (month, company_size, tier);
-COMMENT ON MATERIALIZED VIEW dogdb.kpi_revenue IS 'Revenue KPI by month, company size and tier (read it through dogdb_kpi_revenue())';
+	SELECT month, company_size, plan_id, revenue_cents FROM dogdb.kpi_facts WHERE revenue_cents <> 0;
+CREATE UNIQUE INDEX kpi_revenue_key ON dogdb.kpi_revenue (month, company_size, plan_id) NULLS NOT DISTINCT;
+COMMENT ON MATERIALIZED VIEW dogdb.kpi_revenue IS 'Revenue KPI by month, company size and plan_id (read it through dogdb_kpi_revenue())';
 
--- VOLATILE: refreshes the views
+-- VOLATILE: refreshes the views.  SECURITY DEFINER: refreshing a
+-- materialized view needs its owner; EXECUTE is granted by the owner.
 CREATE FUNCTION dogdb_refresh_kpis(rebuild boolean DEFAULT false)
 	RETURNS TABLE (kpi text, refreshed_at timestamptz, full_rebuild boolean, duration_ms numeric)
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -695,7 +754,7 @@ BEGIN
 	RETURN QUERY SELECT l.kpi, l.refreshed_at, l.full_rebuild, l.duration_ms FROM dogdb.kpi_refresh_log l ORDER BY 1;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb_refresh_kpis(boolean) IS 'Bring the KPI views up to date: recomputes only the months that changed since the last refresh (everything with rebuild => true), then REFRESH MATERIALIZED VIEW CONCURRENTLY, so readers are never blocked';
+COMMENT ON FUNCTION dogdb_refresh_kpis(boolean) IS 'Bring the KPI views up to date: recomputes only the months that changed since the last refresh (everything with rebuild => true), then REFRESH MATERIALIZED VIEW CONCURRENTLY, so readers are never blocked. Runs as the extension owner; grant EXECUTE to the roles that may refresh';
 REVOKE ALL ON FUNCTION dogdb_refresh_kpis(boolean) FROM PUBLIC;
 
 -- STABLE: reads the log
@@ -706,6 +765,13 @@ BEGIN ATOMIC
 	SELECT l.kpi, l.refreshed_at, l.full_rebuild, l.duration_ms FROM dogdb.kpi_refresh_log l ORDER BY 1;
 END;
 COMMENT ON FUNCTION dogdb_kpi_last_refresh() IS 'When each KPI view was last refreshed (NULL rows: never)';
+
+-- The one month validator (common.c) for SQL callers; IMMUTABLE, not
+-- STRICT: a NULL month is an error, not a NULL result
+CREATE FUNCTION dogdb.check_month(month date, argname text) RETURNS void
+	AS 'MODULE_PATHNAME', 'dogdb_check_month'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb.check_month(date, text) IS 'Internal: raises 22023 (naming argname) unless month is the first day of a month from 0001-01-01 to 9999-12-01, the message every month argument gives';
 
 -- the arguments of the KPI functions: 22023 with a hint unless valid
 CREATE FUNCTION dogdb.kpi_check_arguments(from_month date, to_month date, group_by text) RETURNS void
@@ -718,13 +784,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'group_by must be one of ''company_size'', ''tier'' or ''all''.';
 	END IF;
-	IF from_month IS NULL OR to_month IS NULL OR NOT isfinite(from_month) OR NOT isfinite(to_month)
-	   OR extract(day FROM from_month) <> 1 OR extract(day FROM to_month) <> 1 THEN
-		RAISE EXCEPTION 'KPI months must be first days of months: from % to %',
-			coalesce(from_month::text, 'NULL'), coalesce(to_month::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass the first day of a month, such as date ''2021-03-01''; use date_trunc(''month'', ...)::date.';
-	END IF;
+	PERFORM dogdb.check_month(from_month, 'from_month');
+	PERFORM dogdb.check_month(to_month, 'to_month');
 	IF from_month > to_month THEN
 		RAISE EXCEPTION 'KPI month range is reversed: from % to %', from_month, to_month
 			USING ERRCODE = 'invalid_parameter_value',
@@ -740,7 +801,8 @@ CREATE FUNCTION dogdb.kpi_segment(group_by text, company_size text, tier text) R
 	RETURN CASE group_by WHEN 'company_size' THEN company_size WHEN 'tier' THEN tier ELSE 'all' END;
 COMMENT ON FUNCTION dogdb.kpi_segment(text, text, text) IS 'Internal to the dogdb_kpi_* functions: the segment label of a row';
 
--- The KPI functions: STABLE, they read the materialized views
+-- The KPI functions: STABLE, they read the materialized views and the
+-- plan names (a tier is the name of the plan now, 'none' without one)
 CREATE FUNCTION dogdb_kpi_retention(from_month date, to_month date, group_by text DEFAULT 'company_size')
 	RETURNS TABLE (month date, segment text, active_accounts bigint, churned_accounts bigint)
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -749,9 +811,9 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.active_accounts)::bigint, sum(k.churned_accounts)::bigint
-	  FROM dogdb.kpi_retention k
+	  FROM dogdb.kpi_retention k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
 	 WHERE k.month BETWEEN from_month AND to_month
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END
@@ -766,10 +828,10 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.active_accounts)::bigint, sum(k.sessions)::bigint,
 		   round(sum(k.sessions) / nullif(sum(k.active_accounts), 0), 2)
-	  FROM dogdb.kpi_usage k
+	  FROM dogdb.kpi_usage k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
 	 WHERE k.month BETWEEN from_month AND to_month
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END
@@ -784,9 +846,9 @@ AS $fn$
 BEGIN
 	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, k.tier),
+	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.revenue_cents)::bigint
-	  FROM dogdb.kpi_revenue k
+	  FROM dogdb.kpi_revenue k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
 	 WHERE k.month BETWEEN from_month AND to_month
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END

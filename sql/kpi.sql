@@ -63,6 +63,44 @@ SELECT * FROM dogdb_kpi_revenue('2021-04-01', '2021-04-01', 'all');
 SELECT sum(total_cents) FROM dogdb_generate_invoices('2021-04-01');
 DELETE FROM dogdb.plan_prices WHERE monthly_price_cents = 6000;
 
+-- the incremental refresh equals a full rebuild under every change (issue
+-- 8, finding 2; test/pgtap/kpi.sql does it on random data).  Renaming a
+-- plan changes no fact: facts are keyed by plan_id, the names are joined
+SELECT count(*) AS kpis_refreshed FROM dogdb_refresh_kpis();
+UPDATE dogdb.pricing_plans SET name = 'pro' WHERE plan_id = 3;
+SELECT retention_changed, usage_changed, revenue_changed FROM dogdb.kpi_update_facts(false);
+SELECT * FROM dogdb_kpi_revenue('2021-02-01', '2021-03-01', 'tier');
+UPDATE dogdb.pricing_plans SET name = 'enterprise' WHERE plan_id = 3;
+-- the plan of an ended subscription: the tier rule carries it into April
+UPDATE dogdb.subscriptions SET plan_id = 2 WHERE account_id = 2;
+SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
+SELECT * FROM dogdb_kpi_retention('2021-02-01', '2021-05-01', 'tier');
+-- an account's first month moves: its churn month moves with it
+UPDATE dogdb.accounts SET created_at = '2021-03-01Z' WHERE account_id = 2;
+SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
+SELECT * FROM dogdb_kpi_retention('2021-01-01', '2021-05-01', 'all');
+-- an account deleted with its sessions, then its id re-created: the old
+-- sessions do not come back
+DELETE FROM dogdb.sessions WHERE account_id = 4;
+DELETE FROM dogdb.accounts WHERE account_id = 4;
+SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
+INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (4, 'small', '2021-03-05Z');
+SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
+SELECT * FROM dogdb_kpi_usage('2021-03-01', '2021-04-01', 'all');
+CREATE TEMP TABLE incremental AS SELECT * FROM dogdb.kpi_facts;
+SELECT count(*) AS kpis_rebuilt FROM dogdb_refresh_kpis(true);
+SELECT count(*) AS rows_that_differ
+  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb.kpi_facts)
+		UNION ALL (SELECT * FROM dogdb.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
+
+-- the KPI horizon (issue 8, finding 5): rows outside 2000-01..2199-12 are
+-- refused when written, so none can stall or break a refresh
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, 'infinity');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, '5000-01-01Z');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, '294276-12-31Z');
+INSERT INTO dogdb.accounts (account_id, created_at) VALUES (9, '-infinity');
+UPDATE dogdb.accounts SET created_at = '1999-12-31 23:00Z' WHERE account_id = 1;
+
 -- bad arguments: 22023 with a hint (SQLSTATEs in test/pgtap/kpi.sql)
 SELECT * FROM dogdb_kpi_usage('2021-01-01', '2021-05-01', 'region');
 SELECT * FROM dogdb_kpi_retention('2021-05-01', '2021-01-01');

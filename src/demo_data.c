@@ -37,6 +37,7 @@
 
 #include "bulk_insert.h"
 #include "calendar.h"
+#include "common.h"
 #include "random.h"
 
 PG_FUNCTION_INFO_V1(dogdb_generate_demo_data);
@@ -81,19 +82,6 @@ GetIntArg(FunctionCallInfo fcinfo, int argno, const char *name, int32 min, int32
 	return v;
 }
 
-static Oid
-DogdbRelid(const char *name)
-{
-	return get_relname_relid(name, get_namespace_oid("dogdb", false));
-}
-
-/* a trigger function of the extension, dogdb.name() */
-static Oid
-DogdbTriggerFunction(const char *name)
-{
-	return LookupFuncName(list_make2(makeString("dogdb"), makeString(pstrdup(name))), 0, NULL, false);
-}
-
 /* refuse to write into a table that has rows */
 static void
 RequireEmpty(const char *table)
@@ -101,8 +89,8 @@ RequireEmpty(const char *table)
 	char		query[128];
 	bool		isnull;
 
-	snprintf(query, sizeof(query), "SELECT EXISTS (SELECT FROM dogdb.%s)", table);
-	SPI_execute(query, true, 1);
+	snprintf(query, sizeof(query), "SELECT EXISTS (SELECT 1 FROM %s.%s)", DOGDB_SCHEMA, table);
+	DogdbSpiExecute(query, false, 1, SPI_OK_SELECT);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -118,9 +106,8 @@ PlanId(const char *name)
 	Datum		arg = CStringGetTextDatum(name);
 	bool		isnull;
 
-	SPI_execute_with_args("SELECT plan_id FROM dogdb.pricing_plans WHERE name = $1 FOR KEY SHARE",
-						  1, &argtype, &arg, NULL, false, 1);
-	if (SPI_processed != 1)
+	if (DogdbSpiExecuteWithArgs("SELECT plan_id FROM dogdb.pricing_plans WHERE name = $1 FOR KEY SHARE",
+								1, &argtype, &arg, NULL, false, 1, SPI_OK_SELECT) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("plan \"%s\" does not exist", name),
@@ -145,16 +132,17 @@ IdentityEnd(Oid seq, int64 last)
 Datum
 dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 {
+	int			nestlevel = DogdbPinSearchPath();
 	int32		ncompanies = GetIntArg(fcinfo, 0, "companies", 1, MAX_COMPANIES);
 	int32		nmonths = GetIntArg(fcinfo, 1, "months", 1, MAX_MONTHS);
-	DateADT		start;
+	DateADT		start = DogdbMonthArg(fcinfo, 2, "start_month");
 	int64		seed;
 	int32		first_month;
 	int16		medium,
 				enterprise;
 	DemoCompany *companies;
-	Oid			plans_rel = DogdbRelid("pricing_plans");
-	Oid			accounts_rel = DogdbRelid("accounts");
+	Oid			plans_rel = DogdbRelationId("pricing_plans");
+	Oid			accounts_rel = DogdbRelationId("accounts");
 	Oid			handled[2];
 	BulkInsertForeignKey refs[2];
 	BulkInsert *bulk;
@@ -167,17 +155,11 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		nulls[5] = {0};
 
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", PG_ARGISNULL(2) ? "start_month" : "seed")));
-	start = PG_GETARG_DATEADT(2);
+				 errmsg("seed must not be null")));
 	seed = PG_GETARG_INT64(3);
-	if (DATE_NOT_FINITE(start) || cal_month_first_day(cal_month_of_day(start)) != start)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("start_month must be the first day of a month"),
-				 errhint("Use date_trunc('month', ...)::date, such as date '2021-01-01'.")));
 	first_month = cal_month_of_day(start);
 	if (cal_month_first_day(first_month + nmonths) >= (TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE))
 		ereport(ERROR,
@@ -187,9 +169,9 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	SPI_connect();
-	SPI_execute("LOCK TABLE dogdb.accounts, dogdb.subscriptions, dogdb.sessions IN SHARE ROW EXCLUSIVE MODE",
-				false, 0);
+	DogdbSpiConnect();
+	DogdbSpiExecute("LOCK TABLE dogdb.accounts, dogdb.subscriptions, dogdb.sessions IN SHARE ROW EXCLUSIVE MODE",
+					false, 0, SPI_OK_UTILITY);
 	RequireEmpty("accounts");
 	RequireEmpty("subscriptions");
 	RequireEmpty("sessions");
@@ -212,7 +194,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	}
 
 	/* accounts, all acquired at the start */
-	handled[0] = DogdbTriggerFunction("kpi_track_billing");
+	handled[0] = DogdbFunctionId("kpi_track_accounts");
 	bulk = BulkInsertBegin(accounts_rel, account_columns, lengthof(account_columns), NULL, 0, handled, 1);
 	nulls[4] = true;
 	for (int32 i = 0; i < ncompanies; i++)
@@ -233,9 +215,9 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 
 	/* sessions, month by month, until a company's first month without one */
 	refs[0] = (BulkInsertForeignKey) {"account_id", accounts_rel, "account_id"};
-	handled[0] = DogdbTriggerFunction("kpi_track_sessions");
-	bulk = BulkInsertBegin(DogdbRelid("sessions"), session_columns, lengthof(session_columns), refs, 1, handled, 1);
-	next_id = IdentityStart(DogdbRelid("sessions"), &seq);
+	handled[0] = DogdbFunctionId("kpi_track_sessions");
+	bulk = BulkInsertBegin(DogdbRelationId("sessions"), session_columns, lengthof(session_columns), refs, 1, handled, 1);
+	next_id = IdentityStart(DogdbRelationId("sessions"), &seq);
 	for (int32 m = 0; m < nmonths; m++)
 	{
 		TimestampTz month_ts = cal_month_first_day(first_month + m) * USECS_PER_DAY;
@@ -274,10 +256,10 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	 * company without a session in its first month has none
 	 */
 	refs[1] = (BulkInsertForeignKey) {"plan_id", plans_rel, "plan_id"};
-	handled[0] = DogdbTriggerFunction("kpi_track_billing");
-	bulk = BulkInsertBegin(DogdbRelid("subscriptions"), subscription_columns, lengthof(subscription_columns),
+	handled[0] = DogdbFunctionId("kpi_track_billing");
+	bulk = BulkInsertBegin(DogdbRelationId("subscriptions"), subscription_columns, lengthof(subscription_columns),
 						   refs, 2, handled, 1);
-	next_id = IdentityStart(DogdbRelid("subscriptions"), &seq);
+	next_id = IdentityStart(DogdbRelationId("subscriptions"), &seq);
 	for (int32 i = 0; i < ncompanies; i++)
 	{
 		/* churned in its first month: the subscription would be empty */
@@ -298,9 +280,10 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 		IdentityEnd(seq, next_id + nsubscriptions - 1);
 
 	/* the triggers were not fired: the next KPI refresh rebuilds */
-	SPI_execute("INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true)",
-				false, 0);
-	SPI_finish();
+	DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true)",
+					false, 0, SPI_OK_INSERT);
+	DogdbSpiFinish();
+	DogdbRestoreSearchPath(nestlevel);
 
 	values[0] = Int64GetDatum(ncompanies);
 	values[1] = Int64GetDatum(nsubscriptions);

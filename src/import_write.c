@@ -380,9 +380,11 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 	switch (target)
 	{
 		case IMPORT_ACCOUNTS:
-			handled[0] = DogdbFunctionId("kpi_track_billing");
+			/* the work of the KPI triggers is done below, for the whole batch */
+			handled[0] = DogdbFunctionId("kpi_track_accounts");
 			w.bulk = BulkInsertBegin(accounts, account_columns, lengthof(account_columns),
 									 NULL, 0, handled, 1);
+			handled[0] = DogdbFunctionId("kpi_track_billing");
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 			fkeys[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
 			w.bulk2 = BulkInsertBegin(DogdbRelationId("subscriptions"), subscription_columns,
@@ -392,7 +394,14 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 										"  FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED
 										" ORDER BY account_id%s", order), WriteAccount);
 			BulkInsertEnd(w.bulk2);
-			/* what the KPI triggers would have recorded: months from the first new one */
+			/*
+			 * what the KPI triggers would have recorded: the new accounts, and
+			 * the months from the first new one on (their subscriptions start
+			 * when they were created)
+			 */
+			DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_accounts (account_id)"
+							" SELECT account_id FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED,
+							false, 0, SPI_OK_INSERT);
 			DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)"
 							" SELECT min(date_trunc('month', created_at AT TIME ZONE 'UTC'))::date, NULL"
 							"   FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED " HAVING count(*) > 0",

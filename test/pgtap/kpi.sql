@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(26);
+SELECT plan(69);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -82,11 +82,11 @@ CREATE FUNCTION pg_temp.expected_facts() RETURNS TABLE (month date, company_size
 	), usage AS (
 		SELECT account_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, count(*) AS n
 		  FROM dogdb.sessions GROUP BY 1, 2
-	), churn AS (
-		SELECT a.account_id, (SELECT min(m.month) FROM months m
-							   WHERE m.month >= date_trunc('month', a.created_at AT TIME ZONE 'UTC')
-								 AND NOT EXISTS (SELECT FROM usage u WHERE u.account_id = a.account_id AND u.month = m.month)) AS month
-		  FROM dogdb.accounts a
+	), churn AS (		-- the first month from the first one without a session
+		SELECT a.account_id, min(m.month) AS month
+		  FROM dogdb.accounts a JOIN months m ON m.month >= date_trunc('month', a.created_at AT TIME ZONE 'UTC')
+		  LEFT JOIN usage u ON u.account_id = a.account_id AND u.month = m.month
+		 WHERE u.account_id IS NULL GROUP BY 1
 	), revenue AS (
 		SELECT l.account_id, m.month, sum(l.amount_cents) AS cents
 		  FROM months m, pg_temp.reference_invoice_lines(m.month) l GROUP BY 1, 2
@@ -101,8 +101,13 @@ CREATE FUNCTION pg_temp.expected_facts() RETURNS TABLE (month date, company_size
 	  FROM per_account p JOIN dogdb.accounts a USING (account_id)
 	 GROUP BY 1, 2, 3
 $$;
+-- the facts with their tier names (they are keyed by plan_id)
+CREATE VIEW pg_temp.named_facts AS
+SELECT f.month, f.company_size, coalesce(p.name, 'none') AS tier, f.active_accounts, f.churned_accounts,
+	   f.sessions, f.revenue_cents
+  FROM dogdb.kpi_facts f LEFT JOIN dogdb.pricing_plans p USING (plan_id);
 SELECT lives_ok('SELECT dogdb_refresh_kpis()', 'refresh after generating: a full rebuild');
-SELECT bag_eq('SELECT month, company_size, tier, active_accounts, churned_accounts, sessions, revenue_cents FROM dogdb.kpi_facts',
+SELECT bag_eq('SELECT * FROM pg_temp.named_facts',
 			  'SELECT * FROM pg_temp.expected_facts()', 'the KPI facts equal the independent computation');
 SELECT results_eq($$SELECT month, segment, active_accounts, churned_accounts FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier')$$,
 				  $$SELECT month, tier, sum(active)::bigint, sum(churned)::bigint FROM pg_temp.expected_facts()
@@ -117,27 +122,162 @@ SELECT results_eq($$SELECT month, revenue_cents FROM dogdb_kpi_revenue('2021-01-
 					  FROM generate_series(timestamp '2021-01-01', '2021-12-01', '1 month') m ORDER BY 1$$,
 				  'dogdb_kpi_revenue equals what the invoices would bill, month by month');
 
--- random changes, then incremental refresh = full rebuild
+-- The incremental refresh against a full rebuild and the independent
+-- computation, after every kind of change the tables feeding the KPIs can
+-- receive, interleaved with refreshes.  pg_temp.check() refreshes
+-- incrementally, then rebuilds in a subtransaction it rolls back, so the
+-- chain of incremental refreshes goes on.
+CREATE TEMP TABLE incremental (LIKE dogdb.kpi_facts);
+CREATE FUNCTION pg_temp.check(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	u record;
+	vs_full bigint;
+	vs_expected bigint;
+BEGIN
+	SELECT * INTO u FROM dogdb.kpi_update_facts(false);
+	DELETE FROM incremental;
+	INSERT INTO incremental SELECT * FROM dogdb.kpi_facts;
+	CREATE TEMP TABLE expected ON COMMIT DROP AS SELECT * FROM pg_temp.expected_facts();
+	SELECT count(*) INTO vs_expected
+	  FROM ((SELECT * FROM pg_temp.named_facts EXCEPT ALL SELECT * FROM expected)
+			UNION ALL (SELECT * FROM expected EXCEPT ALL SELECT * FROM pg_temp.named_facts)) d;
+	DROP TABLE expected;
+	BEGIN
+		PERFORM dogdb.kpi_update_facts(true);
+		SELECT count(*) INTO vs_full
+		  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb.kpi_facts)
+				UNION ALL (SELECT * FROM dogdb.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
+		RAISE EXCEPTION 'roll the rebuild back';
+	EXCEPTION WHEN raise_exception THEN
+		NULL;
+	END;
+	RETURN NEXT is(vs_full, 0::bigint, format('%s: the incremental refresh (%s) equals a full rebuild',
+											  label, CASE WHEN u.rebuilt THEN 'rebuilt' ELSE u.months || ' months' END));
+	RETURN NEXT is(vs_expected, 0::bigint, label || ': and the independent computation');
+END
+$$;
 SELECT setseed(0.5);
+
+-- accounts deleted in bulk (which keeps the rest of the test quick)
+DELETE FROM dogdb.sessions WHERE account_id > 1500;
+DELETE FROM dogdb.subscriptions WHERE account_id > 1500;
+DELETE FROM dogdb.accounts WHERE account_id > 1500;
+SELECT pg_temp.check('2500 accounts deleted');
+
+-- sessions: inserts, deletes, moves between months and accounts
 INSERT INTO dogdb.sessions (account_id, created_at)
-SELECT 1 + (random() * 3999)::int, timestamptz '2021-01-01Z' + random() * interval '400 days' FROM generate_series(1, 3000);
+SELECT 1 + (random() * 1499)::int, timestamptz '2021-01-01Z' + random() * interval '400 days' FROM generate_series(1, 3000);
 DELETE FROM dogdb.sessions WHERE session_id IN (SELECT session_id FROM dogdb.sessions ORDER BY random() LIMIT 2000);
 UPDATE dogdb.sessions SET created_at = created_at - interval '40 days' WHERE session_id % 997 = 0;
+UPDATE dogdb.sessions SET account_id = account_id % 1499 + 1 WHERE session_id % 1009 = 0;
+SELECT pg_temp.check('sessions inserted, deleted, moved');
+
+-- subscriptions: ended, plan changes of ended ones (the tier rule carries
+-- their plan on), deleted, new ones
 UPDATE dogdb.subscriptions SET valid_to = '2021-07-14 13:00Z' WHERE subscription_id % 50 = 0 AND valid_to IS NULL;
+UPDATE dogdb.subscriptions SET plan_id = 5 - plan_id WHERE valid_to IS NOT NULL AND subscription_id % 7 = 0;
 UPDATE dogdb.subscriptions SET plan_id = 2 WHERE subscription_id % 71 = 0;
-INSERT INTO dogdb.plan_prices VALUES (3, 55000, '2021-05-20');
-INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (100001, 'large', '2021-08-15Z');
+DELETE FROM dogdb.subscriptions WHERE subscription_id % 89 = 0;
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from, valid_to)
+SELECT a.account_id, 1 + a.account_id % 3, '2021-03-10Z', CASE WHEN a.account_id % 2 = 0 THEN timestamptz '2021-05-20Z' END
+  FROM dogdb.accounts a WHERE NOT EXISTS (SELECT 1 FROM dogdb.subscriptions s WHERE s.account_id = a.account_id);
+SELECT pg_temp.check('subscriptions ended, re-planned, deleted, added');
+
+-- prices and plans: a new price, a changed one, a deleted one; a rename
+-- changes no fact; a new plan with a price and subscribers
+INSERT INTO dogdb.plan_prices VALUES (3, 55000, '2021-05-20'), (2, 4000, '2021-09-01');
+UPDATE dogdb.plan_prices SET monthly_price_cents = 4500 WHERE plan_id = 2 AND effective_from = '2021-09-01';
+DELETE FROM dogdb.plan_prices WHERE plan_id = 3 AND effective_from = '2021-05-20';
+UPDATE dogdb.pricing_plans SET name = 'pro' WHERE plan_id = 3;
+SELECT pg_temp.check('prices changed, plan renamed');
+SELECT is((SELECT count(*) FROM dogdb.kpi_update_facts(false) WHERE revenue_changed OR retention_changed OR usage_changed),
+		  0::bigint, 'a rename changes no fact');
+INSERT INTO dogdb.pricing_plans VALUES (4, 'starter');
+INSERT INTO dogdb.plan_prices VALUES (4, 1500, '2020-01-01');
+UPDATE dogdb.subscriptions SET valid_to = '2021-10-01Z' WHERE valid_to IS NULL AND account_id % 13 = 0;
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from)
+SELECT account_id, 4, '2021-10-01Z' FROM dogdb.subscriptions WHERE valid_to = '2021-10-01Z' AND account_id % 13 = 0;
+SELECT pg_temp.check('a new plan with subscribers');
+
+-- accounts: first months earlier and later (a stored churn month before
+-- the new first month), sizes changed, new accounts
+UPDATE dogdb.accounts SET created_at = '2020-11-20Z' WHERE account_id % 211 = 0;
+UPDATE dogdb.accounts SET created_at = '2021-04-02Z' WHERE account_id IN
+	(SELECT account_id FROM dogdb_account_churn('2021-12-31') WHERE churn_month < '2021-04-01' LIMIT 20);
+UPDATE dogdb.accounts SET company_size = CASE company_size WHEN 'small' THEN 'large' WHEN 'large' THEN NULL ELSE 'small' END
+ WHERE account_id % 101 = 0;
+INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (100001, 'large', '2021-08-15Z'), (100002, NULL, '2019-06-01Z');
 INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from) VALUES (100001, 3, '2021-08-15Z');
-UPDATE dogdb.accounts SET company_size = 'large' WHERE account_id % 101 = 0;
-SELECT is(months > 0 AND NOT rebuilt, true, 'the refresh after the changes is incremental')
-  FROM dogdb.kpi_update_facts(false);
-SELECT lives_ok('SELECT dogdb_refresh_kpis()', 'views refreshed');
-CREATE TEMP TABLE incremental AS SELECT * FROM dogdb.kpi_facts;
-SELECT lives_ok('SELECT dogdb_refresh_kpis(true)', 'full rebuild');
-SELECT bag_eq('SELECT * FROM incremental', 'SELECT * FROM dogdb.kpi_facts',
-			  'the incremental refresh equals a full rebuild');
-SELECT bag_eq('SELECT month, company_size, tier, active_accounts, churned_accounts, sessions, revenue_cents FROM dogdb.kpi_facts',
-			  'SELECT * FROM pg_temp.expected_facts()', 'and the independent computation');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (100001, '2021-08-16Z'), (100002, '2019-06-02Z');
+SELECT pg_temp.check('accounts moved, resized, added');
+
+-- an account deleted with its sessions and subscriptions, then its id
+-- re-created: the old sessions must not come back
+DELETE FROM dogdb.sessions WHERE account_id IN (17, 18);
+DELETE FROM dogdb.subscriptions WHERE account_id IN (17, 18);
+DELETE FROM dogdb.accounts WHERE account_id IN (17, 18);
+SELECT pg_temp.check('accounts deleted');
+INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (17, 'small', '2021-06-01Z');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (17, '2021-06-03Z');
+SELECT pg_temp.check('a deleted account''s id re-created');
+-- deleted and re-created between two refreshes
+DELETE FROM dogdb.sessions WHERE account_id = 19;
+DELETE FROM dogdb.subscriptions WHERE account_id = 19;
+DELETE FROM dogdb.accounts WHERE account_id = 19;
+INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (19, 'large', '2021-02-01Z');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (19, '2021-09-09Z');
+SELECT pg_temp.check('an account deleted and re-created between refreshes');
+
+-- sessions far in the future widen the facts; deleting them narrows them again
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (20, '2150-06-01Z'), (21, '2199-12-31 23:59Z');
+SELECT pg_temp.check('sessions in 2150 and 2199');
+DELETE FROM dogdb.sessions WHERE created_at > '2100-01-01Z';
+SELECT pg_temp.check('and deleted');
+SELECT is((SELECT max(month) FROM dogdb.kpi_facts), date_trunc('month', now() AT TIME ZONE 'UTC')::date,
+		  'no fact is left beyond the current month');
+
+-- TRUNCATE: a rebuild, then incremental refreshes go on
+TRUNCATE dogdb.sessions;
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT a, t FROM (SELECT 1 + (random() * 1499)::int, timestamptz '2021-01-01Z' + random() * interval '300 days'
+					FROM generate_series(1, 4000)) x(a, t)
+ WHERE a IN (SELECT account_id FROM dogdb.accounts);
+SELECT pg_temp.check('sessions truncated and refilled');
+UPDATE dogdb.pricing_plans SET name = 'enterprise' WHERE plan_id = 3;
+DELETE FROM dogdb.sessions WHERE session_id % 5 = 0;
+UPDATE dogdb.accounts SET created_at = created_at + interval '1 month' WHERE account_id % 307 = 0;
+SELECT pg_temp.check('everything at once');
+SELECT lives_ok('SELECT dogdb_refresh_kpis(true)', 'views refreshed');
+SELECT bag_eq($$SELECT month, segment, revenue_cents FROM dogdb_kpi_revenue('2019-01-01', '2030-12-01', 'tier')$$,
+			  $$SELECT month, tier, sum(revenue)::bigint FROM pg_temp.expected_facts() GROUP BY 1, 2 HAVING sum(revenue) <> 0$$,
+			  'dogdb_kpi_revenue shows the plans by their names now');
+
+-- data outside the KPI horizon is refused when written
+SELECT throws_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, 'infinity')$$, '23514',
+				 'new row for relation "sessions" violates check constraint "sessions_created_at_kpi_horizon"',
+				 'a session at infinity: 23514');
+SELECT throws_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, '5000-01-01Z')$$, '23514', NULL,
+				 'a session in year 5000: 23514');
+SELECT throws_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, '294276-12-31Z')$$, '23514', NULL,
+				 'a session in year 294276: 23514');
+SELECT throws_ok($$INSERT INTO dogdb.accounts (account_id, created_at) VALUES (200000, '-infinity')$$, '23514',
+				 'new row for relation "accounts" violates check constraint "accounts_created_at_kpi_horizon"',
+				 'an account created at -infinity: 23514');
+SELECT throws_ok($$UPDATE dogdb.accounts SET created_at = '1999-12-31 23:59Z' WHERE account_id = 1$$, '23514', NULL,
+				 'an account created before 2000: 23514');
+-- and should such rows exist anyway, no refresh stalls or gets stuck
+ALTER TABLE dogdb.sessions DROP CONSTRAINT sessions_created_at_kpi_horizon;
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, 'infinity'), (1, '294276-12-31Z'), (1, '5000-01-01Z');
+SET LOCAL client_min_messages = error;	-- a warning says how many were ignored
+SELECT lives_ok('SELECT dogdb.kpi_update_facts(false)', 'without the constraint: sessions outside the horizon are ignored');
+DELETE FROM dogdb.sessions WHERE created_at > '2200-01-01Z';
+SELECT pg_temp.check('and deleted again');
+SET LOCAL client_min_messages = warning;
+ALTER TABLE dogdb.accounts DROP CONSTRAINT accounts_created_at_kpi_horizon;
+UPDATE dogdb.accounts SET created_at = '-infinity' WHERE account_id = 1;
+SELECT throws_ok('SELECT dogdb.kpi_update_facts(false)', '23514', NULL, 'an account outside the horizon: a clear error');
+UPDATE dogdb.accounts SET created_at = '2021-01-01Z' WHERE account_id = 1;
+SELECT pg_temp.check('which correcting the row clears');
 
 -- errors
 SELECT throws_ok($$SELECT * FROM dogdb_kpi_retention('2021-01-01', '2021-03-01', 'country')$$, '22023',
@@ -146,6 +286,29 @@ SELECT throws_ok($$SELECT * FROM dogdb_kpi_usage('2021-03-01', '2021-01-01')$$, 
 SELECT throws_ok($$SELECT * FROM dogdb_kpi_revenue('2021-03-01', '2021-03-31')$$, '22023', NULL, 'not a first of month: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_generate_demo_data(10, 2)$$, '55000', 'dogdb.accounts is not empty',
 				 'the generator refuses non-empty tables');
+
+-- privileges: the engine's state is written only by the extension's code
+RESET ROLE;
+CREATE ROLE kpi_test_inserter;
+CREATE ROLE kpi_test_refresher;
+GRANT USAGE ON SCHEMA dogdb TO kpi_test_inserter, kpi_test_refresher;
+GRANT INSERT ON dogdb.sessions TO kpi_test_inserter;
+GRANT EXECUTE ON FUNCTION dogdb_refresh_kpis(boolean) TO kpi_test_refresher;
+SET ROLE kpi_test_inserter;
+SELECT lives_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (2, '2021-05-05Z')$$,
+				'a role with INSERT on dogdb.sessions alone can insert sessions');
+SELECT throws_ok($$INSERT INTO dogdb.kpi_session_deltas VALUES ('2021-03-01', 5, 1000000)$$, '42501', NULL,
+				 'but cannot forge session deltas');
+SELECT throws_ok($$SELECT dogdb.kpi_update_facts(false)$$, '42501', NULL, 'nor run the engine');
+SELECT throws_ok($$SELECT dogdb_refresh_kpis()$$, '42501', NULL, 'nor refresh without EXECUTE');
+RESET ROLE;
+SET ROLE kpi_test_refresher;
+SELECT lives_ok($$SELECT dogdb_refresh_kpis()$$, 'a role granted EXECUTE on dogdb_refresh_kpis can refresh');
+SELECT throws_ok($$DELETE FROM dogdb.kpi_facts$$, '42501', NULL, 'but not write the facts');
+RESET ROLE;
+SELECT is((SELECT sessions FROM dogdb_kpi_usage('2021-05-01', '2021-05-01', 'all')),
+		  (SELECT count(*) FROM dogdb.sessions WHERE created_at >= '2021-05-01Z' AND created_at < '2021-06-01Z'),
+		  'the refresh saw the inserted session');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * kpi.h
+ *	  The KPI engine behind dogdb_refresh_kpis(): brings dogdb.kpi_facts up
+ *	  to date, which the materialized views dogdb.kpi_retention, kpi_usage
+ *	  and kpi_revenue publish.
+ *
+ * Design note.  The facts are, per month, company size and tier (plan_id):
+ * active accounts, churned accounts, sessions and revenue.  Everything but
+ * revenue follows from one matrix of session counts per account and month;
+ * revenue follows from the subscriptions and prices (the invoice rules,
+ * proration.c).
+ *
+ * The horizon.  Months are integers (calendar.h); the engine knows the
+ * months KPI_MIN_MONTH..KPI_MAX_MONTH (2000-01 through 2199-12), which the
+ * CHECK constraints on dogdb.accounts.created_at and dogdb.sessions.created_at
+ * enforce when rows are written.  The month array is that fixed range, a
+ * month's counts allocated only when it is touched, so no allocation grows
+ * with the distance between data points.  Should a row outside the horizon
+ * exist anyway (the constraints dropped), an account is refused with an
+ * error naming it, and a session or queued delta outside it is ignored by
+ * both the full and the incremental path, so neither stalls.
+ *
+ * What the facts cover: active accounts and sessions in every month with
+ * sessions; churn (the first month without a session, from the account's
+ * first month) and revenue in the months [first month of any account,
+ * current month].  Those two months are stored with the churn state, so an
+ * incremental refresh knows which months are new.
+ *
+ * The matrix is kept between refreshes in dogdb.kpi_month_activity, one row
+ * per month with sessions.  A full rebuild fills it with one sequential
+ * scan of dogdb.sessions (kpi_scan.c).  An incremental refresh reads back
+ * the months it needs and adds the per-account deltas the statement
+ * triggers recorded, then rewrites only the months that changed
+ * (kpi_matrix.c).  Churn is recomputed for the accounts whose churn month
+ * may have moved; facts only for the months marked (kpi_facts.c).
+ *
+ * One snapshot serves the whole refresh (kpi_refresh.c): it is the active
+ * snapshot for every read, and the marks and deltas consumed are deleted
+ * under it, so a change committed meanwhile is neither lost nor counted
+ * twice; it waits for the next refresh.  Refreshes serialize on an
+ * EXCLUSIVE lock on dogdb.kpi_month_activity (readers are not blocked).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOGDB_KPI_H
+#define DOGDB_KPI_H
+
+#include "executor/spi.h"
+#include "utils/snapshot.h"
+
+#include "billing.h"
+
+/* the horizon: months since 2000-01, 2000-01 through 2199-12 */
+#define KPI_MIN_MONTH 0
+#define KPI_MAX_MONTH (200 * 12 - 1)
+#define KPI_NMONTHS (KPI_MAX_MONTH - KPI_MIN_MONTH + 1)
+
+/* company sizes: index into kpi_size_names */
+#define KPI_NSIZES 3
+extern const char *const kpi_size_names[KPI_NSIZES];
+
+/* churn months of accounts */
+#define CHURN_NONE (-1)			/* no month without a session so far */
+#define CHURN_UNKNOWN (-2)		/* to be computed from the first month */
+
+typedef struct KpiAccount
+{
+	int64		id;
+	int32		first_month;
+	int32		size;			/* index into kpi_size_names */
+	int32		span0;			/* its subscriptions: spans[span0 .. span0 + nspans) */
+	int32		nspans;
+} KpiAccount;
+
+/* one month of the horizon */
+typedef struct KpiMonth
+{
+	int32	   *counts;			/* session counts per account, NULL until touched */
+	bool		stored;			/* it has a row in dogdb.kpi_month_activity */
+	bool		loaded;			/* that row has been read into counts */
+	bool		activity_changed;	/* rewrite that row */
+	bool		revenue_dirty;	/* recompute its revenue and tiers */
+	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
+} KpiMonth;
+
+typedef struct KpiCell
+{
+	int64		active;
+	int64		churned;
+	int64		sessions;
+	int64		revenue;
+} KpiCell;
+
+typedef struct KpiState
+{
+	Snapshot	snapshot;		/* every read of the refresh */
+	MemoryContext cxt;			/* the refresh's: matrix, cells */
+	MemoryContext tmpcxt;		/* reset per iteration of the load/store loops */
+	int32		current_month;
+
+	KpiAccount *accounts;		/* sorted by id */
+	int			naccounts;
+	int32	   *dense;			/* id - min_id -> account index, or -1 */
+	int64		min_id;
+	int64		dense_len;
+
+	BillingPlan *plans;			/* sorted by plan_id; tier nplans = no plan */
+	int			nplans;
+	ProrationSpan *spans;		/* by account, then first_day */
+
+	KpiMonth	months[KPI_NMONTHS];	/* month m at months[m - KPI_MIN_MONTH] */
+	int32		first_month;	/* churn and revenue: [first_month, current_month] */
+	int32	   *churn;			/* per account: churn month, CHURN_NONE or CHURN_UNKNOWN */
+	bool		churn_changed;	/* rewrite the churn state */
+
+	int32		cell0;			/* cells cover months [cell0, cell1] */
+	int32		cell1;
+	KpiCell    *cells;			/* by month, size, tier */
+	KpiCell    *old_cells;		/* the same, as dogdb.kpi_facts has them */
+	bool		facts_dropped;	/* facts of gone plans or months were deleted */
+} KpiState;
+
+static inline KpiMonth *
+KpiMonthOf(KpiState *ks, int32 month)
+{
+	Assert(month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH);
+	return &ks->months[month - KPI_MIN_MONTH];
+}
+
+static inline bool
+KpiInHorizon(int32 month)
+{
+	return month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH;
+}
+
+/* kpi_scan.c: the source tables, read with the refresh's snapshot */
+extern void KpiLoadAccounts(KpiState *ks);
+extern int32 KpiAccountIndex(KpiState *ks, int64 id);
+extern void KpiLoadSubscriptions(KpiState *ks);
+extern void KpiCountSessions(KpiState *ks);
+
+/* kpi_matrix.c: the session matrix and its stored form */
+extern int32 *KpiMonthRow(KpiState *ks, int32 month);
+extern int32 KpiCountOf(KpiState *ks, int32 account, int32 month);
+extern void KpiAddCount(KpiState *ks, int32 account, int32 month, int64 count);
+extern bool KpiMonthHasSessions(KpiState *ks, int32 month);
+extern void KpiListStoredMonths(KpiState *ks);
+extern void KpiLoadStoredMonths(KpiState *ks);
+extern void KpiStoreMonths(KpiState *ks, bool full);
+extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
+extern void KpiStoreChurnState(KpiState *ks);
+
+/* kpi_facts.c: the facts */
+extern void KpiKeepFacts(KpiState *ks);
+extern void KpiComputeFacts(KpiState *ks, int32 m0);
+extern void KpiStoreFacts(KpiState *ks, bool *changed);
+
+/* kpi_refresh.c: a query under the refresh's snapshot */
+extern uint64 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
+					   bool read_only, int expected);
+
+#endif							/* DOGDB_KPI_H */

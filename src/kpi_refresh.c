@@ -1,0 +1,346 @@
+/*-------------------------------------------------------------------------
+ *
+ * kpi_refresh.c
+ *	  dogdb.kpi_update_facts(), the KPI engine's entry point (design note in
+ *	  kpi.h): a list of named steps over the scans (kpi_scan.c), the matrix
+ *	  (kpi_matrix.c) and the facts (kpi_facts.c).  Also dogdb.check_month(),
+ *	  the one month validator for SQL callers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "calendar.h"
+#include "common.h"
+#include "kpi.h"
+
+PG_FUNCTION_INFO_V1(dogdb_kpi_update_facts);
+PG_FUNCTION_INFO_V1(dogdb_check_month);
+
+/* what the triggers recorded since the last refresh */
+typedef struct KpiChanges
+{
+	bool		full;			/* a full rebuild was asked for */
+	int32	   *ranges;			/* months [ranges[2i], ranges[2i + 1]] to recompute */
+	int			nranges;
+	int64	   *accounts;		/* accounts to recompute */
+	int			naccounts;
+	int32	   *delta_month;	/* session count changes */
+	int64	   *delta_account;
+	int64	   *delta_count;
+	int			ndeltas;
+} KpiChanges;
+
+/* run a statement under the refresh's snapshot; returns SPI_processed */
+uint64
+KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
+		 bool read_only, int expected)
+{
+	SPIPlanPtr	plan = DogdbSpiPrepare(query, nargs, argtypes);
+
+	DogdbSpiCheck(SPI_execute_snapshot(plan, args, NULL, ks->snapshot, InvalidSnapshot, read_only, false, 0),
+				  expected, query);
+	SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+static int32
+ClampMonth(int64 month)
+{
+	return (int32) Max(KPI_MIN_MONTH, Min(month, KPI_MAX_MONTH));
+}
+
+/* a date column's month; -infinity/infinity are the ends of the horizon */
+static int32
+MonthOfDate(HeapTuple tup, TupleDesc desc, int col, int32 if_null)
+{
+	bool		isnull;
+	DateADT		d = DatumGetDateADT(SPI_getbinval(tup, desc, col, &isnull));
+
+	if (isnull)
+		return if_null;
+	if (DATE_IS_NOBEGIN(d))
+		return KPI_MIN_MONTH - 1;
+	if (DATE_IS_NOEND(d))
+		return KPI_MAX_MONTH + 1;
+	return cal_month_of_day(d);
+}
+
+/* step: consume the marks, dirty accounts and session deltas */
+static void
+ConsumeChanges(KpiState *ks, KpiChanges *ch)
+{
+	SPITupleTable *tt;
+	uint64		n;
+
+	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
+				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	tt = SPI_tuptable;
+	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
+	ch->nranges = (int) n;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ch->full |= DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		ch->ranges[2 * i] = MonthOfDate(tt->vals[i], tt->tupdesc, 1, KPI_MIN_MONTH);
+		ch->ranges[2 * i + 1] = MonthOfDate(tt->vals[i], tt->tupdesc, 2, KPI_MAX_MONTH + 1);
+	}
+	SPI_freetuptable(tt);
+
+	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_accounts RETURNING account_id",
+				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	tt = SPI_tuptable;
+	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
+	ch->naccounts = (int) n;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ch->accounts[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(tt);
+
+	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_session_deltas RETURNING month, account_id, sessions",
+				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	tt = SPI_tuptable;
+	ch->delta_month = palloc(sizeof(int32) * Max(n, 1));
+	ch->delta_account = palloc(sizeof(int64) * Max(n, 1));
+	ch->delta_count = palloc(sizeof(int64) * Max(n, 1));
+	ch->ndeltas = (int) n;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ch->delta_month[i] = MonthOfDate(tt->vals[i], tt->tupdesc, 1, KPI_MIN_MONTH - 1);
+		ch->delta_account[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		ch->delta_count[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+	}
+	SPI_freetuptable(tt);
+}
+
+/* step: accounts, plans, subscriptions; every churn month unknown */
+static void
+LoadSources(KpiState *ks)
+{
+	KpiLoadAccounts(ks);
+	ks->plans = LoadBillingPlans(CurrentMemoryContext, false, &ks->nplans);
+	KpiLoadSubscriptions(ks);
+	ks->first_month = ks->current_month;
+	for (int a = 0; a < ks->naccounts; a++)
+		ks->first_month = Min(ks->first_month, ks->accounts[a].first_month);
+	ks->churn = palloc(sizeof(int32) * Max(ks->naccounts, 1));
+	for (int a = 0; a < ks->naccounts; a++)
+		ks->churn[a] = CHURN_UNKNOWN;
+}
+
+/* mark months [from, to] (clamped to the horizon) for recomputing */
+static void
+MarkRevenueDirty(KpiState *ks, int64 from, int64 to)
+{
+	for (int64 m = Max(from, KPI_MIN_MONTH); m <= Min(to, KPI_MAX_MONTH); m++)
+		KpiMonthOf(ks, (int32) m)->revenue_dirty = true;
+}
+
+/* step (full rebuild): count every session; returns m0, the first month whose churn may change */
+static int32
+RebuildMatrix(KpiState *ks)
+{
+	KpiCountSessions(ks);
+	for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
+		KpiMonthOf(ks, m)->activity_changed = KpiMonthOf(ks, m)->counts != NULL;
+	MarkRevenueDirty(ks, KPI_MIN_MONTH, KPI_MAX_MONTH);
+	return KPI_MIN_MONTH;
+}
+
+/*
+ * step (incremental): mark what the changes reach, read back those months'
+ * counts and add the deltas; returns m0, the first month whose churn may
+ * change.  [old_first, old_last] are the months the last refresh covered.
+ */
+static int32
+UpdateMatrix(KpiState *ks, KpiChanges *ch, int32 old_first, int32 old_last)
+{
+	int32		m0 = KPI_MAX_MONTH + 1;
+	bool		account_gone = false;
+	uint64		outside = 0;
+
+	/* revenue and tiers: the marked months, and those the covered range gains or loses */
+	for (int r = 0; r < ch->nranges; r++)
+		MarkRevenueDirty(ks, ch->ranges[2 * r], ch->ranges[2 * r + 1]);
+	MarkRevenueDirty(ks, Min(old_first, ks->first_month), Max(old_first, ks->first_month) - 1);
+	MarkRevenueDirty(ks, Min(old_last, ks->current_month) + 1, Max(old_last, ks->current_month));
+	if (ks->current_month > old_last)
+		m0 = old_last + 1;
+
+	/* churn: accounts changed, and stored churn months that cannot be right */
+	for (int i = 0; i < ch->naccounts; i++)
+	{
+		int32		a = KpiAccountIndex(ks, ch->accounts[i]);
+
+		if (a >= 0)
+			ks->churn[a] = CHURN_UNKNOWN;
+		else
+			account_gone = true;
+	}
+	for (int a = 0; a < ks->naccounts; a++)
+	{
+		int32		c = ks->churn[a];
+
+		if (c != CHURN_UNKNOWN && c != CHURN_NONE &&
+			(c < ks->accounts[a].first_month || c > old_last))
+			ks->churn[a] = CHURN_UNKNOWN;
+		if (ks->churn[a] == CHURN_UNKNOWN)
+			m0 = Min(m0, ks->accounts[a].first_month);
+	}
+
+	/* counts: the months from m0 on and the marked ones, then the deltas */
+	for (int i = 0; i < ch->ndeltas; i++)
+	{
+		if (KpiInHorizon(ch->delta_month[i]))
+			m0 = Min(m0, ch->delta_month[i]);
+		else
+			outside++;
+	}
+	for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
+	{
+		KpiMonth   *km = KpiMonthOf(ks, m);
+
+		km->facts_dirty = (m >= m0 || km->revenue_dirty);
+	}
+	if (account_gone)
+	{
+		/* read every month back, so that the gone accounts' counts are dropped */
+		for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
+			KpiMonthOf(ks, m)->facts_dirty |= KpiMonthOf(ks, m)->stored;
+	}
+	KpiLoadStoredMonths(ks);
+	for (int i = 0; i < ch->ndeltas; i++)
+	{
+		int32		a = KpiAccountIndex(ks, ch->delta_account[i]);
+
+		if (a < 0 || !KpiInHorizon(ch->delta_month[i]))
+			continue;
+		KpiAddCount(ks, a, ch->delta_month[i], ch->delta_count[i]);
+		KpiMonthOf(ks, ch->delta_month[i])->activity_changed = true;
+	}
+	if (outside > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("%llu session changes outside the KPI horizon were ignored", (unsigned long long) outside),
+				 errdetail("KPIs cover the UTC months from 2000-01 through 2199-12."),
+				 errhint("Restore the constraint sessions_created_at_kpi_horizon on dogdb.sessions.")));
+	return m0;
+}
+
+/* step: the months the facts cover; every month of a full rebuild is dirty */
+static void
+SetCells(KpiState *ks, bool full, int32 old_last)
+{
+	Size		ncells;
+
+	ks->cell0 = ks->first_month;
+	ks->cell1 = Max(ks->current_month, old_last);
+	for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
+		if (KpiMonthHasSessions(ks, m))
+		{
+			ks->cell0 = Min(ks->cell0, m);
+			ks->cell1 = Max(ks->cell1, m);
+		}
+	if (full)
+		for (int32 m = ks->cell0; m <= ks->cell1; m++)
+			KpiMonthOf(ks, m)->facts_dirty = true;
+	ncells = (Size) (ks->cell1 - ks->cell0 + 1) * KPI_NSIZES * (ks->nplans + 1);
+	ks->cells = palloc_extended(sizeof(KpiCell) * ncells, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	ks->old_cells = palloc_extended(sizeof(KpiCell) * ncells, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+}
+
+/*
+ * dogdb.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
+ *		retention_changed boolean, usage_changed boolean, revenue_changed boolean)
+ */
+Datum
+dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
+{
+	int			nestlevel = DogdbPinSearchPath();
+	KpiState   *ks = palloc0(sizeof(KpiState));
+	KpiChanges	ch = {0};
+	TupleDesc	desc;
+	Datum		result[5];
+	bool		rnulls[5] = {false, false, false, false, false};
+	bool		changed[3];
+	int32		old_first = 0;
+	int32		old_last = 0;
+	int32		m0;
+	int			months_done = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	ch.full = PG_GETARG_BOOL(0);
+	ks->cxt = CurrentMemoryContext;
+	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
+
+	DogdbSpiConnect();
+	/* one refresh at a time; readers of the views are not blocked */
+	DogdbSpiExecute("LOCK TABLE dogdb.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
+	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	PushActiveSnapshot(ks->snapshot);
+	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
+
+	ConsumeChanges(ks, &ch);
+	LoadSources(ks);
+	if (!ch.full)
+		ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
+	if (ch.full)
+		old_last = ks->current_month;
+	if (!ch.full)
+		KpiListStoredMonths(ks);
+	m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
+	SetCells(ks, ch.full, old_last);
+	if (ch.full)
+		DogdbSpiExecute("DELETE FROM dogdb.kpi_facts", false, 0, SPI_OK_DELETE);
+	else
+		KpiKeepFacts(ks);
+	KpiComputeFacts(ks, m0);
+	KpiStoreMonths(ks, ch.full);
+	if (ch.full || ks->churn_changed || old_first != ks->first_month || old_last != ks->current_month)
+		KpiStoreChurnState(ks);
+	KpiStoreFacts(ks, changed);
+	for (int32 m = ks->cell0; m <= ks->cell1; m++)
+		months_done += KpiMonthOf(ks, m)->facts_dirty;
+
+	PopActiveSnapshot();
+	UnregisterSnapshot(ks->snapshot);
+	DogdbSpiFinish();
+	DogdbRestoreSearchPath(nestlevel);
+
+	result[0] = Int32GetDatum(months_done);
+	result[1] = BoolGetDatum(ch.full);
+	result[2] = BoolGetDatum(changed[0]);
+	result[3] = BoolGetDatum(changed[1]);
+	result[4] = BoolGetDatum(changed[2]);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), result, rnulls)));
+}
+
+/*
+ * dogdb.check_month(month date, argname text) -> void: the one month
+ * validator (DogdbCheckMonth) for SQL callers, so that both give one message
+ */
+Datum
+dogdb_check_month(PG_FUNCTION_ARGS)
+{
+	char	   *argname = PG_ARGISNULL(1) ? "month" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	DogdbCheckMonth(PG_ARGISNULL(0) ? 0 : PG_GETARG_DATEADT(0), PG_ARGISNULL(0), argname);
+	PG_RETURN_VOID();
+}
