@@ -274,7 +274,10 @@ KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
 	*first_month = DateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
 	*last_month = DateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
 	if (!KpiInHorizon(*first_month) || !KpiInHorizon(*last_month))
-		return false;
+	{
+		SPI_freetuptable(tt);
+		return false;			/* damaged: rebuild */
+	}
 	ids = DatumGetByteaPP(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
 	months = DatumGetByteaPP(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
 	n = PairCount(ids, months, "dogdb.kpi_churn_state");
