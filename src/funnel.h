@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * funnel.h
+ *	  What the funnel files share: argument validation (window, mode,
+ *	  times) and the growing event array of an aggregate state.
+ *
+ *	  funnel.c         dogdb_window_funnel and dogdb_window_funnel_times
+ *	  funnel_visit.c   dogdb_funnel_visit, the per-visitor aggregate behind
+ *	                   dogdb_funnel_report and dogdb_funnel_trend
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOGDB_FUNNEL_H
+#define DOGDB_FUNNEL_H
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/timestamp.h"
+
+#include "funnel_core.h"
+
+/* the longest window: ten years of 24-hour days */
+#define FUNNEL_MAX_WINDOW_DAYS 3650
+
+/* the window argument in microseconds: 1 us .. 3650 days, no months; else 22023 */
+extern int64 FunnelWindowArg(FunctionCallInfo fcinfo, int argno);
+/* the mode argument's flags (NULL or '' is none); else 22023 */
+extern int	FunnelModeArg(FunctionCallInfo fcinfo, int argno);
+/* a finite timestamp, or 22023 naming argname */
+extern void FunnelCheckFinite(TimestampTz ts, const char *argname);
+
+/* events of an aggregate state, in the aggregate's memory context */
+typedef struct FunnelEvents
+{
+	FunnelEvent *ev;
+	int64		n;
+	int64		max;
+} FunnelEvents;
+
+extern void FunnelEventsAdd(MemoryContext cxt, FunnelEvents *events, const FunnelEvent *e);
+extern void FunnelEventsAppend(MemoryContext cxt, FunnelEvents *dst, const FunnelEvents *src);
+
+/* palloc/pfree for the core's evaluator */
+extern void *FunnelPalloc(size_t size);
+extern void FunnelPfree(void *ptr);
+
+#endif							/* DOGDB_FUNNEL_H */
