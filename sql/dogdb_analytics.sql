@@ -1273,21 +1273,23 @@ BEGIN
 		SELECT s.*, count(*) FILTER (WHERE s.event_name = 'page_view')
 						OVER (PARTITION BY s.vid, s.skey ORDER BY s.ts, (s.event_name = 'page_ping'), s.eid) AS pv_no
 		  FROM sess s),
+	grouped AS (
+		SELECT n.vid, n.skey, n.pv_no,
+			   min(n.eid) FILTER (WHERE n.event_name = 'page_view') AS eid,
+			   min(n.path) FILTER (WHERE n.event_name = 'page_view') AS path,
+			   min(n.ts) FILTER (WHERE n.event_name = 'page_view') AS ts,
+			   count(DISTINCT floor(extract(epoch FROM n.ts) / extract(epoch FROM heartbeat)))
+				   FILTER (WHERE n.event_name = 'page_ping') AS buckets
+		  FROM numbered n WHERE n.pv_no > 0
+		 GROUP BY 1, 2, 3),
 	views AS (
-		SELECT n.vid, n.skey, n.eid, n.path, n.ts, n.pv_no,
-			   lead(n.ts) OVER (PARTITION BY n.vid, n.skey ORDER BY n.ts, n.eid) AS next_ts
-		  FROM numbered n WHERE n.event_name = 'page_view'),
-	pings AS (
-		SELECT n.vid, n.skey, n.pv_no, count(DISTINCT floor(extract(epoch FROM n.ts) / extract(epoch FROM heartbeat))) AS buckets
-		  FROM numbered n WHERE n.event_name = 'page_ping' AND n.pv_no > 0
-		 GROUP BY 1, 2, 3)
+		SELECT g.*, lead(g.ts) OVER (PARTITION BY g.vid, g.skey ORDER BY g.pv_no) AS next_ts,
+			   CASE WHEN g.buckets > 0 THEN extract(epoch FROM min_visit + g.buckets * heartbeat)::double precision END AS engaged
+		  FROM grouped g)
 	SELECT v.vid, v.skey, v.eid, v.path, v.ts,
-		   coalesce(extract(epoch FROM v.next_ts - v.ts)::double precision,
-					extract(epoch FROM min_visit + p.buckets * heartbeat)::double precision),
-		   extract(epoch FROM min_visit + p.buckets * heartbeat)::double precision,
-		   v.next_ts IS NULL
+		   coalesce(extract(epoch FROM v.next_ts - v.ts)::double precision, v.engaged),
+		   v.engaged, v.next_ts IS NULL
 	  FROM views v
-	  LEFT JOIN pings p ON p.vid = v.vid AND p.skey = v.skey AND p.pv_no = v.pv_no
 	 WHERE v.ts < to_ts;
 END
 $fn$;
@@ -1318,3 +1320,33 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION dogdb_page_time_summary(timestamptz, timestamptz, text[], interval) IS 'Per page: views in [from_ts, to_ts), views with a time, average, median and 90th percentile seconds on page (dogdb_page_views)';
+
+-- demo web events (C): rows shaped like a staging table, duplicates and malformed rows included
+CREATE FUNCTION dogdb.demo_web_events(visitors integer, start timestamptz, days integer, seed bigint)
+	RETURNS TABLE (event_id text, occurred_at timestamptz, anonymous_id text, session_id text, account_id bigint,
+				   event_name text, page_path text, referrer text, client text, campaign text, properties jsonb)
+	AS 'MODULE_PATHNAME', 'dogdb_demo_web_events'
+	LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION dogdb.demo_web_events(integer, timestamptz, integer, bigint) IS 'Deterministic demo web events of the signup flow, as delivered (duplicates, out of order, a few malformed); see dogdb_generate_demo_web_events()';
+
+-- VOLATILE: writes web_events and import_rejects
+CREATE FUNCTION dogdb_generate_demo_web_events(visitors integer DEFAULT 10000, start timestamptz DEFAULT '2024-01-01 00:00+00',
+											   days integer DEFAULT 28, seed bigint DEFAULT 1,
+											   OUT events bigint, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF to_regclass('pg_temp.dogdb_demo_web_stage') IS NOT NULL THEN
+		DROP TABLE pg_temp.dogdb_demo_web_stage;
+	END IF;
+	CREATE TEMP TABLE dogdb_demo_web_stage AS SELECT * FROM dogdb.demo_web_events(visitors, start, days, seed);
+	GET DIAGNOSTICS events = ROW_COUNT;
+	SELECT l.loaded, l.duplicates, l.rejected INTO loaded, duplicates, rejected
+	  FROM @extschema@.dogdb_load_web_events('pg_temp.dogdb_demo_web_stage'::regclass) l;
+	DROP TABLE pg_temp.dogdb_demo_web_stage;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint) IS 'Load deterministic demo web events of the signup flow through dogdb_load_web_events (README "Funnels"); returns the generated, loaded, duplicate and rejected counts';
+REVOKE ALL ON FUNCTION dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint) FROM PUBLIC;
