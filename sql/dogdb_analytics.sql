@@ -1268,11 +1268,11 @@ BEGIN
 			   CASE WHEN ev.session_id IS NOT NULL THEN 't:' || ev.session_id
 					ELSE 'g:' || count(*) FILTER (WHERE ev.gap IS NULL OR ev.gap > session_gap)
 								 OVER (PARTITION BY ev.vid, ev.session_id IS NULL ORDER BY ev.ts, ev.eid) END AS skey
-		  FROM ev WHERE ev.event_name IN ('page_view', 'page_ping')),
+		  FROM ev),
 	numbered AS (
 		SELECT s.*, count(*) FILTER (WHERE s.event_name = 'page_view')
 						OVER (PARTITION BY s.vid, s.skey ORDER BY s.ts, (s.event_name = 'page_ping'), s.eid) AS pv_no
-		  FROM sess s),
+		  FROM sess s WHERE s.event_name IN ('page_view', 'page_ping')),
 	grouped AS (
 		SELECT n.vid, n.skey, n.pv_no,
 			   min(n.eid) FILTER (WHERE n.event_name = 'page_view') AS eid,
