@@ -91,7 +91,7 @@ BEGIN
 	LOCK TABLE dogdb.web_events IN SHARE ROW EXCLUSIVE MODE;
 	EXECUTE format($q$
 		WITH src AS (
-			SELECT s AS r, s.event_id::text AS event_id, s.occurred_at::timestamptz AS occurred_at,
+			SELECT s.event_id::text AS event_id, s.occurred_at::timestamptz AS occurred_at,
 				   s.anonymous_id::text AS anonymous_id, s.session_id::text AS session_id,
 				   s.account_id::bigint AS account_id, s.event_name::text AS event_name,
 				   s.page_path::text AS page_path, s.referrer::text AS referrer, s.client::text AS client,
@@ -114,7 +114,12 @@ BEGIN
 			  FROM src),
 		rejects AS (
 			INSERT INTO dogdb.import_rejects (source_table, source_key, source_row, reason)
-			SELECT 'web_events', md5(r::text), to_jsonb(r), reason FROM checked WHERE reason IS NOT NULL
+			SELECT 'web_events', md5(j::text), j, reason
+			  FROM (SELECT jsonb_build_object('event_id', event_id, 'occurred_at', occurred_at, 'anonymous_id', anonymous_id,
+											  'session_id', session_id, 'account_id', account_id, 'event_name', event_name,
+											  'page_path', page_path, 'referrer', referrer, 'client', client,
+											  'campaign', campaign, 'properties', properties) AS j, reason
+					  FROM checked WHERE reason IS NOT NULL) b
 			ON CONFLICT (source_table, source_key) DO NOTHING),
 		fresh AS (
 			INSERT INTO dogdb.web_events (anonymous_id, event_id, occurred_at, session_id, account_id,
@@ -127,7 +132,7 @@ BEGIN
 			   AND NOT EXISTS (SELECT FROM dogdb.web_events w
 								WHERE w.anonymous_id OPERATOR(pg_catalog.=) c.anonymous_id
 								  AND w.event_id OPERATOR(pg_catalog.=) c.event_id)
-			 ORDER BY c.anonymous_id, c.event_id, c.occurred_at, c.r::text
+			 ORDER BY c.anonymous_id, c.event_id, c.occurred_at, c.event_name, c.page_path
 			RETURNING 1)
 		SELECT (SELECT count(*) FROM fresh),
 			   count(*) FILTER (WHERE reason IS NULL) - (SELECT count(*) FROM fresh),
