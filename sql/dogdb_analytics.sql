@@ -1098,11 +1098,24 @@ CREATE FUNCTION dogdb_funnel_visit_finalfn(internal) RETURNS dogdb.funnel_visit
 	AS 'MODULE_PATHNAME', 'dogdb_funnel_visit_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_funnel_visit_finalfn(internal) IS 'Final function of dogdb_funnel_visit';
+CREATE FUNCTION dogdb_funnel_visit_combinefn(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_visit_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_funnel_visit_combinefn(internal, internal) IS 'Combine function of dogdb_funnel_visit';
+CREATE FUNCTION dogdb_funnel_visit_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_visit_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_funnel_visit_serialfn(internal) IS 'Serialize function of dogdb_funnel_visit';
+CREATE FUNCTION dogdb_funnel_visit_deserialfn(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_visit_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_funnel_visit_deserialfn(bytea, internal) IS 'Deserialize function of dogdb_funnel_visit (validates every byte)';
 CREATE AGGREGATE dogdb_funnel_visit("window" interval, mode text, steps text[], exclusions text[],
 									from_ts timestamptz, to_ts timestamptz, ts timestamptz, event_name text,
 									page_path text, segment text, account_id bigint) (
 	SFUNC = dogdb_funnel_visit_transfn, STYPE = internal, FINALFUNC = dogdb_funnel_visit_finalfn,
-	PARALLEL = SAFE
+	COMBINEFUNC = dogdb_funnel_visit_combinefn, SERIALFUNC = dogdb_funnel_visit_serialfn,
+	DESERIALFUNC = dogdb_funnel_visit_deserialfn, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE dogdb_funnel_visit(interval, text, text[], text[], timestamptz, timestamptz, timestamptz, text, text, text, bigint) IS 'One visitor''s funnel over their web events: step k is an event name or the path of a page view; entry in [from_ts, to_ts) (README "Funnels")';
 

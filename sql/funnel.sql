@@ -158,3 +158,39 @@ SELECT count(*) AS differences FROM (
 SELECT level, count(*) FROM serial_result GROUP BY 1 ORDER BY 1;
 DROP TABLE web_stage, thin_stage, shuffled, serial_result, parallel_result;
 DROP FUNCTION f(text, int, text, int);
+
+-- the report's per-visitor aggregate runs in parallel too: serial = parallel
+SET TimeZone = 'UTC';
+CREATE TABLE visit_events AS
+SELECT 'v' || (h % 500) AS visitor,
+	   timestamptz '2024-01-01Z' + ((h >> 12) % 3000) * interval '1 minute' AS ts,
+	   (ARRAY['page_view', 'page_view', 'account_created', 'tier_selected', 'page_ping', 'click'])[1 + (h >> 24) % 6] AS event_name,
+	   (ARRAY['/', '/signup', '/pricing'])[1 + (h >> 30) % 3] AS page_path,
+	   (ARRAY['search', 'social', NULL])[1 + (h >> 34) % 3] AS client,
+	   CASE WHEN (h >> 36) % 4 = 0 THEN (h % 500)::bigint END AS account_id
+  FROM (SELECT abs(hashint8(i)) AS h FROM generate_series(1, 40000) i) s
+ ORDER BY md5(h::text);
+ANALYZE visit_events;
+CREATE VIEW visit_result AS
+SELECT visitor, dogdb_funnel_visit('6 hours', 'strict_once', ARRAY['/', '/signup', 'account_created', 'tier_selected'],
+								   ARRAY['click'], '2024-01-01Z', '2024-01-02Z', ts, event_name, page_path, client, account_id) AS r
+  FROM visit_events GROUP BY visitor;
+CREATE TABLE visit_serial AS SELECT visitor, (r).* FROM visit_result;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT * FROM visit_result;
+CREATE TABLE visit_parallel AS SELECT visitor, (r).* FROM visit_result;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
+SELECT count(*) AS visitors, sum(level) AS levels, count(*) FILTER (WHERE excluded) AS excluded,
+	   count(DISTINCT segment) AS segments, count(account_id) AS with_account FROM visit_serial;
+SELECT count(*) AS differences FROM (
+	(TABLE visit_serial EXCEPT TABLE visit_parallel) UNION ALL (TABLE visit_parallel EXCEPT TABLE visit_serial)) d;
+DROP VIEW visit_result;
+DROP TABLE visit_events, visit_serial, visit_parallel;

@@ -40,6 +40,35 @@ typedef struct FunnelEvents
 extern void FunnelEventsAdd(MemoryContext cxt, FunnelEvents *events, const FunnelEvent *e);
 extern void FunnelEventsAppend(MemoryContext cxt, FunnelEvents *dst, const FunnelEvents *src);
 
+/* the state of dogdb_funnel_visit (funnel_visit.c, funnel_visit_parallel.c) */
+#define EVENT_EXCLUSION 1
+#define MAX_EXCLUSIONS 64
+#define MAX_NAME_LEN 1000
+
+typedef struct VisitState
+{
+	int64		window;
+	int			modes;
+	int			nsteps;
+	int			nexcl;
+	int64		from;
+	int64		to;
+	char	  **names;			/* nsteps step names, then nexcl exclusions */
+	int		   *lens;
+	FunnelEvents events;
+	char	  **segs;			/* distinct segments of step-1 events */
+	int			nsegs;
+	int			maxsegs;
+	Datum		mode_datum;		/* the argument datums last checked */
+	Datum		steps_datum;
+	Datum		excl_datum;
+	bool		has_account;
+	int64		account_ts;
+	int64		account_id;
+} VisitState;
+
+extern int32 FunnelSegmentIndex(MemoryContext aggcxt, VisitState *st, const char *s, int len);
+
 /* palloc/pfree for the core's evaluator */
 extern void *FunnelPalloc(size_t size);
 extern void FunnelPfree(void *ptr);

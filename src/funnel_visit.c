@@ -42,31 +42,7 @@ PG_FUNCTION_INFO_V1(dogdb_funnel_visit_transfn);
 PG_FUNCTION_INFO_V1(dogdb_funnel_visit_finalfn);
 PG_FUNCTION_INFO_V1(dogdb_funnel_check_arguments);
 
-#define EVENT_EXCLUSION 1
-#define MAX_EXCLUSIONS 64
-#define MAX_NAME_LEN 1000
 
-typedef struct VisitState
-{
-	int64		window;
-	int			modes;
-	int			nsteps;
-	int			nexcl;
-	int64		from;
-	int64		to;
-	char	  **names;			/* nsteps step names, then nexcl exclusions */
-	int		   *lens;
-	FunnelEvents events;
-	char	  **segs;			/* distinct segments of step-1 events */
-	int			nsegs;
-	int			maxsegs;
-	Datum		mode_datum;		/* the argument datums last checked */
-	Datum		steps_datum;
-	Datum		excl_datum;
-	bool		has_account;
-	int64		account_ts;
-	int64		account_id;
-} VisitState;
 
 /* a text[] of 1..max non-empty names, or 22023 */
 static void
@@ -258,13 +234,10 @@ CheckSameSettings(FunctionCallInfo fcinfo, VisitState *st)
 				 errhint("Pass constants.")));
 }
 
-/* the dictionary index of a step-1 event's segment (NULL included) */
-static int32
-SegmentTag(MemoryContext aggcxt, VisitState *st, text *seg)
+/* the dictionary index of a step-1 event's segment (s NULL: no segment) */
+int32
+FunnelSegmentIndex(MemoryContext aggcxt, VisitState *st, const char *s, int len)
 {
-	const char *s = seg ? VARDATA_ANY(seg) : NULL;
-	int			len = seg ? VARSIZE_ANY_EXHDR(seg) : 0;
-
 	/* newest first: a visitor's events mostly share one value */
 	for (int i = st->nsegs - 1; i >= 0; i--)
 	{
@@ -280,7 +253,7 @@ SegmentTag(MemoryContext aggcxt, VisitState *st, text *seg)
 			MemoryContextAlloc(aggcxt, sizeof(char *) * newmax);
 		st->maxsegs = newmax;
 	}
-	st->segs[st->nsegs] = s ? MemoryContextStrdup(aggcxt, text_to_cstring(seg)) : NULL;
+	st->segs[st->nsegs] = s ? MemoryContextStrdup(aggcxt, pnstrdup(s, len)) : NULL;
 	return st->nsegs++;
 }
 
@@ -345,7 +318,12 @@ dogdb_funnel_visit_transfn(PG_FUNCTION_ARGS)
 	if (e.ts >= st->to)
 		e.mask &= ~UINT64CONST(1);
 	if (e.mask & 1)
-		e.tag = SegmentTag(aggcxt, st, PG_ARGISNULL(10) ? NULL : PG_GETARG_TEXT_PP(10));
+	{
+		text	   *seg = PG_ARGISNULL(10) ? NULL : PG_GETARG_TEXT_PP(10);
+
+		/* a value with a NUL byte cannot come from text; strlen() is safe */
+		e.tag = FunnelSegmentIndex(aggcxt, st, seg ? VARDATA_ANY(seg) : NULL, seg ? VARSIZE_ANY_EXHDR(seg) : 0);
+	}
 	if (e.mask != 0 || e.flags != 0)
 		FunnelEventsAdd(aggcxt, &st->events, &e);
 
