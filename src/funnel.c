@@ -159,6 +159,42 @@ FunnelPfree(void *ptr)
 	pfree(ptr);
 }
 
+typedef struct CachedRun
+{
+	FunnelRun  *run;
+	int			nsteps;
+	int64		window;
+	int			modes;
+	bool		track;
+} CachedRun;
+
+FunnelRun *
+FunnelCachedRun(FunctionCallInfo fcinfo, int nsteps, int64 window, int modes, bool track)
+{
+	CachedRun  *c = (CachedRun *) fcinfo->flinfo->fn_extra;
+	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+	if (c == NULL)
+	{
+		c = palloc0(sizeof(CachedRun));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	if (c->run == NULL || c->nsteps != nsteps || c->window != window || c->modes != modes || c->track != track)
+	{
+		if (c->run)
+			funnel_run_destroy(c->run);
+		c->run = funnel_run_create(nsteps, window, modes, track, FunnelPalloc, FunnelPfree);
+		c->nsteps = nsteps;
+		c->window = window;
+		c->modes = modes;
+		c->track = track;
+	}
+	else
+		funnel_run_reset(c->run);
+	MemoryContextSwitchTo(old);
+	return c->run;
+}
+
 /* ---- the aggregate ---- */
 
 static void
@@ -367,18 +403,22 @@ dogdb_window_funnel_deserialfn(PG_FUNCTION_ARGS)
 
 /* run the evaluator over the state's events (sorted in place) */
 static FunnelRun *
-RunState(FunnelState *state, bool track)
+RunState(FunctionCallInfo fcinfo, FunnelState *state, bool track)
 {
-	FunnelRun  *run = funnel_run_create(state->nsteps, state->window, state->modes, track,
-										FunnelPalloc, FunnelPfree);
+	FunnelRun  *run = FunnelCachedRun(fcinfo, state->nsteps, state->window, state->modes, track);
+	MemoryContext old;
 
 	funnel_sort_events(state->events.ev, state->events.n);
+	/* the evaluator's own allocations (rows of one timestamp) live with it */
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	for (int64 i = 0; i < state->events.n; i++)
 	{
 		if ((i & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 		funnel_run_feed(run, state->events.ev[i].ts, state->events.ev[i].mask, 0);
 	}
+	funnel_run_level(run);
+	MemoryContextSwitchTo(old);
 	return run;
 }
 
@@ -391,9 +431,8 @@ dogdb_window_funnel_finalfn(PG_FUNCTION_ARGS)
 
 	if (state == NULL)
 		PG_RETURN_INT32(0);
-	run = RunState(state, false);
+	run = RunState(fcinfo, state, false);
 	level = funnel_run_level(run);
-	funnel_run_destroy(run);
 	PG_RETURN_INT32(level);
 }
 
@@ -408,13 +447,12 @@ dogdb_window_funnel_times_finalfn(PG_FUNCTION_ARGS)
 
 	if (state == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TIMESTAMPTZOID));
-	run = RunState(state, true);
+	run = RunState(fcinfo, state, true);
 	level = funnel_run_level(run);
 	times = funnel_run_times(run);
 	d = palloc(sizeof(Datum) * (level + 1));
 	for (int i = 0; i < level; i++)
 		d[i] = TimestampTzGetDatum(times[i]);
-	funnel_run_destroy(run);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, level, TIMESTAMPTZOID, sizeof(TimestampTz),
 										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

@@ -69,6 +69,12 @@ typedef struct VisitState
 
 extern int32 FunnelSegmentIndex(MemoryContext aggcxt, VisitState *st, const char *s, int len);
 
+/*
+ * An evaluator for a final function, kept in fn_extra across the groups of
+ * a query (reset, not rebuilt, per group); allocates in fn_mcxt.
+ */
+extern FunnelRun *FunnelCachedRun(FunctionCallInfo fcinfo, int nsteps, int64 window, int modes, bool track);
+
 /* palloc/pfree for the core's evaluator */
 extern void *FunnelPalloc(size_t size);
 extern void FunnelPfree(void *ptr);

@@ -85,7 +85,7 @@ funnel_run_reset(FunnelRun *run)
 {
 	run->maxlevel = 0;
 	run->best_tag = 0;
-	for (int c = 0; c <= FUNNEL_MAX_STEPS; c++)
+	for (int c = 0; c <= run->nsteps; c++)
 		run->best[c] = NONE;
 	run->pending = false;
 	run->unionmask = 0;

@@ -364,6 +364,7 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 	bool		excluded = false;
 	const int64_t *times = NULL;
 	Datum	   *d;
+	MemoryContext old;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -389,7 +390,8 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 	}
 
 	funnel_sort_events(st->events.ev, st->events.n);
-	run = funnel_run_create(st->nsteps, st->window, st->modes, true, FunnelPalloc, FunnelPfree);
+	run = FunnelCachedRun(fcinfo, st->nsteps, st->window, st->modes, true);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	for (int64 i = 0; i < st->events.n; i++)
 	{
 		FunnelEvent *e = &st->events.ev[i];
@@ -404,6 +406,7 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 		}
 	}
 	level = funnel_run_level(run);
+	MemoryContextSwitchTo(old);
 	if (level > 0)
 	{
 		times = funnel_run_times(run);
@@ -427,6 +430,5 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 	nulls[4] = !has_entry;
 	values[5] = Int64GetDatum(st->account_id);
 	nulls[5] = !st->has_account;
-	funnel_run_destroy(run);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
