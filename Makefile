@@ -13,7 +13,7 @@ DATA		= sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 
 # pg_regress inputs sit in sql/ (named by feature), outputs in expected/
-REGRESS		= license import quality invoice kpi hardening
+REGRESS		= license import quality invoice kpi hardening funnel
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
 ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent
@@ -24,7 +24,7 @@ JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansso
 PG_CPPFLAGS	= -Isrc $(JANSSON_CFLAGS)
 PG_CFLAGS	= -Wall -Wextra -Wno-unused-parameter	# PostgreSQL headers trip -Wunused-parameter
 SHLIB_LINK	= $(JANSSON_LIBS)
-EXTRA_CLEAN	= $(DATA_built) test/unit_license test/unit_proration test/unit_kpi test/fuzz/fuzz_license
+EXTRA_CLEAN	= $(DATA_built) test/unit_license test/unit_proration test/unit_kpi test/unit_funnel test/fuzz/fuzz_license test/fuzz/fuzz_funnel
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -61,8 +61,8 @@ bench: deps
 	test/bench/run.sh
 
 # The parsers and arithmetic alone, outside the server
-unit: test/unit_license test/unit_proration test/unit_kpi
-	prove -v test/unit_license test/unit_proration test/unit_kpi
+unit: test/unit_license test/unit_proration test/unit_kpi test/unit_funnel
+	prove -v test/unit_license test/unit_proration test/unit_kpi test/unit_funnel
 
 test/unit_license: test/unit_license.c test/tap.h src/license_parse.c src/license_parse.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc -o $@ test/unit_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)
@@ -70,12 +70,22 @@ test/unit_license: test/unit_license.c test/tap.h src/license_parse.c src/licens
 test/unit_kpi: test/unit_kpi.c test/tap.h src/calendar.c src/calendar.h src/month_bitmap.c src/month_bitmap.h src/random.c src/random.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_kpi.c src/calendar.c src/month_bitmap.c src/random.c
 
+test/unit_funnel: test/unit_funnel.c test/tap.h test/funnel_bruteforce.h src/funnel_core.c src/funnel_core.h src/random.c src/random.h
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -Wno-missing-field-initializers -O2 -g -fsanitize=undefined,address -fno-sanitize-recover=all -Isrc -Itest -o $@ test/unit_funnel.c src/funnel_core.c src/random.c
+
 test/unit_proration: test/unit_proration.c test/tap.h src/proration.c src/proration.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_proration.c src/proration.c
 
 FUZZ_SECONDS ?= 45
-fuzz: test/fuzz/fuzz_license
+fuzz: test/fuzz/fuzz_license test/fuzz/fuzz_funnel
 	test/fuzz/run.sh $(FUZZ_SECONDS)
+	cd test/fuzz && mkdir -p work-funnel && ./fuzz_funnel -max_total_time=$(FUZZ_SECONDS) -max_len=64 -timeout=10 \
+		-print_final_stats=1 -artifact_prefix=./ work-funnel > work-funnel/fuzz.log 2>&1 || { tail -40 work-funnel/fuzz.log; exit 1; }
+	grep -E '^stat::number_of_executed_units|^Done' test/fuzz/work-funnel/fuzz.log
+
+test/fuzz/fuzz_funnel: test/fuzz/fuzz_funnel.c test/funnel_bruteforce.h src/funnel_core.c src/funnel_core.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -Itest -o $@ test/fuzz/fuzz_funnel.c src/funnel_core.c
 
 test/fuzz/fuzz_license: test/fuzz/fuzz_license.c src/license_parse.c src/license_parse.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

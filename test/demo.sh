@@ -63,4 +63,32 @@ SELECT r.month, r.revenue_cents, i.invoiced_cents, r.revenue_cents = i.invoiced_
   FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') r
   LEFT JOIN (SELECT period_start, sum(total_cents) AS invoiced_cents FROM dogdb.invoices GROUP BY 1) i
 	ON i.period_start = r.month;
+-- Part 3: web events and the signup funnel: four questions, one call each
+\echo '== Demo web events: 20000 visitors over 28 days from 2024-01-01 through the loader (skipped if dogdb.web_events has rows)'
+SELECT NOT EXISTS (SELECT FROM dogdb.web_events) AS no_events \gset
+\if :no_events
+SELECT * FROM dogdb_generate_demo_web_events(20000, '2024-01-01 00:00+00', 28, 1);
+\else
+\echo 'dogdb.web_events has rows: no demo events; the answers below are of your data'
+\endif
+SET TimeZone = 'UTC';
+\echo '== (1) Average time on each page of the flow (sessions: tracker id, else 30 minutes of inactivity)'
+SELECT page_path, views, timed_views, round(avg_seconds::numeric, 1) AS avg_seconds, median_seconds, p90_seconds
+  FROM dogdb_page_time_summary('2024-01-01', '2024-01-29', ARRAY['/', '/signup', '/dashboard']);
+\echo '== (2) Do visitors from one client convert better? (conversion to the dashboard by client, first touch)'
+SELECT segment AS client, max(users) FILTER (WHERE step_no = 1) AS entered,
+	   max(users) FILTER (WHERE step_no = 6) AS converted,
+	   max(conversion_from_start) FILTER (WHERE step_no = 6) AS conversion
+  FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created', 'tier_selected', 'deployment_configured', '/dashboard'],
+						   '2024-01-01', '2024-01-22', '1 day', 'client')
+ GROUP BY 1 ORDER BY conversion DESC;
+\echo '== (3) Which step has the largest drop-off? (the whole funnel; is_largest_drop_off marks it)'
+SELECT step_no, step, users, conversion_from_previous, drop_off, is_largest_drop_off,
+	   median_seconds_from_previous, in_progress
+  FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created', 'tier_selected', 'deployment_configured', '/dashboard'],
+						   '2024-01-01', '2024-01-29');
+\echo '== (4) What share of new signups get from "account created" to "dashboard"? (weekly; open windows are in progress, not lost)'
+SELECT * FROM dogdb_funnel_trend(ARRAY['account_created', 'tier_selected', 'deployment_configured', '/dashboard'],
+								 '2024-01-01', '2024-01-29', '1 day', 'week');
+RESET TimeZone;
 SQL
