@@ -13,7 +13,7 @@ DATA		= sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 
 # pg_regress inputs sit in sql/ (named by feature), outputs in expected/
-REGRESS		= license import quality invoice kpi
+REGRESS		= license import quality invoice kpi stripe
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
 ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent
@@ -24,7 +24,7 @@ JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansso
 PG_CPPFLAGS	= -Isrc $(JANSSON_CFLAGS)
 PG_CFLAGS	= -Wall -Wextra -Wno-unused-parameter	# PostgreSQL headers trip -Wunused-parameter
 SHLIB_LINK	= $(JANSSON_LIBS)
-EXTRA_CLEAN	= $(DATA_built) test/unit_license test/unit_proration test/unit_kpi test/fuzz/fuzz_license
+EXTRA_CLEAN	= $(DATA_built) test/unit_license test/unit_proration test/unit_kpi test/unit_stripe test/fuzz/fuzz_license test/fuzz/fuzz_stripe_header
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -61,14 +61,17 @@ bench: deps
 	test/bench/run.sh
 
 # The parsers and arithmetic alone, outside the server
-unit: test/unit_license test/unit_proration test/unit_kpi
-	prove -v test/unit_license test/unit_proration test/unit_kpi
+unit: test/unit_license test/unit_proration test/unit_kpi test/unit_stripe
+	prove -v test/unit_license test/unit_proration test/unit_kpi test/unit_stripe
 
 test/unit_license: test/unit_license.c test/tap.h src/license_parse.c src/license_parse.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -Isrc -o $@ test/unit_license.c src/license_parse.c $(JANSSON_CFLAGS) $(JANSSON_LIBS)
 
 test/unit_kpi: test/unit_kpi.c test/tap.h src/calendar.c src/calendar.h src/month_bitmap.c src/month_bitmap.h src/random.c src/random.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_kpi.c src/calendar.c src/month_bitmap.c src/random.c
+
+test/unit_stripe: test/unit_stripe.c test/tap.h src/stripe_sig.c src/stripe_sig.h src/stripe_core.c src/stripe_core.h
+	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=address,undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_stripe.c src/stripe_sig.c src/stripe_core.c $(JANSSON_CFLAGS) $(JANSSON_LIBS) -lm
 
 test/unit_proration: test/unit_proration.c test/tap.h src/proration.c src/proration.h
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_proration.c src/proration.c
