@@ -375,7 +375,7 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			if (st != STRIPE_PARSE_OK)
 				StripeReportParseError(st, ev);
-			counts[StripeApply(ev, arrival)]++;
+			counts[StripeApply(ev, arrival, arrival)]++;
 			events++;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(loopcxt);

@@ -42,8 +42,10 @@ extern StripeOutcome StripeIngest(const StripeEvent *ev, const char *payload, si
 
 /*
  * Apply an event already in the ledger (arrival number given) to the
- * facts: replay, and events waiting for their customer or charge.
+ * facts: replay, and events waiting for their customer or charge.  Events
+ * that waited are applied if they arrived before horizon (the arrival of
+ * the event being ingested or replayed).
  */
-extern StripeOutcome StripeApply(const StripeEvent *ev, int64 arrival);
+extern StripeOutcome StripeApply(const StripeEvent *ev, int64 arrival, int64 horizon);
 
 #endif							/* DOGDB_STRIPE_H */

@@ -90,7 +90,7 @@ static const PlanDef plan_defs[P_COUNT] = {
 		"SELECT account_id FROM dogdb.stripe_payments WHERE charge_id = $1 LIMIT 1",
 	1, {T}},
 	[P_LINKED] = {
-		"SELECT arrival, payload FROM dogdb.stripe_events WHERE link_id = $1 AND arrival <> $2"
+		"SELECT arrival, payload FROM dogdb.stripe_events WHERE link_id = $1 AND arrival < $2"
 		" ORDER BY arrival",
 	2, {T, I8}},
 	[P_CUSTOMER] = {
@@ -164,12 +164,15 @@ GetPlan(PlanId id)
 	return plans[id];
 }
 
-/* run a plan; the number of rows it returned */
+/*
+ * Run a plan; the number of rows it returned.  Never read-only: a read
+ * must see what this statement wrote before (a mapping, a charge).
+ */
 static uint64
-Run(PlanId id, Datum *values, const char *nulls, bool read_only)
+Run(PlanId id, Datum *values, const char *nulls, bool is_select)
 {
-	int			rc = SPI_execute_plan(GetPlan(id), values, nulls, read_only, 0);
-	int			expected = read_only ? SPI_OK_SELECT :
+	int			rc = SPI_execute_plan(GetPlan(id), values, nulls, false, 0);
+	int			expected = is_select ? SPI_OK_SELECT :
 		(id == P_MAP_PUT || id == P_VERSION) ? SPI_OK_INSERT : SPI_OK_INSERT_RETURNING;
 
 	DogdbSpiCheck(rc, expected, plan_defs[id].sql);
@@ -258,11 +261,15 @@ Upsert(PlanId id, Datum *v, const char *n, bool *inserted)
 	return STRIPE_APPLIED;
 }
 
-/* apply the waiting events linked to a customer or charge */
+/*
+ * Apply the events that wait for a customer's mapping or a charge: those
+ * linked to it that arrived before horizon (the arrival of the event being
+ * ingested or replayed; later ones find the mapping or charge themselves).
+ */
 static void
-ApplyLinked(const char *link, int64 except_arrival)
+ApplyLinked(const char *link, int64 horizon)
 {
-	Datum		args[2] = {Text(link), Int64GetDatum(except_arrival)};
+	Datum		args[2] = {Text(link), Int64GetDatum(horizon)};
 	uint64		n = Run(P_LINKED, args, NULL, true);
 	int64	   *arrivals;
 	text	  **payloads;
@@ -289,13 +296,13 @@ ApplyLinked(const char *link, int64 except_arrival)
 		CHECK_FOR_INTERRUPTS();
 		if (st != STRIPE_PARSE_OK)
 			StripeReportParseError(st, ev); /* the ledger holds only valid events */
-		(void) StripeApply(ev, arrivals[i]);
+		(void) StripeApply(ev, arrivals[i], horizon);
 	}
 	pfree(ev);
 }
 
 static StripeOutcome
-ApplyCustomer(const StripeEvent *ev, int64 arrival)
+ApplyCustomer(const StripeEvent *ev, int64 arrival, int64 horizon)
 {
 	int64		account = MappedAccount(ev->object_id);
 	bool		newly = false;
@@ -321,7 +328,7 @@ ApplyCustomer(const StripeEvent *ev, int64 arrival)
 	EventCols(v, ev, ev->rank, arrival, 5);
 	out = Upsert(P_CUSTOMER, v, n, NULL);
 	if (newly)
-		ApplyLinked(ev->object_id, arrival);
+		ApplyLinked(ev->object_id, horizon);
 	return out;
 }
 
@@ -405,7 +412,7 @@ ApplyRefund(const StripeEvent *ev, const StripeRefund *rf, const char *charge,
 }
 
 static StripeOutcome
-ApplyCharge(const StripeEvent *ev, int64 account, int64 arrival)
+ApplyCharge(const StripeEvent *ev, int64 account, int64 arrival, int64 horizon)
 {
 	Datum		v[13];
 	char		n[14] = "             ";
@@ -427,12 +434,12 @@ ApplyCharge(const StripeEvent *ev, int64 account, int64 arrival)
 	for (i = 0; i < ev->nrefunds; i++)
 		(void) ApplyRefund(ev, &ev->refunds[i], ev->object_id, account, 1, arrival);
 	if (inserted)
-		ApplyLinked(ev->object_id, arrival);	/* refunds that came first */
+		ApplyLinked(ev->object_id, horizon);	/* refunds that came first */
 	return out;
 }
 
 StripeOutcome
-StripeApply(const StripeEvent *ev, int64 arrival)
+StripeApply(const StripeEvent *ev, int64 arrival, int64 horizon)
 {
 	int64		account;
 
@@ -441,7 +448,7 @@ StripeApply(const StripeEvent *ev, int64 arrival)
 		case STRIPE_OTHER:
 			return STRIPE_IGNORED;
 		case STRIPE_CUSTOMER:
-			return ApplyCustomer(ev, arrival);
+			return ApplyCustomer(ev, arrival, horizon);
 		case STRIPE_REFUND:
 			account = ChargeAccount(ev->charge);
 			if (account == 0)
@@ -462,7 +469,7 @@ StripeApply(const StripeEvent *ev, int64 arrival)
 		case STRIPE_INVOICE:
 			return ApplyInvoice(ev, account, arrival);
 		case STRIPE_CHARGE:
-			return ApplyCharge(ev, account, arrival);
+			return ApplyCharge(ev, account, arrival, horizon);
 		default:
 			elog(ERROR, "unexpected Stripe event kind %d", (int) ev->kind);
 	}
@@ -476,6 +483,7 @@ StripeIngest(const StripeEvent *ev, const char *payload, size_t len)
 	char		n[7] = "      ";
 	const char *link;
 	bool		isnull;
+	int64		arrival;
 
 	link = ev->kind == STRIPE_REFUND ? ev->charge : ev->customer;
 	v[0] = Text(ev->id);
@@ -486,5 +494,6 @@ StripeIngest(const StripeEvent *ev, const char *payload, size_t len)
 	v[5] = PointerGetDatum(cstring_to_text_with_len(payload, len));
 	if (Run(P_LEDGER, v, n, false) == 0)
 		return STRIPE_DUPLICATE;
-	return StripeApply(ev, DatumGetInt64(FirstValue(&isnull)));
+	arrival = DatumGetInt64(FirstValue(&isnull));
+	return StripeApply(ev, arrival, arrival);
 }
