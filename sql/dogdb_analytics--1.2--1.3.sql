@@ -233,3 +233,208 @@ CREATE FUNCTION dogdb_stripe_replay(OUT events bigint, OUT applied bigint, OUT s
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION dogdb_stripe_replay() IS 'Rebuild every Stripe fact from the ledger, in arrival order (after a manual customer mapping, or to check the facts)';
 REVOKE ALL ON FUNCTION dogdb_stripe_replay() FROM PUBLIC;
+
+-- MRR and its movements, LTV, cohorts (README "Stripe payments")
+-- STABLE: read the subscription history.  PARALLEL RESTRICTED: they pin
+-- search_path for their queries, which a parallel worker may not do.
+CREATE FUNCTION dogdb_stripe_account_mrr(from_month date, to_month date)
+	RETURNS TABLE (account_id bigint, currency text, month date, mrr_cents bigint, active boolean)
+	AS 'MODULE_PATHNAME', 'dogdb_stripe_account_mrr'
+	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dogdb_stripe_account_mrr(date, date) IS 'Per account, currency and month: MRR in cents at the end of the month and whether it is a customer then (a subscription active or past_due); rows only where either holds';
+
+CREATE FUNCTION dogdb.stripe_mrr_movement_totals(from_month date, to_month date,
+	OUT month date, OUT currency text, OUT mrr_start_cents bigint, OUT new_cents bigint,
+	OUT expansion_cents bigint, OUT contraction_cents bigint, OUT churned_cents bigint,
+	OUT reactivation_cents bigint, OUT mrr_end_cents bigint, OUT customers_start bigint,
+	OUT new_customers bigint, OUT reactivated_customers bigint, OUT churned_customers bigint,
+	OUT customers_end bigint)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'dogdb_stripe_mrr_movements'
+	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dogdb.stripe_mrr_movement_totals(date, date) IS 'Internal to dogdb_mrr_movements(): the movement totals per month and currency';
+
+CREATE FUNCTION dogdb_mrr_movements(from_month date, to_month date)
+	RETURNS TABLE (month date, currency text, mrr_start_cents bigint, new_cents bigint,
+				   expansion_cents bigint, contraction_cents bigint, churned_cents bigint,
+				   reactivation_cents bigint, net_cents bigint, mrr_end_cents bigint,
+				   customers_start bigint, new_customers bigint, reactivated_customers bigint,
+				   churned_customers bigint, customers_end bigint,
+				   gross_mrr_churn_rate numeric, net_mrr_churn_rate numeric, customer_churn_rate numeric)
+	LANGUAGE sql STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT t.month, t.currency, t.mrr_start_cents, t.new_cents, t.expansion_cents, t.contraction_cents,
+		   t.churned_cents, t.reactivation_cents,
+		   t.new_cents + t.expansion_cents + t.contraction_cents + t.churned_cents + t.reactivation_cents,
+		   t.mrr_end_cents, t.customers_start, t.new_customers, t.reactivated_customers,
+		   t.churned_customers, t.customers_end,
+		   round(-(t.churned_cents + t.contraction_cents)::numeric / nullif(t.mrr_start_cents, 0), 4),
+		   round(-(t.churned_cents + t.contraction_cents + t.expansion_cents + t.reactivation_cents)::numeric
+				 / nullif(t.mrr_start_cents, 0), 4),
+		   round(t.churned_customers::numeric / nullif(t.customers_start, 0), 4)
+	  FROM dogdb.stripe_mrr_movement_totals(from_month, to_month) t
+	 ORDER BY t.month, t.currency;
+END;
+COMMENT ON FUNCTION dogdb_mrr_movements(date, date) IS 'Per month and currency: MRR at the start, its movements (new, expansion, contraction, churned, reactivation; signed cents), net, MRR at the end, customer counts, and gross/net MRR churn and customer churn rates (ChartMogul''s definitions)';
+
+-- STABLE: reads the facts
+CREATE FUNCTION dogdb_customer_ltv(as_of date DEFAULT current_date)
+	RETURNS TABLE (account_id bigint, currency text, first_payment_at timestamptz, months_active integer,
+				   realized_ltv_cents bigint, mrr_cents bigint, arpa_cents numeric,
+				   customer_churn_rate numeric, predicted_ltv_cents bigint, predicted_ltv_note text)
+	LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	this_month date;
+	last_month date;
+	first_month date;
+BEGIN
+	IF as_of IS NULL OR NOT isfinite(as_of) OR as_of < '0001-07-01' OR as_of > '9999-12-31' THEN
+		RAISE EXCEPTION 'as_of must be a date from 0001-07-01 to 9999-12-31, not %', coalesce(as_of::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For a timestamptz x use (x AT TIME ZONE ''UTC'')::date.';
+	END IF;
+	this_month := date_trunc('month', as_of)::date;
+	last_month := (this_month - interval '1 month')::date;		-- the last complete month
+	first_month := (this_month - interval '6 months')::date;
+	RETURN QUERY
+	WITH am AS (
+		SELECT a.account_id, a.currency, count(*) FILTER (WHERE a.active)::integer AS months_active,
+			   sum(a.mrr_cents) FILTER (WHERE a.month = last_month)::bigint AS mrr_cents
+		  FROM @extschema@.dogdb_stripe_account_mrr('0001-01-01', last_month) a
+		 GROUP BY 1, 2
+	), paid AS (
+		SELECT p.account_id, p.currency, min(p.created_at) AS first_payment_at, sum(p.amount_cents) AS cents
+		  FROM dogdb.stripe_payments p
+		 WHERE p.status = 'succeeded' AND p.created_at < ((as_of + 1)::timestamp AT TIME ZONE 'UTC')
+		 GROUP BY 1, 2
+	), refunded AS (
+		SELECT r.account_id, r.currency, sum(r.amount_cents) AS cents
+		  FROM dogdb.stripe_refunds r
+		 WHERE r.status = 'succeeded' AND r.created_at < ((as_of + 1)::timestamp AT TIME ZONE 'UTC')
+		 GROUP BY 1, 2
+	), rates AS (		-- per currency: ARPA at the last complete month, trailing six-month churn
+		SELECT m.currency,
+			   round(sum(m.mrr_end_cents) FILTER (WHERE m.month = last_month)::numeric
+					 / nullif(sum(m.customers_end) FILTER (WHERE m.month = last_month), 0), 2) AS arpa,
+			   avg(m.churned_customers::numeric / nullif(m.customers_start, 0)) AS churn
+		  FROM @extschema@.dogdb_mrr_movements(first_month, last_month) m
+		 GROUP BY 1
+	), accounts AS (
+		SELECT x.account_id, x.currency FROM am x
+		UNION SELECT x.account_id, x.currency FROM paid x
+		UNION SELECT x.account_id, x.currency FROM refunded x
+	)
+	SELECT a.account_id, a.currency, p.first_payment_at, coalesce(am.months_active, 0),
+		   (coalesce(p.cents, 0) - coalesce(r.cents, 0))::bigint, coalesce(am.mrr_cents, 0),
+		   rt.arpa, round(rt.churn, 4),
+		   CASE WHEN rt.churn > 0 THEN round(rt.arpa / rt.churn)::bigint END,
+		   CASE WHEN rt.arpa IS NULL THEN 'no customers in this currency at the end of the last complete month'
+				WHEN rt.churn IS NULL THEN 'no customers in this currency at the start of the six months before as_of''s month'
+				WHEN rt.churn = 0 THEN 'no customer churned in the six months before as_of''s month: lifetime unbounded'
+		   END
+	  FROM accounts a
+	  LEFT JOIN am ON am.account_id = a.account_id AND am.currency = a.currency
+	  LEFT JOIN paid p ON p.account_id = a.account_id AND p.currency = a.currency
+	  LEFT JOIN refunded r ON r.account_id = a.account_id AND r.currency = a.currency
+	  LEFT JOIN rates rt ON rt.currency = a.currency
+	 ORDER BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_customer_ltv(date) IS 'Per account and currency: realized LTV (succeeded payments less succeeded refunds up to as_of), months as a customer, and predicted LTV = ARPA / trailing six-month average customer churn rate (complete months before as_of''s month; NULL with the reason when that churn is 0)';
+
+-- the month arguments of dogdb_cohort_retention(), as the C functions check theirs
+CREATE FUNCTION dogdb.stripe_check_months(from_month date, to_month date) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	arg record;
+BEGIN
+	FOR arg IN SELECT * FROM (VALUES ('from_month', from_month), ('to_month', to_month)) v(name, d) LOOP
+		IF arg.d IS NULL OR NOT isfinite(arg.d) OR extract(day FROM arg.d) <> 1
+		   OR arg.d < '0001-01-01' OR arg.d > '9999-12-01' THEN
+			RAISE EXCEPTION '% must be the first day of a month from 0001-01-01 to 9999-12-01, not %',
+				arg.name, coalesce(arg.d::text, 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Months are UTC calendar months, such as date ''2021-03-01''; for a timestamptz x use date_trunc(''month'', x AT TIME ZONE ''UTC'')::date.';
+		END IF;
+	END LOOP;
+	IF from_month > to_month THEN
+		RAISE EXCEPTION 'from_month must be on or before to_month'
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Both months are included.';
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb.stripe_check_months(date, date) IS 'Internal to dogdb_cohort_retention(): validates its months';
+
+-- STABLE: reads the facts
+CREATE FUNCTION dogdb_cohort_retention(from_month date, to_month date, basis text DEFAULT 'logo')
+	RETURNS TABLE (cohort_month date, months_since integer, cohort_size bigint, retained bigint,
+				   retention_rate numeric, revenue_cents bigint, currency text)
+	LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	b text := lower(basis);
+BEGIN
+	IF b IS NULL OR b NOT IN ('logo', 'revenue') THEN
+		RAISE EXCEPTION 'basis must be ''logo'' or ''revenue'', not %', coalesce(quote_literal(basis), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = '''logo'' counts customers retained; ''revenue'' is net revenue retention (MRR against the cohort month''s).';
+	END IF;
+	PERFORM dogdb.stripe_check_months(from_month, to_month);
+	RETURN QUERY
+	WITH first_paid AS (	-- the cohort: month of the first succeeded payment, in its currency
+		SELECT DISTINCT ON (p.account_id) p.account_id, p.currency,
+			   date_trunc('month', p.created_at AT TIME ZONE 'UTC')::date AS cohort
+		  FROM dogdb.stripe_payments p
+		 WHERE p.status = 'succeeded'
+		 ORDER BY p.account_id, p.created_at, p.charge_id
+	), c AS (
+		SELECT * FROM first_paid f WHERE f.cohort BETWEEN from_month AND to_month
+	), am AS (
+		SELECT a.* FROM @extschema@.dogdb_stripe_account_mrr(from_month, to_month) a
+		 WHERE a.account_id IN (SELECT c.account_id FROM c)
+	), grid AS (
+		SELECT c.cohort, c.currency, k::integer AS k, count(*) AS size
+		  FROM c, generate_series(0, (extract(year FROM age(to_month, c.cohort)) * 12
+									  + extract(month FROM age(to_month, c.cohort)))::integer) k
+		 GROUP BY 1, 2, 3
+	), cells AS (
+		SELECT g.cohort, g.currency, g.k, g.size,
+			   count(am.account_id) FILTER (WHERE am.active) AS kept,
+			   coalesce(sum(am.mrr_cents), 0)::bigint AS mrr
+		  FROM grid g
+		  LEFT JOIN c ON c.cohort = g.cohort AND c.currency = g.currency
+		  LEFT JOIN am ON am.account_id = c.account_id AND am.currency = c.currency
+					  AND am.month = (g.cohort + make_interval(months => g.k))::date
+		 GROUP BY 1, 2, 3, 4
+	)
+	SELECT x.cohort, x.k, x.size, x.kept,
+		   CASE b WHEN 'logo' THEN round(x.kept::numeric / x.size, 4)
+				  ELSE round(x.mrr::numeric / nullif(first_value(x.mrr) OVER w, 0), 4) END,
+		   x.mrr, x.currency
+	  FROM cells x
+	WINDOW w AS (PARTITION BY x.cohort, x.currency ORDER BY x.k)
+	 ORDER BY 1, 7, 2;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_cohort_retention(date, date, text) IS 'Per cohort (month of the first succeeded payment, and its currency) and months since: cohort size, customers retained at the month end, retention rate (logo: retained / size; revenue: MRR / the cohort month''s MRR, may exceed 1), MRR in cents';
+
+-- who may read (dogdb_ingest gets nothing here)
+REVOKE ALL ON FUNCTION dogdb_stripe_account_mrr(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb.stripe_mrr_movement_totals(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb_mrr_movements(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb_customer_ltv(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb_cohort_retention(date, date, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb.stripe_check_months(date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dogdb_stripe_account_mrr(date, date), dogdb.stripe_mrr_movement_totals(date, date),
+	dogdb_mrr_movements(date, date), dogdb_customer_ltv(date), dogdb_cohort_retention(date, date, text),
+	dogdb.stripe_check_months(date, date) TO dogdb_reader;
+GRANT USAGE ON SCHEMA dogdb TO dogdb_reader;
+GRANT SELECT ON dogdb.stripe_customer_accounts, dogdb.stripe_customers, dogdb.stripe_subscriptions,
+	dogdb.stripe_subscription_versions, dogdb.stripe_invoices, dogdb.stripe_payments, dogdb.stripe_refunds
+	TO dogdb_reader;

@@ -155,3 +155,26 @@ SELECT v.b::jsonb->>'id' AS event_id, i.outcome
 SELECT subscription_id, quantity, mrr_cents, event_id FROM dogdb.stripe_subscriptions WHERE account_id = 900;
 ROLLBACK;
 DELETE FROM dogdb.stripe_webhook_secrets;
+
+--
+-- 3. MRR movements, LTV and cohorts on the fixtures (the story in
+-- test/fixtures/stripe/make_fixtures.py; evt_x1 above added a payment)
+--
+SELECT * FROM dogdb_mrr_movements('2021-01-01', '2021-07-01');
+SELECT * FROM dogdb_stripe_account_mrr('2021-03-01', '2021-04-01') ORDER BY 1, 2, 3;
+SELECT * FROM dogdb_customer_ltv('2021-07-10');
+SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01');
+SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', 'revenue') WHERE cohort_month = '2021-01-01';
+-- months before any data: nothing
+SELECT count(*) FROM dogdb_mrr_movements('2020-01-01', '2020-12-01');
+-- argument errors
+SELECT * FROM dogdb_mrr_movements('2021-01-15', '2021-06-01');
+SELECT * FROM dogdb_mrr_movements(NULL, '2021-06-01');
+SELECT * FROM dogdb_mrr_movements('2021-06-01', '2021-01-01');
+SELECT * FROM dogdb_stripe_account_mrr('2021-01-01', 'infinity');
+SELECT * FROM dogdb_customer_ltv(NULL);
+SELECT * FROM dogdb_customer_ltv('infinity');
+SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', 'logos');
+SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', NULL);
+SELECT * FROM dogdb_cohort_retention('2021-01-01', NULL);
+SELECT * FROM dogdb_cohort_retention('2021-06-01', '2021-01-01');

@@ -17,8 +17,8 @@
 #include <string.h>
 
 /* largest amount (cents) and quantity accepted: far above Stripe's own */
-#define MAX_AMOUNT INT64_C(1000000000000000)
-#define MAX_QUANTITY INT64_C(1000000000)
+#define MAX_AMOUNT INT64_C(1000000000000)
+#define MAX_QUANTITY INT64_C(10000000)
 
 typedef struct TypeRank
 {
@@ -321,6 +321,8 @@ ReadSubscription(Reader *r, json_t *o, const char *path)
 	}
 	if (ev->nitems == 0)
 		return Fail(r, STRIPE_PARSE_INVALID, dp, "must not be empty");
+	if (stripe_interval_lcm(ev) == 0)
+		return Fail(r, STRIPE_PARSE_LIMIT, dp, "interval counts have a common multiple over %d", STRIPE_MAX_LCM);
 	memcpy(ev->currency, ev->items[0].currency, sizeof(ev->currency));
 
 	disc = GetObject(r, o, path, "discount", false);
@@ -488,41 +490,78 @@ stripe_event_parse(const char *json, size_t len, StripeEvent *ev)
 	return r.status;
 }
 
-/* months per billing period x 12 = 12 * count / periods-per-year factor */
-static long double
-MonthlyFactor(const StripeItem *it)
+/* billing periods per year of an item's interval (before interval_count) */
+static int64_t
+PeriodsPerYear(const StripeItem *it)
 {
-	long double per_year;
-
 	if (strcmp(it->interval, "day") == 0)
-		per_year = 365.0L;
-	else if (strcmp(it->interval, "week") == 0)
-		per_year = 52.0L;
-	else if (strcmp(it->interval, "month") == 0)
-		per_year = 12.0L;
-	else
-		per_year = 1.0L;
-	return per_year / (12.0L * (long double) it->interval_count);
+		return 365;
+	if (strcmp(it->interval, "week") == 0)
+		return 52;
+	if (strcmp(it->interval, "month") == 0)
+		return 12;
+	return 1;
 }
 
+static int64_t
+Gcd(int64_t a, int64_t b)
+{
+	while (b != 0)
+	{
+		int64_t		t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* the least common multiple of the items' interval counts, 0 if over STRIPE_MAX_LCM */
+int64_t
+stripe_interval_lcm(const StripeEvent *ev)
+{
+	int64_t		lcm = 1;
+	int			i;
+
+	for (i = 0; i < ev->nitems; i++)
+	{
+		lcm = lcm / Gcd(lcm, ev->items[i].interval_count) * ev->items[i].interval_count;
+		if (lcm > STRIPE_MAX_LCM)
+			return 0;
+	}
+	return lcm;
+}
+
+/*
+ * Exact: MRR = (sum of unit_amount x quantity x periods per year /
+ * interval_count, less the discount) / 12, rounded half away from zero
+ * once, with 128-bit numerators over the denominator 12 x lcm x 10^6 (the
+ * percentage is taken to 4 decimals).
+ */
 int64_t
 stripe_subscription_mrr(const StripeEvent *ev, int64_t at)
 {
-	long double mrr = 0;
+	__int128	num = 0;
+	__int128	den;
+	int64_t		lcm = stripe_interval_lcm(ev);
 	int			i;
 
-	if (!stripe_status_active(ev->status))
+	if (!stripe_status_active(ev->status) || ev->nitems == 0 || lcm == 0)
 		return 0;
 	for (i = 0; i < ev->nitems; i++)
-		mrr += (long double) ev->items[i].unit_amount * ev->items[i].quantity *
-			MonthlyFactor(&ev->items[i]);
+		num += (__int128) ev->items[i].unit_amount * ev->items[i].quantity *
+			PeriodsPerYear(&ev->items[i]) * (lcm / ev->items[i].interval_count);
+	num *= 1000000;
+	den = (__int128) 12 * lcm * 1000000;
 	if (ev->has_discount && (ev->discount_end == 0 || ev->discount_end > at))
 	{
-		mrr -= mrr * (long double) ev->percent_off / 100.0L;
-		if (ev->nitems > 0)
-			mrr -= (long double) ev->amount_off * MonthlyFactor(&ev->items[0]);
+		int64_t		pct = llround(ev->percent_off * 10000);	/* 0 .. 1,000,000 */
+
+		num = num / 1000000 * (1000000 - pct);
+		num -= (__int128) ev->amount_off * PeriodsPerYear(&ev->items[0]) *
+			(lcm / ev->items[0].interval_count) * 1000000;
 	}
-	if (mrr <= 0)
+	if (num <= 0)
 		return 0;
-	return (int64_t) llroundl(mrr);
+	return (int64_t) ((2 * num + den) / (2 * den));
 }

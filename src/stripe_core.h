@@ -29,6 +29,7 @@
 #define STRIPE_MAX_ITEMS 32		/* subscription items */
 #define STRIPE_MAX_REFUNDS 32	/* refunds listed in one charge */
 #define STRIPE_MAX_EMAIL 321
+#define STRIPE_MAX_LCM 1000		/* of the items' interval counts */
 
 typedef enum StripeKind
 {
@@ -127,11 +128,15 @@ extern StripeKind stripe_event_kind(const char *type, int *rank);
  * Monthly recurring revenue of a subscription in cents at time "at":
  * every item's unit_amount x quantity normalized to a month (year / 12,
  * week x 52 / 12, day x 365 / 12, divided by interval_count), less the
- * discount while it lasts (percent off, or amount off per billing period
- * of the first item normalized the same way), never below 0; 0 unless
- * the status counts as a paying customer (stripe_status_active).
+ * discount while it lasts (percent off to 4 decimals, or amount off per
+ * billing period of the first item normalized the same way), never below
+ * 0; 0 unless the status counts as a customer (stripe_status_active).
+ * Computed exactly and rounded once, half away from zero.
  */
 extern int64_t stripe_subscription_mrr(const StripeEvent *ev, int64_t at);
+
+/* lcm of the items' interval counts; 0 if over STRIPE_MAX_LCM */
+extern int64_t stripe_interval_lcm(const StripeEvent *ev);
 
 /* statuses of a subscription that count as a customer: active, past_due */
 extern bool stripe_status_active(const char *status);

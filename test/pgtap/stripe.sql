@@ -3,7 +3,8 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
-SELECT plan(14);
+\ir ../stripe_reference.sql
+SELECT plan(29);
 
 -- facts without arrival numbers (they differ between orders by design)
 CREATE FUNCTION pg_temp.facts() RETURNS text LANGUAGE sql AS $$
@@ -42,8 +43,8 @@ INSERT INTO small_set VALUES
  (10, '{"id":"evt_p10","type":"invoice.paid","created":1617235400,"data":{"object":{"id":"in_P","customer":"cus_P","subscription":"sub_P","status":"paid","currency":"usd","total":1000,"amount_paid":1000,"created":1617235400}}}');
 
 -- in order, as the reference
-SELECT pg_temp.reset();
-SELECT count(*) FROM small_set, dogdb_ingest_stripe_event(body, NULL) ORDER BY 1;
+SELECT pg_temp.reset() \g /dev/null
+SELECT count(*) FROM small_set, dogdb_ingest_stripe_event(body, NULL) \g /dev/null
 CREATE TEMP TABLE reference AS SELECT pg_temp.facts() AS f;
 SELECT is((SELECT count(*) FROM unnest(string_to_array((SELECT f FROM reference), E'\n'))), 9::bigint,
 		  'the small set yields 9 fact rows');
@@ -59,7 +60,7 @@ WITH RECURSIVE p(ord) AS (
 	UNION ALL
 	SELECT p.ord || e FROM p, unnest(ARRAY[2, 3, 5, 6, 7, 8]) e WHERE NOT e = ANY (p.ord))
 INSERT INTO orders SELECT row_number() OVER (), ord || ARRAY[1, 4, 9, 10] FROM p WHERE cardinality(ord) = 6;
-SELECT setseed(0.14);
+SELECT setseed(0.14) \g /dev/null
 INSERT INTO orders SELECT 1000 + g, (SELECT array_agg(n ORDER BY random()) FROM small_set) FROM generate_series(1, 200) g;
 CREATE TEMP TABLE order_results (k int, same boolean, replay_same boolean);
 DO $$
@@ -116,6 +117,71 @@ SELECT throws_ok('SELECT * FROM dogdb_stripe_replay()', '42501', NULL, 'dogdb_in
 RESET ROLE;
 SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'dogdb_ingest_stripe_event(text, text)'::regprocedure),
 		  ARRAY['search_path=pg_catalog, pg_temp'], 'the SECURITY DEFINER ingest pins search_path');
+
+--
+-- MRR, movements, LTV and cohorts against the independent computation
+-- (test/stripe_reference.sql), on the fixtures and on generated traffic
+--
+DELETE FROM dogdb.stripe_webhook_secrets;
+CREATE FUNCTION pg_temp.mrr_checks(from_month date, to_month date, as_of date, what text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NEXT set_eq(format('SELECT * FROM dogdb_stripe_account_mrr(%L, %L)', from_month, to_month),
+					   format('SELECT * FROM pg_temp.ref_account_months(%L) WHERE month >= %L', to_month, from_month),
+					   what || ': MRR per account and month');
+	RETURN NEXT set_eq(format($q$SELECT month, currency, mrr_start_cents, new_cents, expansion_cents, contraction_cents,
+									  churned_cents, reactivation_cents, mrr_end_cents, customers_start, new_customers,
+									  reactivated_customers, churned_customers, customers_end
+								 FROM dogdb_mrr_movements(%L, %L) m
+								WHERE mrr_start_cents <> 0 OR mrr_end_cents <> 0 OR customers_start <> 0 OR customers_end <> 0$q$,
+							  from_month, to_month),
+					   format($q$SELECT * FROM pg_temp.ref_movements(%L, %L)
+								WHERE mrr_start_cents <> 0 OR mrr_end_cents <> 0 OR customers_start <> 0 OR customers_end <> 0$q$,
+							  from_month, to_month),
+					   what || ': MRR movements');
+	RETURN NEXT is((SELECT count(*) FROM dogdb_mrr_movements(from_month, to_month)
+					 WHERE net_cents <> mrr_end_cents - mrr_start_cents
+						OR gross_mrr_churn_rate IS DISTINCT FROM round(-(churned_cents + contraction_cents)::numeric / nullif(mrr_start_cents, 0), 4)
+						OR customer_churn_rate IS DISTINCT FROM round(churned_customers::numeric / nullif(customers_start, 0), 4)), 0::bigint,
+				   what || ': net = end - start; churn rates by their definitions');
+	RETURN NEXT set_eq(format('SELECT * FROM dogdb_cohort_retention(%L, %L, %L)', from_month, to_month, 'logo'),
+					   format('SELECT * FROM pg_temp.ref_cohorts(%L, %L, %L)', from_month, to_month, 'logo'),
+					   what || ': logo cohorts');
+	RETURN NEXT set_eq(format('SELECT * FROM dogdb_cohort_retention(%L, %L, %L)', from_month, to_month, 'Revenue'),
+					   format('SELECT * FROM pg_temp.ref_cohorts(%L, %L, %L)', from_month, to_month, 'revenue'),
+					   what || ': revenue cohorts');
+	RETURN NEXT set_eq(format('SELECT account_id, currency, first_payment_at, months_active, realized_ltv_cents, mrr_cents,
+									  arpa_cents, customer_churn_rate, predicted_ltv_cents FROM dogdb_customer_ltv(%L)', as_of),
+					   format('SELECT * FROM pg_temp.ref_ltv(%L)', as_of),
+					   what || ': LTV');
+END $$;
+
+SELECT pg_temp.reset() \g /dev/null
+CREATE TEMP TABLE fixture (delivery serial, body text);
+\copy fixture (body) FROM 'test/fixtures/stripe/events.jsonl' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
+SELECT count(*) FROM fixture, dogdb_ingest_stripe_event(body, NULL) \g /dev/null
+SELECT * FROM pg_temp.mrr_checks('2021-01-01', '2021-08-01', '2021-07-10', 'fixtures');
+SELECT results_eq($$SELECT month, new_cents, expansion_cents, contraction_cents, churned_cents, reactivation_cents
+					  FROM dogdb_mrr_movements('2021-03-01', '2021-06-01') WHERE currency = 'usd'$$,
+				  $$VALUES ('2021-03-01'::date, 0::bigint, 10000::bigint, 0::bigint, 0::bigint, 0::bigint),
+						   ('2021-04-01', 1500, 0, 0, -8000, 0), ('2021-05-01', 0, 0, -2000, 0, 0),
+						   ('2021-06-01', 0, 0, 0, 0, 3000)$$,
+				  'fixtures: the story''s movements (expansion, new and churn, contraction, reactivation)');
+
+SELECT pg_temp.gen_stripe(300, 0.5) \g /dev/null
+SELECT pg_temp.reset() \g /dev/null
+SELECT count(*) FROM pg_temp.gen, dogdb_ingest_stripe_event(body, NULL) \g /dev/null
+SELECT * FROM pg_temp.mrr_checks('2021-01-01', '2022-12-01', '2022-09-20', 'generated');
+SELECT ok(sum(new_cents) > 0 AND sum(expansion_cents) > 0 AND sum(contraction_cents) < 0
+		  AND sum(churned_cents) < 0 AND sum(reactivation_cents) > 0,
+		  format('generated: every kind of movement occurs (%s)', string_agg(DISTINCT currency, ', ')))
+  FROM dogdb_mrr_movements('2021-01-01', '2022-12-01');
+
+SET LOCAL ROLE dogdb_reader;
+SELECT lives_ok($$SELECT FROM dogdb_mrr_movements('2021-01-01', '2022-12-01'), dogdb_customer_ltv('2022-01-01'),
+					  dogdb_cohort_retention('2021-01-01', '2021-12-01')$$,
+				'dogdb_reader runs the MRR, LTV and cohort reads');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
