@@ -77,8 +77,16 @@ test/unit_proration: test/unit_proration.c test/tap.h src/proration.c src/prorat
 	$(CC) -std=gnu99 -Wall -Wextra -Werror -O2 -g -fsanitize=undefined -fno-sanitize-recover=all -Isrc -o $@ test/unit_proration.c src/proration.c
 
 FUZZ_SECONDS ?= 45
-fuzz: test/fuzz/fuzz_license
+fuzz: test/fuzz/fuzz_license test/fuzz/fuzz_stripe_header
 	test/fuzz/run.sh $(FUZZ_SECONDS)
+	cd test/fuzz && mkdir -p work/stripe && { ./fuzz_stripe_header -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=./ work/stripe corpus_stripe \
+		> work/stripe.log 2>&1 || { tail -60 work/stripe.log; exit 1; }; } && \
+		grep -E '^stat::(number_of_executed_units|new_units_added)|^Done' work/stripe.log
+
+test/fuzz/fuzz_stripe_header: test/fuzz/fuzz_stripe_header.c src/stripe_sig.c src/stripe_sig.h src/stripe_core.c src/stripe_core.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -o $@ test/fuzz/fuzz_stripe_header.c src/stripe_sig.c src/stripe_core.c $(JANSSON_CFLAGS) $(JANSSON_LIBS) -lm
 
 test/fuzz/fuzz_license: test/fuzz/fuzz_license.c src/license_parse.c src/license_parse.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
