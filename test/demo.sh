@@ -2,7 +2,8 @@
 # The demo ("make demo"): create the extension; import the legacy sample
 # and print the import summary, quarantine and data-quality report (rolled
 # back afterwards); generate the demo dataset, bill every month of it,
-# refresh the KPIs and print the three KPI tables.
+# refresh the KPIs and print the three KPI tables; ingest the Stripe
+# fixtures and print MRR movements, LTV and cohorts (rolled back).
 #
 # Runs on a throwaway local PostgreSQL 15 cluster, or on your server when
 # PGHOST or PGDATABASE is set: it then creates the extension there, and
@@ -91,4 +92,44 @@ SELECT step_no, step, users, conversion_from_previous, drop_off, is_largest_drop
 SELECT * FROM dogdb_funnel_trend(ARRAY['account_created', 'tier_selected', 'deployment_configured', '/dashboard'],
 								 '2024-01-01', '2024-01-29', '1 day', 'week');
 RESET TimeZone;
+SQL
+
+# Part 3: Stripe webhooks (test/fixtures/stripe), in a transaction rolled
+# back at the end: signed with a demo secret, delivered in their recorded
+# order (redeliveries and out-of-order events included), then the MRR
+# movements, LTV and cohorts
+psql -X -v ON_ERROR_STOP=1 -q <<'SQL'
+SET client_min_messages = warning;
+SET timezone = 'UTC';
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE TEMP TABLE demo_stripe (delivery serial, body text);
+\copy demo_stripe (body) FROM 'test/fixtures/stripe/events.jsonl' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
+INSERT INTO dogdb.stripe_webhook_secrets (secret, note) VALUES ('whsec_demo', 'make demo');
+\echo
+\echo '== Stripe: ingestion of the fixture deliveries, signed as Stripe signs them'
+SELECT i.outcome, count(*) AS deliveries
+  FROM demo_stripe d,
+	   LATERAL (SELECT floor(extract(epoch FROM now()))::bigint AS t) s,
+	   dogdb_ingest_stripe_event(d.body, 't=' || s.t || ',v1=' ||
+			encode(hmac(convert_to(s.t || '.' || d.body, 'UTF8'), convert_to('whsec_demo', 'UTF8'), 'sha256'), 'hex')) i
+ GROUP BY 1 ORDER BY 1;
+\echo '== MRR movements, 2021-01 to 2021-07 (cents; contraction and churn negative)'
+SELECT month, currency, mrr_start_cents AS start, new_cents AS new, expansion_cents AS expansion,
+	   contraction_cents AS contraction, churned_cents AS churned, reactivation_cents AS reactivation,
+	   net_cents AS net, mrr_end_cents AS "end", customers_end AS customers,
+	   gross_mrr_churn_rate AS gross_churn, net_mrr_churn_rate AS net_churn, customer_churn_rate AS customer_churn
+  FROM dogdb_mrr_movements('2021-01-01', '2021-07-01');
+\echo '== Customer LTV as of 2021-07-10'
+SELECT account_id, currency, months_active, realized_ltv_cents, mrr_cents, arpa_cents, customer_churn_rate,
+	   predicted_ltv_cents, predicted_ltv_note FROM dogdb_customer_ltv('2021-07-10');
+\echo '== Cohort retention (logo), cohorts 2021-01 to 2021-06'
+SELECT cohort_month, currency, cohort_size,
+	   string_agg(format('%s', retention_rate), ' | ' ORDER BY months_since) AS "retention by month since 0, 1, 2, ..."
+  FROM dogdb_cohort_retention('2021-01-01', '2021-06-01')
+ GROUP BY 1, 2, 3 ORDER BY 1, 2;
+\echo '== Net revenue retention of the 2021-01 cohort'
+SELECT months_since, revenue_cents, retention_rate
+  FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', 'revenue') WHERE cohort_month = '2021-01-01';
+ROLLBACK;
 SQL
