@@ -241,6 +241,7 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 	char	   *source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 													get_rel_name(relid));
 	StringInfoData sql;
+	uint64		rows;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TEMP TABLE dogdb_import_stage ON COMMIT DROP AS"
@@ -252,7 +253,10 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 						 quote_identifier(spec->timestamps[i]));
 	appendStringInfo(&sql, " FROM %s AS t%s) AS s %s",
 					 source, WithExtSchema(spec->from_extra, extschema), spec->joins);
-	return ImportExec(sql.data, SPI_OK_UTILITY);
+	rows = ImportExec(sql.data, SPI_OK_UTILITY);
+	/* the statistics the planner needs for the joins over the stage */
+	ImportExec("ANALYZE " IMPORT_STAGE, SPI_OK_UTILITY);
+	return rows;
 }
 
 /* steps 2 to 4: the verdict of every staged row */
@@ -269,12 +273,13 @@ ImportJudge(const ImportSpec *spec)
 		const char *repeated = "identity IN (SELECT identity FROM " IMPORT_STAGE
 			" GROUP BY identity HAVING count(*) > 1)";
 
+		/* only these rows have a key so far */
 		ImportKeyRows(repeated);
-		ImportExec(psprintf("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
-							"  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
-							"                                             ORDER BY source_key) AS n"
-							"          FROM " IMPORT_STAGE " WHERE %s) o"
-							" WHERE s.ctid = o.c", repeated),
+		ImportExec("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
+				   "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
+				   "                                             ORDER BY source_key) AS n"
+				   "          FROM " IMPORT_STAGE " WHERE source_key IS NOT NULL) o"
+				   " WHERE s.ctid = o.c",
 				   SPI_OK_UPDATE);
 	}
 
