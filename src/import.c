@@ -15,13 +15,14 @@
  *	2. (interactions) the occurrence number of rows with the same identity;
  *	3. imported before: the same data is skipped, different data rejected;
  *	4. rejected before (a key in dogdb.import_rejects): skipped;
- *	5. write the accepted rows in key order, in C, through the bulk writer
- *	   (import_write.c); of duplicates in the source, the row updated last
- *	   is written and the others are rejected;
+ *	5. write the accepted rows, in C, through the bulk writer
+ *	   (import_write.c); accounts and licenses in the order of their key,
+ *	   so that of duplicates in the source the row updated last is written
+ *	   and the others are rejected, at no extra pass;
  *	6. quarantine the rejected rows, through the bulk writer too.
- * Writing in key order keeps every unique index insertion on the
- * rightmost leaf, and brings duplicates together, so finding them costs
- * no extra pass.
+ * The rule is the same for the three tables: a row imported before with
+ * the same data is skipped, with different data quarantined (licenses
+ * used to skip changed rows silently).
  *
  * A reject key is md5 of the whole source row as jsonb, then ":" and the
  * occurrence number of the row among identical rows (ImportKeyRows(), the

@@ -22,10 +22,10 @@
  * The KPI change-tracking triggers of accounts and subscriptions are not
  * fired either: the step records the months they would have recorded.
  *
- * Rows are written in the byte order of the target's unique text key (or
- * of account_id): each unique index insertion then lands on the rightmost
- * leaf (nbtree's fast path) instead of a descent with a collation compare
- * at every level, and duplicate keys arrive together.
+ * Accounts and licenses are written in the byte order of their key:
+ * duplicate keys arrive together, and each primary-key insertion lands on
+ * the rightmost leaf (nbtree's fast path) instead of a descent with a
+ * collation compare at every level.
  *
  *-------------------------------------------------------------------------
  */
