@@ -286,27 +286,33 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 	for (;;)
 	{
 		MemoryContext old;
-		TupleDesc	desc;
+		SPITupleTable *tuptable;
+		uint64		nrows;
 		int			natts;
 		Datum	   *values;
 		bool	   *nulls;
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, BULK_INSERT_BATCH);
-		if (SPI_processed == 0)
+		/* write() may run SPI queries (locks): keep the batch's own tuples */
+		tuptable = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+		{
+			SPI_freetuptable(tuptable);
 			break;
+		}
 		old = MemoryContextSwitchTo(batchcxt);
-		desc = SPI_tuptable->tupdesc;
-		natts = desc->natts;
+		natts = tuptable->tupdesc->natts;
 		values = palloc(sizeof(Datum) * natts);
 		nulls = palloc(sizeof(bool) * natts);
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (uint64 r = 0; r < nrows; r++)
 		{
-			heap_deform_tuple(SPI_tuptable->vals[r], desc, values, nulls);
+			heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
 			if (w->dedupe)
 			{
 				MemoryContextSwitchTo(w->keycxt);
-				if (IsDuplicate(w, desc, values, nulls))
+				if (IsDuplicate(w, tuptable->tupdesc, values, nulls))
 				{
 					MemoryContextSwitchTo(batchcxt);
 					continue;
@@ -317,10 +323,9 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 			w->written++;
 		}
 		MemoryContextSwitchTo(old);
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(tuptable);
 		MemoryContextReset(batchcxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
 	MemoryContextDelete(batchcxt);
