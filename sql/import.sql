@@ -49,6 +49,21 @@ SELECT reason, source_row->>'account_id' AS account_id FROM dogdb.import_rejects
 SELECT license_id, account_id, role FROM dogdb.licenses WHERE license_id IN ('dup0', '5e0a2b9c7d1f4e3a8b6c0d9e2f1a3b4c5d6e7f80');
 SELECT * FROM dogdb_import_legacy('legacy');
 
+-- more than a batch (1000) of licenses of accounts imported before: each
+-- is written (the batched account locks run between the writes)
+CREATE SCHEMA legacy_many;
+CREATE TABLE legacy_many.customer_accounts (LIKE legacy.customer_accounts);
+CREATE TABLE legacy_many.customer_interactions (LIKE legacy.customer_interactions);
+CREATE TABLE legacy_many.customer_licenses (LIKE legacy.customer_licenses);
+INSERT INTO legacy_many.customer_accounts
+SELECT i, NULL, 'Free', '2021-01-01', NULL FROM generate_series(1001, 3500) i;
+SELECT imported FROM dogdb_import_legacy('legacy_many') WHERE source_table = 'customer_accounts';
+INSERT INTO legacy_many.customer_licenses
+SELECT 1001 + i % 2500, format('{"license_id": "many%s", "role": "viewer", "status": "active"}', i), '2021-02-01', NULL
+  FROM generate_series(1, 5000) i;
+SELECT * FROM dogdb_import_legacy('legacy_many');
+SELECT count(*) FROM dogdb.licenses WHERE license_id LIKE 'many%';
+
 -- errors
 SELECT * FROM dogdb_import_legacy('no_such_schema');
 SELECT * FROM dogdb_import_legacy(NULL);

@@ -30,6 +30,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -229,6 +230,30 @@ BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
 	for (int i = 0; i < BULK_INSERT_BATCH; i++)
 		bulk->slots[i] = table_slot_create(rel, &bulk->estate->es_tupleTable);
 	return bulk;
+}
+
+void
+BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname)
+{
+	Oid			indexoid = get_constraint_index(get_relation_constraint_oid(RelationGetRelid(bulk->rel),
+																			conname, false));
+	ResultRelInfo *rri = bulk->rri;
+
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) != indexoid)
+			continue;
+		if (ii->ii_ExclusionOps == NULL)
+			elog(ERROR, "constraint \"%s\" is not an exclusion constraint", conname);
+		/* the index entries are still inserted; only the check goes */
+		ii->ii_ExclusionOps = NULL;
+		ii->ii_ExclusionProcs = NULL;
+		ii->ii_ExclusionStrats = NULL;
+		return;
+	}
+	elog(ERROR, "index of constraint \"%s\" not found", conname);
 }
 
 void

@@ -50,6 +50,13 @@ extern BulkInsert *BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, i
 								   const BulkInsertForeignKey *fkeys, int nfkeys,
 								   const Oid *handled_trigfuncs, int nhandled);
 
+/*
+ * The caller guarantees that no row it writes conflicts under exclusion
+ * constraint conname of the table (e.g. every row is for a key created by
+ * the same transaction): the per-row check, an index scan, is skipped.
+ */
+extern void BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname);
+
 /* queue one row (one value per column); values are copied */
 extern void BulkInsertRow(BulkInsert *bulk, Datum *values, bool *nulls);
 

@@ -15,13 +15,14 @@
  *	2. (interactions) the occurrence number of rows with the same identity;
  *	3. imported before: the same data is skipped, different data rejected;
  *	4. rejected before (a key in dogdb.import_rejects): skipped;
- *	5. write the accepted rows in key order, in C, through the bulk writer
- *	   (import_write.c); of duplicates in the source, the row updated last
- *	   is written and the others are rejected;
+ *	5. write the accepted rows, in C, through the bulk writer
+ *	   (import_write.c); accounts and licenses in the order of their key,
+ *	   so that of duplicates in the source the row updated last is written
+ *	   and the others are rejected, at no extra pass;
  *	6. quarantine the rejected rows, through the bulk writer too.
- * Writing in key order keeps every unique index insertion on the
- * rightmost leaf, and brings duplicates together, so finding them costs
- * no extra pass.
+ * The rule is the same for the three tables: a row imported before with
+ * the same data is skipped, with different data quarantined (licenses
+ * used to skip changed rows silently).
  *
  * A reject key is md5 of the whole source row as jsonb, then ":" and the
  * occurrence number of the row among identical rows (ImportKeyRows(), the
@@ -241,6 +242,7 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 	char	   *source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 													get_rel_name(relid));
 	StringInfoData sql;
+	uint64		rows;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TEMP TABLE dogdb_import_stage ON COMMIT DROP AS"
@@ -252,7 +254,10 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 						 quote_identifier(spec->timestamps[i]));
 	appendStringInfo(&sql, " FROM %s AS t%s) AS s %s",
 					 source, WithExtSchema(spec->from_extra, extschema), spec->joins);
-	return ImportExec(sql.data, SPI_OK_UTILITY);
+	rows = ImportExec(sql.data, SPI_OK_UTILITY);
+	/* the statistics the planner needs for the joins over the stage */
+	ImportExec("ANALYZE " IMPORT_STAGE, SPI_OK_UTILITY);
+	return rows;
 }
 
 /* steps 2 to 4: the verdict of every staged row */
@@ -269,12 +274,13 @@ ImportJudge(const ImportSpec *spec)
 		const char *repeated = "identity IN (SELECT identity FROM " IMPORT_STAGE
 			" GROUP BY identity HAVING count(*) > 1)";
 
+		/* only these rows have a key so far */
 		ImportKeyRows(repeated);
-		ImportExec(psprintf("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
-							"  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
-							"                                             ORDER BY source_key) AS n"
-							"          FROM " IMPORT_STAGE " WHERE %s) o"
-							" WHERE s.ctid = o.c", repeated),
+		ImportExec("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
+				   "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
+				   "                                             ORDER BY source_key) AS n"
+				   "          FROM " IMPORT_STAGE " WHERE source_key IS NOT NULL) o"
+				   " WHERE s.ctid = o.c",
 				   SPI_OK_UPDATE);
 	}
 

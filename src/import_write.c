@@ -22,10 +22,10 @@
  * The KPI change-tracking triggers of accounts and subscriptions are not
  * fired either: the step records the months they would have recorded.
  *
- * Rows are written in the byte order of the target's unique text key (or
- * of account_id): each unique index insertion then lands on the rightmost
- * leaf (nbtree's fast path) instead of a descent with a collation compare
- * at every level, and duplicate keys arrive together.
+ * Accounts and licenses are written in the byte order of their key:
+ * duplicate keys arrive together, and each primary-key insertion lands on
+ * the rightmost leaf (nbtree's fast path) instead of a descent with a
+ * collation compare at every level.
  *
  *-------------------------------------------------------------------------
  */
@@ -71,6 +71,7 @@ typedef struct ImportWriter
 	int			ndups;
 	int			maxdups;
 	int64		written;
+	TimestampTz first_created;	/* accounts: the earliest created_at */
 } ImportWriter;
 
 typedef void (*ImportWriteRow) (ImportWriter *w, Datum *values, bool *nulls);
@@ -163,6 +164,8 @@ WriteAccount(ImportWriter *w, Datum *v, bool *n)
 	values[4] = v[3];
 	nulls[4] = n[3];
 	BulkInsertRow(w->bulk, values, nulls);
+	if (w->written == 0 || DatumGetTimestampTz(v[2]) < w->first_created)
+		w->first_created = DatumGetTimestampTz(v[2]);
 
 	/* its subscription: open, on the plan of its tier, from its creation */
 	memset(nulls, 0, sizeof(nulls));
@@ -283,27 +286,33 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 	for (;;)
 	{
 		MemoryContext old;
-		TupleDesc	desc;
+		SPITupleTable *tuptable;
+		uint64		nrows;
 		int			natts;
 		Datum	   *values;
 		bool	   *nulls;
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, BULK_INSERT_BATCH);
-		if (SPI_processed == 0)
+		/* write() may run SPI queries (locks): keep the batch's own tuples */
+		tuptable = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+		{
+			SPI_freetuptable(tuptable);
 			break;
+		}
 		old = MemoryContextSwitchTo(batchcxt);
-		desc = SPI_tuptable->tupdesc;
-		natts = desc->natts;
+		natts = tuptable->tupdesc->natts;
 		values = palloc(sizeof(Datum) * natts);
 		nulls = palloc(sizeof(bool) * natts);
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (uint64 r = 0; r < nrows; r++)
 		{
-			heap_deform_tuple(SPI_tuptable->vals[r], desc, values, nulls);
+			heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
 			if (w->dedupe)
 			{
 				MemoryContextSwitchTo(w->keycxt);
-				if (IsDuplicate(w, desc, values, nulls))
+				if (IsDuplicate(w, tuptable->tupdesc, values, nulls))
 				{
 					MemoryContextSwitchTo(batchcxt);
 					continue;
@@ -314,10 +323,9 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 			w->written++;
 		}
 		MemoryContextSwitchTo(old);
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(tuptable);
 		MemoryContextReset(batchcxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
 	MemoryContextDelete(batchcxt);
@@ -347,15 +355,15 @@ PrepareReps(void)
 	int64		wanted,
 				locked;
 
-	DogdbSpiExecute("INSERT INTO dogdb.service_reps (name)"
-					" SELECT DISTINCT rep FROM " IMPORT_STAGE
-					"  WHERE " IMPORT_ACCEPTED " AND rep IS NOT NULL"
-					" ON CONFLICT (name) DO NOTHING", false, 0, SPI_OK_INSERT);
-	DogdbSpiExecute("WITH wanted AS (SELECT DISTINCT rep FROM " IMPORT_STAGE
+	/* new reps are ours (invisible to others until commit); the others are locked */
+	DogdbSpiExecute("WITH wanted AS MATERIALIZED (SELECT DISTINCT rep FROM " IMPORT_STAGE
 					"                 WHERE " IMPORT_ACCEPTED " AND rep IS NOT NULL),"
+					"     created AS (INSERT INTO dogdb.service_reps (name) SELECT rep FROM wanted"
+					"                 ON CONFLICT (name) DO NOTHING RETURNING name),"
 					"     locked AS (SELECT FROM dogdb.service_reps r"
 					"                 WHERE r.name IN (SELECT rep FROM wanted) FOR KEY SHARE)"
-					" SELECT (SELECT count(*) FROM wanted), (SELECT count(*) FROM locked)",
+					" SELECT (SELECT count(*) FROM wanted),"
+					"        (SELECT count(*) FROM locked) + (SELECT count(*) FROM created)",
 					false, 0, SPI_OK_SELECT);
 	wanted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -389,23 +397,31 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			fkeys[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
 			w.bulk2 = BulkInsertBegin(DogdbRelationId("subscriptions"), subscription_columns,
 									  lengthof(subscription_columns), fkeys, 2, handled, 1);
+			/* one subscription per new account: nothing to overlap */
+			BulkInsertGuaranteeExclusion(w.bulk2, "subscriptions_no_overlap");
 			w.seq2 = getIdentitySequence(DogdbRelationId("subscriptions"), 1, false);
 			WriteQueryRows(&w, psprintf("SELECT ctid, account_id, email, created_at, updated_at, plan_id"
 										"  FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED
 										" ORDER BY account_id%s", order), WriteAccount);
 			BulkInsertEnd(w.bulk2);
 			/*
-			 * what the KPI triggers would have recorded: the new accounts, and
-			 * the months from the first new one on (their subscriptions start
-			 * when they were created)
+			 * what the KPI triggers would have recorded: the new accounts
+			 * (rows of the stage that lost to a duplicate are marked too,
+			 * which costs nothing), and the months from the first new one on
+			 * (their subscriptions start when they were created)
 			 */
 			DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_accounts (account_id)"
 							" SELECT account_id FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED,
 							false, 0, SPI_OK_INSERT);
-			DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)"
-							" SELECT min(date_trunc('month', created_at AT TIME ZONE 'UTC'))::date, NULL"
-							"   FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED " HAVING count(*) > 0",
-							false, 0, SPI_OK_INSERT);
+			if (w.written > 0)
+			{
+				Oid			argtype = TIMESTAMPTZOID;
+				Datum		arg = TimestampTzGetDatum(w.first_created);
+
+				DogdbSpiExecuteWithArgs("INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)"
+										" VALUES (date_trunc('month', $1 AT TIME ZONE 'UTC')::date, NULL)",
+										1, &argtype, &arg, NULL, false, 0, SPI_OK_INSERT);
+			}
 			break;
 		case IMPORT_INTERACTIONS:
 			PrepareReps();
@@ -418,8 +434,7 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			WriteQueryRows(&w, psprintf("SELECT s.ctid, s.account_id, s.account_xmin, r.rep_id, s.channel,"
 										"       s.category, s.status, s.created_at, s.completed_at, s.legacy_key"
 										"  FROM " IMPORT_STAGE " s LEFT JOIN dogdb.service_reps r ON r.name = s.rep"
-										" WHERE s.reason IS NULL AND NOT s.done"
-										" ORDER BY s.legacy_key COLLATE \"C\"%s", order), WriteInteraction);
+										" WHERE s.reason IS NULL AND NOT s.done%s", order), WriteInteraction);
 			LockAccounts(&w);
 			break;
 		case IMPORT_LICENSES:
