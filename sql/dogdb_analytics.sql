@@ -1139,6 +1139,7 @@ CREATE FUNCTION dogdb.funnel_visitors(steps text[], from_ts timestamptz, to_ts t
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+	PERFORM dogdb.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
 	-- PL/pgSQL, not SQL: RETURN QUERY plans with the values and may run in parallel
 	RETURN QUERY
 	WITH v AS (
