@@ -742,9 +742,13 @@ COMMENT ON FUNCTION dogdb.funnel_check_arguments(text[], timestamptz, timestampt
 CREATE FUNCTION dogdb.funnel_visitors(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 									  mode text, exclusions text[], breakdown text)
 	RETURNS TABLE (segment text, level integer, times timestamptz[], excluded boolean, still_open boolean)
-	LANGUAGE sql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+	PERFORM dogdb.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
+	-- PL/pgSQL, not SQL: RETURN QUERY plans with the values and may run in parallel
+	RETURN QUERY
 	WITH v AS (
 		SELECT @extschema@.dogdb_funnel_visit("window", mode, steps, exclusions, from_ts, to_ts, e.occurred_at, e.event_name,
 								  e.page_path,
@@ -765,7 +769,8 @@ AS $fn$
 		   (v.r).level < cardinality(steps) AND (v.r).last_entry + "window" > horizon.h
 	  FROM v CROSS JOIN horizon
 	  LEFT JOIN dogdb.accounts a ON a.account_id = (v.r).account_id AND breakdown = 'company_size'
-	 WHERE (v.r).level >= 1
+	 WHERE (v.r).level >= 1;
+END
 $fn$;
 COMMENT ON FUNCTION dogdb.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'The visitors who did step 1 in [from_ts, to_ts): segment, level, chain times, excluded, window still open at the newest event';
 

@@ -156,40 +156,88 @@ Matches(VisitState *st, int i, const char *ev, int evlen, const char *path, int 
 	return is_view && path && pathlen == len && memcmp(path, st->names[i], len) == 0;
 }
 
-static VisitState *
-NewState(FunctionCallInfo fcinfo, MemoryContext aggcxt)
+/*
+ * The step and exclusion names of a query, parsed once and shared by the
+ * states of all its groups (fn_extra, in fn_mcxt); the raw argument bytes
+ * are the key.
+ */
+typedef struct NamesCache
 {
-	VisitState *st;
+	bytea	   *steps_raw;
+	bytea	   *excl_raw;		/* NULL when exclusions is NULL */
+	int			nsteps;
+	int			nexcl;
+	char	  **names;
+	int		   *lens;
+} NamesCache;
+
+static bool
+SameRaw(bytea *cached, FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *v;
+
+	if (PG_ARGISNULL(argno))
+		return cached == NULL;
+	if (cached == NULL)
+		return false;
+	v = (struct varlena *) PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(argno));
+	return VARSIZE_ANY(v) == VARSIZE_ANY(cached) && memcmp(v, cached, VARSIZE_ANY(v)) == 0;
+}
+
+static NamesCache *
+GetNames(FunctionCallInfo fcinfo)
+{
+	NamesCache *c = (NamesCache *) fcinfo->flinfo->fn_extra;
 	Datum	   *steps,
 			   *excl;
 	int			nsteps,
 				nexcl;
 	MemoryContext old;
 
+	if (c != NULL && SameRaw(c->steps_raw, fcinfo, 3) && SameRaw(c->excl_raw, fcinfo, 4))
+		return c;
 	NamesArg(fcinfo, 3, "steps", 1, FUNNEL_MAX_STEPS, &steps, &nsteps);
 	NamesArg(fcinfo, 4, "exclusions", 0, MAX_EXCLUSIONS, &excl, &nexcl);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	c = palloc0(sizeof(NamesCache));
+	c->steps_raw = (bytea *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(3));
+	c->excl_raw = PG_ARGISNULL(4) ? NULL : (bytea *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(4));
+	c->nsteps = nsteps;
+	c->nexcl = nexcl;
+	c->names = palloc(sizeof(char *) * (nsteps + nexcl));
+	c->lens = palloc(sizeof(int) * (nsteps + nexcl));
+	for (int i = 0; i < nsteps + nexcl; i++)
+	{
+		Datum		d = i < nsteps ? steps[i] : excl[i - nsteps];
+
+		c->lens[i] = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
+		c->names[i] = pnstrdup(VARDATA_ANY(DatumGetPointer(d)), c->lens[i]);
+	}
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = c;
+	return c;
+}
+
+static VisitState *
+NewState(FunctionCallInfo fcinfo, MemoryContext aggcxt)
+{
+	VisitState *st;
+	NamesCache *names = GetNames(fcinfo);
+
 	RangeArgs(fcinfo, 5, 6);
-	old = MemoryContextSwitchTo(aggcxt);
-	st = palloc0(sizeof(VisitState));
+	st = MemoryContextAllocZero(aggcxt, sizeof(VisitState));
 	st->window = FunnelWindowArg(fcinfo, 1);
 	st->modes = FunnelModeArg(fcinfo, 2);
-	st->nsteps = nsteps;
-	st->nexcl = nexcl;
+	st->nsteps = names->nsteps;
+	st->nexcl = names->nexcl;
 	st->mode_datum = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	st->steps_datum = PG_GETARG_DATUM(3);
 	st->excl_datum = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
 	st->from = PG_GETARG_TIMESTAMPTZ(5);
 	st->to = PG_GETARG_TIMESTAMPTZ(6);
-	st->names = palloc(sizeof(char *) * (nsteps + nexcl));
-	st->lens = palloc(sizeof(int) * (nsteps + nexcl));
-	for (int i = 0; i < nsteps + nexcl; i++)
-	{
-		Datum		d = i < nsteps ? steps[i] : excl[i - nsteps];
-
-		st->lens[i] = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
-		st->names[i] = pnstrdup(VARDATA_ANY(DatumGetPointer(d)), st->lens[i]);
-	}
-	MemoryContextSwitchTo(old);
+	/* shared, read-only: the query's names outlive its states */
+	st->names = names->names;
+	st->lens = names->lens;
 	return st;
 }
 

@@ -172,7 +172,13 @@ SELECT 'floor: count(*) per visitor', pg_temp.best_ms('SELECT count(*) FROM (SEL
 
 SELECT * FROM pg_temp.report();
 
--- (d) peak memory: one visitor with 1,000,000 events (every one a step), a fresh backend each
+-- (d) peak memory: one visitor with 1,000,000 events (every one a step), a fresh backend each,
+-- next to the same scan with count(*) instead (the floor: what the scan itself takes)
+\c
+SELECT pg_backend_pid() AS pid \gset
+SELECT count(*) FROM generate_series(1, 1000000) i;
+SELECT 'floor: count(*) over the same 1,000,000 rows' AS what,
+	   (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s*(\d+ kB)'))[1] AS "peak backend memory (VmHWM)";
 \c
 SELECT pg_backend_pid() AS pid \gset
 SELECT dogdb_window_funnel('1 day', timestamptz '2024-01-01Z' + i * interval '1 second',
