@@ -128,4 +128,23 @@ ALTER TABLE dogdb.invoice_lines ADD CONSTRAINT user_fk FOREIGN KEY (invoice_id) 
 SELECT pg_temp.refused($$SELECT dogdb_generate_invoices('2021-01-01')$$);
 ROLLBACK;
 SELECT count(*) AS invoices FROM dogdb_generate_invoices('2021-01-01');
+
+-- accounts outside the KPI horizon [2000-01-01, 2200-01-01) UTC are
+-- quarantined with their reason, not an error from the table's constraint;
+-- the accounts the import writes reach the KPI engine as a trigger's would
+-- (an incremental refresh after the import equals a full rebuild)
+SELECT count(*) FROM dogdb_refresh_kpis();
+INSERT INTO legacy.customer_accounts VALUES
+	(900, 'old@x.example', 'Free', '1999-12-31 23:59', NULL),
+	(901, 'far@x.example', 'Free', '2200-01-01 00:00', NULL),
+	(902, 'ok@x.example', 'Medium', '2019-01-01 00:00', NULL);
+SELECT * FROM dogdb_import_legacy('legacy') WHERE source_table = 'customer_accounts';
+SELECT source_row->>'account_id' AS account_id, reason FROM dogdb.import_rejects
+ WHERE source_row->>'account_id' IN ('900', '901') ORDER BY 1;
+SELECT DISTINCT full_rebuild FROM dogdb_refresh_kpis();
+CREATE TEMP TABLE kpi_incremental AS SELECT * FROM dogdb.kpi_facts;
+SELECT count(*) FROM dogdb_refresh_kpis(true);
+SELECT count(*) AS differing_facts
+  FROM ((TABLE kpi_incremental EXCEPT ALL TABLE dogdb.kpi_facts)
+		UNION ALL (TABLE dogdb.kpi_facts EXCEPT ALL TABLE kpi_incremental)) d;
 RESET TimeZone;

@@ -98,6 +98,10 @@ static const ImportSpec import_specs[] = {
 		.join_columns = "p.plan_id",
 		.checks = "WHEN s.account_id IS NULL THEN 'account_id is null' "
 		"WHEN s.created_at IS NULL THEN 'created_at is null' "
+		/* the KPI horizon (constraint accounts_created_at_kpi_horizon) */
+		"WHEN NOT (s.created_at OPERATOR(pg_catalog.>=) '2000-01-01 00:00+00'::timestamptz "
+		"AND s.created_at OPERATOR(pg_catalog.<) '2200-01-01 00:00+00'::timestamptz) "
+		"THEN 'created_at is outside the supported range from 2000-01-01 to 2199-12-31 UTC' "
 		"WHEN s.tier IS NULL THEN 'current_tier is null' "
 		"WHEN p.plan_id IS NULL THEN format('unknown tier %L', to_jsonb(s.src)->>'current_tier') ",
 		.imported = "dogdb.accounts x",
