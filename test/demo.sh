@@ -74,7 +74,8 @@ SELECT * FROM dogdb_generate_demo_web_events(20000, '2024-01-01 00:00+00', 28, 1
 \endif
 SET TimeZone = 'UTC';
 \echo '== (1) Average time on each page of the flow (sessions: tracker id, else 30 minutes of inactivity)'
-SELECT page_path, views, timed_views, round(avg_seconds::numeric, 1) AS avg_seconds, median_seconds, p90_seconds
+SELECT page_path, views, timed_views, round(avg_seconds::numeric, 1) AS avg_seconds, round(median_seconds::numeric, 1) AS median_seconds,
+	   round(p90_seconds::numeric, 1) AS p90_seconds
   FROM dogdb_page_time_summary('2024-01-01', '2024-01-29', ARRAY['/', '/signup', '/dashboard']);
 \echo '== (2) Do visitors from one client convert better? (conversion to the dashboard by client, first touch)'
 SELECT segment AS client, max(users) FILTER (WHERE step_no = 1) AS entered,
