@@ -6,7 +6,7 @@
 --      pgcrypto's hmac(): parse the header, verify, ::jsonb, ledger insert
 --      ON CONFLICT DO NOTHING, newest-wins upserts.  Set-based loop.
 --  (b) the same with pgbench, one delivery per transaction, 2 clients,
---      synchronous_commit off and on (test/bench/stripe_pgbench.sh).
+--      50,000 deliveries, synchronous_commit off and on (test/bench/stripe_pgbench.sh).
 --  (c) MRR movements for 100,000 accounts x 24 months against the best
 --      plain-SQL computation.
 \ir helpers.psql
@@ -331,11 +331,13 @@ SELECT w.month, w.currency, sum(prev_mrr)::bigint,
   FROM w WHERE w.month BETWEEN from_month AND to_month
  GROUP BY 1, 2
 $$;
+-- (rows of months before any data are all zeros in C and absent in SQL)
 CREATE TEMP VIEW movements_c AS
 SELECT month, currency, mrr_start_cents, new_cents, expansion_cents, contraction_cents, churned_cents,
 	   reactivation_cents, mrr_end_cents, customers_start, new_customers, reactivated_customers,
 	   churned_customers, customers_end
-  FROM dogdb_mrr_movements(:'start_month', :'this_month');
+  FROM dogdb_mrr_movements(:'start_month', :'this_month')
+ WHERE mrr_start_cents <> 0 OR mrr_end_cents <> 0 OR customers_start <> 0 OR customers_end <> 0;
 SELECT (SELECT count(*) FROM (SELECT * FROM movements_c EXCEPT ALL SELECT * FROM pg_temp.movements_sql(:'start_month', :'this_month')) d)
 	 + (SELECT count(*) FROM (SELECT * FROM pg_temp.movements_sql(:'start_month', :'this_month') EXCEPT ALL SELECT * FROM movements_c) d)
 	   AS "movement rows that differ", (SELECT count(*) FROM movements_c) AS "movement rows";
