@@ -1651,18 +1651,10 @@ CREATE FUNCTION dogdb.stripe_check_months(from_month date, to_month date) RETURN
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-	arg record;
 BEGIN
-	FOR arg IN SELECT * FROM (VALUES ('from_month', from_month), ('to_month', to_month)) v(name, d) LOOP
-		IF arg.d IS NULL OR NOT isfinite(arg.d) OR extract(day FROM arg.d) <> 1
-		   OR arg.d < '0001-01-01' OR arg.d > '9999-12-01' THEN
-			RAISE EXCEPTION '% must be the first day of a month from 0001-01-01 to 9999-12-01, not %',
-				arg.name, coalesce(arg.d::text, 'NULL')
-				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Months are UTC calendar months, such as date ''2021-03-01''; for a timestamptz x use date_trunc(''month'', x AT TIME ZONE ''UTC'')::date.';
-		END IF;
-	END LOOP;
+	-- the one month validator every month argument goes through
+	PERFORM dogdb.check_month(from_month, 'from_month');
+	PERFORM dogdb.check_month(to_month, 'to_month');
 	IF from_month > to_month THEN
 		RAISE EXCEPTION 'from_month must be on or before to_month'
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Both months are included.';

@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -61,6 +62,15 @@ struct BulkInsert
 	TupleTableSlot *slots[BULK_INSERT_BATCH];
 };
 
+/* the layouts of dogdb.accounts and dogdb.subscriptions (bulk_insert.h) */
+const BulkInsertColumn bulk_account_columns[BULK_ACCOUNT_NCOLUMNS] = {
+	{"account_id", INT8OID}, {"email", TEXTOID}, {"company_size", TEXTOID},
+	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
+};
+const BulkInsertColumn bulk_subscription_columns[BULK_SUBSCRIPTION_NCOLUMNS] = {
+	{"subscription_id", INT8OID}, {"account_id", INT8OID}, {"plan_id", INT2OID},
+	{"valid_from", TIMESTAMPTZOID}, {"valid_to", TIMESTAMPTZOID}
+};
 /* is fk exactly the single-column foreign key g of rel? */
 static bool
 ForeignKeyMatches(Relation rel, ForeignKeyCacheInfo *fk, const BulkInsertForeignKey *g)

@@ -40,6 +40,16 @@ typedef struct BulkInsertForeignKey
 } BulkInsertForeignKey;
 
 /*
+ * The layouts of the tables more than one writer fills (the legacy import
+ * and the demo data): dogdb.accounts and dogdb.subscriptions, all columns
+ * in order.
+ */
+#define BULK_ACCOUNT_NCOLUMNS 5
+#define BULK_SUBSCRIPTION_NCOLUMNS 5
+extern const BulkInsertColumn bulk_account_columns[BULK_ACCOUNT_NCOLUMNS];
+extern const BulkInsertColumn bulk_subscription_columns[BULK_SUBSCRIPTION_NCOLUMNS];
+
+/*
  * Open relid for inserting (RowExclusiveLock, INSERT privilege checked).
  * columns: the table's columns (name and type), in order, as the caller
  * will pass them.  fkeys: the foreign keys of this table the caller

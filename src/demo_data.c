@@ -53,14 +53,6 @@ typedef struct DemoCompany
 	int32		churn_month;	/* month number from 0, or -1 */
 } DemoCompany;
 
-static const BulkInsertColumn account_columns[] = {
-	{"account_id", INT8OID}, {"email", TEXTOID}, {"company_size", TEXTOID},
-	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
-};
-static const BulkInsertColumn subscription_columns[] = {
-	{"subscription_id", INT8OID}, {"account_id", INT8OID}, {"plan_id", INT2OID},
-	{"valid_from", TIMESTAMPTZOID}, {"valid_to", TIMESTAMPTZOID}
-};
 static const BulkInsertColumn session_columns[] = {
 	{"session_id", INT8OID}, {"account_id", INT8OID}, {"created_at", TIMESTAMPTZOID}
 };
@@ -195,7 +187,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 
 	/* accounts, all acquired at the start */
 	handled[0] = DogdbFunctionId("kpi_track_accounts");
-	bulk = BulkInsertBegin(accounts_rel, account_columns, lengthof(account_columns), NULL, 0, handled, 1);
+	bulk = BulkInsertBegin(accounts_rel, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS, NULL, 0, handled, 1);
 	nulls[4] = true;
 	for (int32 i = 0; i < ncompanies; i++)
 	{
@@ -257,7 +249,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	 */
 	refs[1] = (BulkInsertForeignKey) {"plan_id", plans_rel, "plan_id"};
 	handled[0] = DogdbFunctionId("kpi_track_billing");
-	bulk = BulkInsertBegin(DogdbRelationId("subscriptions"), subscription_columns, lengthof(subscription_columns),
+	bulk = BulkInsertBegin(DogdbRelationId("subscriptions"), bulk_subscription_columns, BULK_SUBSCRIPTION_NCOLUMNS,
 						   refs, 2, handled, 1);
 	next_id = IdentityStart(DogdbRelationId("subscriptions"), &seq);
 	for (int32 i = 0; i < ncompanies; i++)

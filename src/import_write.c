@@ -76,14 +76,6 @@ typedef struct ImportWriter
 
 typedef void (*ImportWriteRow) (ImportWriter *w, Datum *values, bool *nulls);
 
-static const BulkInsertColumn account_columns[] = {
-	{"account_id", INT8OID}, {"email", TEXTOID}, {"company_size", TEXTOID},
-	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
-};
-static const BulkInsertColumn subscription_columns[] = {
-	{"subscription_id", INT8OID}, {"account_id", INT8OID}, {"plan_id", INT2OID},
-	{"valid_from", TIMESTAMPTZOID}, {"valid_to", TIMESTAMPTZOID}
-};
 static const BulkInsertColumn interaction_columns[] = {
 	{"interaction_id", INT8OID}, {"account_id", INT8OID}, {"rep_id", INT4OID},
 	{"channel", TEXTOID}, {"category", TEXTOID}, {"status", TEXTOID},
@@ -390,13 +382,13 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 		case IMPORT_ACCOUNTS:
 			/* the work of the KPI triggers is done below, for the whole batch */
 			handled[0] = DogdbFunctionId("kpi_track_accounts");
-			w.bulk = BulkInsertBegin(accounts, account_columns, lengthof(account_columns),
+			w.bulk = BulkInsertBegin(accounts, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS,
 									 NULL, 0, handled, 1);
 			handled[0] = DogdbFunctionId("kpi_track_billing");
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 			fkeys[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
-			w.bulk2 = BulkInsertBegin(DogdbRelationId("subscriptions"), subscription_columns,
-									  lengthof(subscription_columns), fkeys, 2, handled, 1);
+			w.bulk2 = BulkInsertBegin(DogdbRelationId("subscriptions"), bulk_subscription_columns,
+									  BULK_SUBSCRIPTION_NCOLUMNS, fkeys, 2, handled, 1);
 			/* one subscription per new account: nothing to overlap */
 			BulkInsertGuaranteeExclusion(w.bulk2, "subscriptions_no_overlap");
 			w.seq2 = getIdentitySequence(DogdbRelationId("subscriptions"), 1, false);
