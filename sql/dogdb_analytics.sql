@@ -27,6 +27,9 @@ $enc$;
 
 CREATE SCHEMA dogdb;
 COMMENT ON SCHEMA dogdb IS 'DogDB analytics: normalized tables of the dogdb_analytics extension';
+CREATE SCHEMA dogdb_internal;
+COMMENT ON SCHEMA dogdb_internal IS 'dogdb_analytics engine internals (state tables and helper functions); granted to no one, written only by the extension''s own functions';
+REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
 
 --
 -- Plans and price history

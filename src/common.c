@@ -17,19 +17,32 @@
 
 #include "common.h"
 
-/* the OID of table dogdb.<relname> */
-Oid
-DogdbRelationId(const char *relname)
+static Oid
+SchemaRelationId(const char *nspname, const char *relname)
 {
-	Oid			nsp = get_namespace_oid(DOGDB_SCHEMA, false);
+	Oid			nsp = get_namespace_oid(nspname, false);
 	Oid			relid = get_relname_relid(relname, nsp);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.%s\" does not exist", DOGDB_SCHEMA, relname),
+				 errmsg("relation \"%s.%s\" does not exist", nspname, relname),
 				 errhint("The dogdb_analytics extension is damaged; reinstall it.")));
 	return relid;
+}
+
+/* the OID of table dogdb.<relname> */
+Oid
+DogdbRelationId(const char *relname)
+{
+	return SchemaRelationId(DOGDB_SCHEMA, relname);
+}
+
+/* the OID of table dogdb_internal.<relname> */
+Oid
+DogdbInternalRelationId(const char *relname)
+{
+	return SchemaRelationId(DOGDB_INTERNAL_SCHEMA, relname);
 }
 
 /* the OID of function dogdb.<name>() */

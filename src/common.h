@@ -14,8 +14,10 @@
 #include "fmgr.h"
 #include "utils/date.h"
 
-/* the schema of the extension's tables */
+/* the schema of the extension's user-facing tables and views */
 #define DOGDB_SCHEMA "dogdb"
+/* the schema of the engines' state and helpers, granted to no one */
+#define DOGDB_INTERNAL_SCHEMA "dogdb_internal"
 
 /*
  * Months an argument may name: 0001-01 through 9999-12, the years an
@@ -26,6 +28,8 @@
 
 /* the OID of table dogdb.<relname>; an error (42P01) if it is missing */
 extern Oid	DogdbRelationId(const char *relname);
+/* the same for dogdb_internal.<relname> */
+extern Oid	DogdbInternalRelationId(const char *relname);
 
 /* the OID of function dogdb.<name>() without arguments; error if missing */
 extern Oid	DogdbFunctionId(const char *name);
