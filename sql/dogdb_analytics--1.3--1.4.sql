@@ -9,3 +9,556 @@
 CREATE SCHEMA dogdb_internal;
 COMMENT ON SCHEMA dogdb_internal IS 'dogdb_analytics engine internals (state tables and helper functions); granted to no one, written only by the extension''s own functions';
 REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
+
+--
+-- [hbi] least-privilege roles, engine internals out of sight, browsable KPI
+-- views, comments, clearer KPI errors (sql/dogdb_analytics.sql has each
+-- object where it belongs; here in the order the update needs)
+--
+
+-- internals to dogdb_internal
+ALTER TABLE dogdb.deleted_seed_rows SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.is_pristine_seed(smallint, text, bigint, date) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.keep_seed_rows() SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.restore_seed_deletion() SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.check_month(date, text) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text, text) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.demo_web_events(integer, timestamptz, integer, bigint) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.stripe_mrr_movement_totals(date, date) SET SCHEMA dogdb_internal;
+ALTER FUNCTION dogdb.stripe_check_months(date, date) SET SCHEMA dogdb_internal;
+REVOKE ALL ON FUNCTION dogdb_internal.stripe_mrr_movement_totals(date, date),
+	dogdb_internal.stripe_check_months(date, date) FROM dogdb_reader;
+DROP FUNCTION dogdb.kpi_check_arguments(date, date, text);
+DROP FUNCTION dogdb.kpi_segment(text, text, text);
+-- the web event loader itself, behind the new dogdb_load_web_events() below
+ALTER FUNCTION @extschema@.dogdb_load_web_events(regclass) RENAME TO load_web_events;
+ALTER FUNCTION @extschema@.load_web_events(regclass) SET SCHEMA dogdb_internal;
+COMMENT ON FUNCTION dogdb_internal.load_web_events(regclass) IS 'Internal to dogdb_load_web_events() and the demo: the loader, without the check of the caller';
+
+-- PL/pgSQL bodies name what they call as text: the same bodies with the
+-- new names
+DO $do$
+DECLARE
+	f regprocedure;
+	def text;
+	n text;
+BEGIN
+	FOREACH f IN ARRAY ARRAY['dogdb_internal.keep_seed_rows()', 'dogdb_internal.restore_seed_deletion()',
+		'dogdb_internal.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text)',
+		'@extschema@.dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[])',
+		'@extschema@.dogdb_funnel_trend(text[], timestamptz, timestamptz, interval, text, text, text)',
+		'dogdb_internal.stripe_check_months(date, date)', '@extschema@.dogdb_cohort_retention(date, date, text)',
+		'@extschema@.dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint)']::regprocedure[] LOOP
+		def := pg_catalog.pg_get_functiondef(f);
+		FOREACH n IN ARRAY ARRAY['deleted_seed_rows', 'is_pristine_seed', 'check_month', 'funnel_check_arguments',
+								 'funnel_visitors', 'demo_web_events', 'stripe_check_months'] LOOP
+			def := pg_catalog.replace(def, 'dogdb.' || n, 'dogdb_internal.' || n);
+		END LOOP;
+		def := pg_catalog.replace(def, '@extschema@.dogdb_load_web_events(', 'dogdb_internal.load_web_events(');
+		EXECUTE def;
+	END LOOP;
+END
+$do$;
+COMMENT ON TABLE dogdb_internal.deleted_seed_rows IS 'Seeded plans (effective_from -infinity) and seeded prices that were deleted, so that a restore deletes them again; kept by the extension''s triggers';
+COMMENT ON FUNCTION dogdb_internal.keep_seed_rows() IS 'Trigger: keeps seeded plans and prices exact across pg_dump and restore (see dogdb_internal.deleted_seed_rows)';
+COMMENT ON FUNCTION dogdb_internal.restore_seed_deletion() IS 'Trigger: a restored row of dogdb_internal.deleted_seed_rows deletes the seeded row again';
+
+-- the KPI functions: arguments named in the message, group_by case-insensitive,
+-- SECURITY DEFINER
+-- the arguments of the KPI functions: 22023 naming the allowed values
+-- unless valid.  Returns group_by in lower case: it is case-insensitive
+-- ('Tier' is 'tier').
+CREATE FUNCTION dogdb_internal.kpi_check_arguments(from_month date, to_month date, group_by text,
+	allowed text[] DEFAULT ARRAY['company_size', 'tier', 'all']) RETURNS text
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	g text := lower(btrim(group_by));
+	n integer := cardinality(allowed);
+BEGIN
+	IF g IS NULL OR NOT g = ANY (allowed) THEN
+		RAISE EXCEPTION 'unknown KPI grouping %: group_by must be %', coalesce(quote_literal(group_by), 'NULL'),
+			(SELECT string_agg(quote_literal(a), ', ' ORDER BY o) FROM unnest(allowed[1:n - 1]) WITH ORDINALITY u(a, o))
+			|| ' or ' || quote_literal(allowed[n])
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'group_by is case-insensitive; ''all'' gives one segment named ''all''.';
+	END IF;
+	PERFORM dogdb_internal.check_month(from_month, 'from_month');
+	PERFORM dogdb_internal.check_month(to_month, 'to_month');
+	IF from_month > to_month THEN
+		RAISE EXCEPTION 'KPI month range is reversed: from % to %', from_month, to_month
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'from_month must be on or before to_month; both are included.';
+	END IF;
+	RETURN g;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.kpi_check_arguments(date, date, text, text[]) IS 'Internal to the dogdb_kpi_* functions: validates their arguments (group_by one of allowed, case-insensitive) and returns group_by in lower case';
+
+-- the segment of a KPI row under a grouping
+CREATE FUNCTION dogdb_internal.kpi_segment(group_by text, company_size text, tier text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN CASE group_by WHEN 'company_size' THEN company_size WHEN 'tier' THEN tier ELSE 'all' END;
+COMMENT ON FUNCTION dogdb_internal.kpi_segment(text, text, text) IS 'Internal to the dogdb_kpi_* functions: the segment label of a row';
+
+-- The KPI functions: STABLE, they read the materialized views and the
+-- plan names (a tier is the name of the plan now, 'none' without one).
+-- SECURITY DEFINER, so that EXECUTE (granted to dogdb_reader) is all a
+-- caller needs: they read only the published views and call the internal
+-- helpers of dogdb_internal, which is granted to no one.  They take no
+-- object names, pin search_path and qualify every object.  PARALLEL
+-- RESTRICTED: a parallel worker may not set search_path.
+CREATE OR REPLACE FUNCTION dogdb_kpi_retention(from_month date, to_month date, group_by text DEFAULT 'company_size')
+	RETURNS TABLE (month date, segment text, active_accounts bigint, churned_accounts bigint)
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
+BEGIN
+	RETURN QUERY
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
+		   sum(k.active_accounts)::bigint, sum(k.churned_accounts)::bigint
+	  FROM dogdb.kpi_retention k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
+	 WHERE k.month BETWEEN from_month AND to_month
+	 GROUP BY 1, 2 ORDER BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_kpi_retention(date, date, text) IS 'Per UTC month and segment (group_by ''company_size'', ''tier'' or ''all'', case-insensitive): active accounts (at least one session in the month) and churned accounts (whose churn month it is: the first month from their first month on without a session)';
+
+CREATE OR REPLACE FUNCTION dogdb_kpi_usage(from_month date, to_month date, group_by text DEFAULT 'company_size')
+	RETURNS TABLE (month date, segment text, active_accounts bigint, sessions bigint, avg_sessions numeric)
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
+BEGIN
+	RETURN QUERY
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
+		   sum(k.active_accounts)::bigint, sum(k.sessions)::bigint,
+		   round(sum(k.sessions) / nullif(sum(k.active_accounts), 0), 2)
+	  FROM dogdb.kpi_usage k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
+	 WHERE k.month BETWEEN from_month AND to_month
+	 GROUP BY 1, 2 ORDER BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_kpi_usage(date, date, text) IS 'Per UTC month and segment: active accounts, sessions, and sessions per active account (2 decimals)';
+
+CREATE OR REPLACE FUNCTION dogdb_kpi_revenue(from_month date, to_month date, group_by text DEFAULT 'company_size')
+	RETURNS TABLE (month date, segment text, revenue_cents bigint)
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
+BEGIN
+	RETURN QUERY
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
+		   sum(k.revenue_cents)::bigint
+	  FROM dogdb.kpi_revenue k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
+	 WHERE k.month BETWEEN from_month AND to_month
+	 GROUP BY 1, 2 ORDER BY 1, 2;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_kpi_revenue(date, date, text) IS 'Per UTC month and segment: the billable amount in cents (USD) by the invoice rules (equals the month''s invoice totals once they are issued)';
+REVOKE ALL ON FUNCTION dogdb_kpi_retention(date, date, text), dogdb_kpi_usage(date, date, text),
+	dogdb_kpi_revenue(date, date, text) FROM PUBLIC;
+
+-- A staging table a SECURITY DEFINER loader may read for its caller: an
+-- ordinary table (a view or foreign table would run code of its owner's,
+-- as the extension's owner), whose columns are all of built-in types (a
+-- cast of a user's type could run the user's code, as the extension's
+-- owner), that the caller may read.  The caller is the role in effect
+-- outside the function: the SET ROLE, else the session user.
+CREATE FUNCTION dogdb_internal.check_source(source regclass) RETURNS void
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	caller name := coalesce(nullif(current_setting('role'), 'none'), session_user);
+BEGIN
+	IF source IS NULL OR (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'source must be an ordinary table, not %', coalesce(source::text, 'NULL')
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'COPY the rows into a staging table (a temporary table will do) and pass it.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+				WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+				  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+		RAISE EXCEPTION 'the columns of % must have built-in types', source
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'Use the types of the target table''s columns (text, bigint, timestamptz, jsonb).';
+	END IF;
+	IF NOT has_table_privilege(caller, source, 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for table %', source
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The loader reads the staging table for role %s, which may not read it.', caller),
+				  HINT = 'Load from a table the role may read, such as a temporary table it created.';
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.check_source(regclass) IS 'Internal to the SECURITY DEFINER loaders: refuses a staging table that is not an ordinary table of built-in column types readable by the calling role';
+
+-- The loader dogdb_ingest runs.  SECURITY DEFINER, so that EXECUTE is all
+-- a role needs (no read of dogdb.web_events, no lock privilege); it reads
+-- the staging table as its owner, so it checks first that the caller may.
+CREATE FUNCTION dogdb_load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF source IS NOT NULL AND source <> 'dogdb.web_events'::regclass AND source <> 'dogdb.import_rejects'::regclass THEN
+		PERFORM dogdb_internal.check_source(source);
+	END IF;
+	SELECT l.loaded, l.duplicates, l.rejected INTO loaded, duplicates, rejected
+	  FROM dogdb_internal.load_web_events(source) l;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_load_web_events(regclass) IS 'Load web events from a staging table (an ordinary table the caller may read): each (visitor, event id) stored once (later copies count as duplicates), malformed rows to dogdb.import_rejects with the reason; returns the counts. Runs as the extension''s owner: a role needs only EXECUTE (granted to dogdb_ingest)';
+REVOKE ALL ON FUNCTION dogdb_load_web_events(regclass) FROM PUBLIC;
+
+-- The session loader dogdb_ingest runs, the same way: SECURITY DEFINER,
+-- the staging table checked for the caller.  VOLATILE: writes sessions.
+CREATE FUNCTION dogdb_load_sessions(source regclass, OUT loaded bigint)
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	PERFORM dogdb_internal.check_source(source);
+	EXECUTE format('INSERT INTO dogdb.sessions (account_id, created_at) SELECT s.account_id, s.created_at FROM %s s', source);
+	GET DIAGNOSTICS loaded = ROW_COUNT;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_load_sessions(regclass) IS 'Load usage sessions from a staging table (an ordinary table the caller may read, with columns account_id bigint and created_at timestamptz); returns the number loaded. Runs as the extension''s owner: a role needs only EXECUTE (granted to dogdb_ingest)';
+REVOKE ALL ON FUNCTION dogdb_load_sessions(regclass) FROM PUBLIC;
+
+--
+-- Browsable KPI views: plain views (relkind 'v') that query builders and
+-- JDBC getTables({TABLE, VIEW}) list, over the published materialized
+-- views; dogdb_reader may read them.
+--
+
+-- How far the KPIs are complete.  A month is complete when it ended before
+-- the last refresh and is not after the newest month with sessions (months
+-- after the newest data would otherwise show every account as churned).
+CREATE VIEW dogdb.kpi_data_through AS
+	SELECT ((least(date_trunc('month', r.refreshed_at AT TIME ZONE 'UTC'),
+				   d.newest_month + interval '1 month')) AT TIME ZONE 'UTC') AS data_through,
+		   d.newest_month, r.refreshed_at
+	  FROM (SELECT max(u.month) AS newest_month FROM dogdb.kpi_usage u WHERE u.sessions > 0) d,
+		   (SELECT min(l.refreshed_at) AS refreshed_at FROM dogdb.kpi_refresh_log l
+			 WHERE l.kpi IN ('retention', 'usage', 'revenue')) r;
+
+-- One row per UTC month, company size and tier: retention, usage and revenue
+CREATE VIEW dogdb.kpi_monthly AS
+	SELECT k.month, to_char(k.month, 'YYYY-MM') AS month_label, k.company_size,
+		   coalesce(p.name, 'none') AS tier,
+		   max(k.active_accounts)::bigint AS active_accounts,
+		   sum(k.churned_accounts)::bigint AS churned_accounts,
+		   sum(k.sessions)::bigint AS sessions,
+		   round(sum(k.sessions)::numeric / nullif(max(k.active_accounts), 0), 2)::numeric(10,2) AS avg_sessions,
+		   sum(k.revenue_cents)::bigint AS revenue_cents,
+		   (sum(k.revenue_cents) / 100.0)::numeric(20,2) AS revenue,
+		   'USD'::text AS currency,
+		   coalesce(k.month + interval '1 month' <= (d.data_through AT TIME ZONE 'UTC'), false) AS is_complete
+	  FROM (SELECT r.month, r.company_size, r.plan_id, r.active_accounts, r.churned_accounts,
+				   0::bigint AS sessions, 0::bigint AS revenue_cents
+			  FROM dogdb.kpi_retention r
+			UNION ALL
+			SELECT u.month, u.company_size, u.plan_id, u.active_accounts, 0, u.sessions, 0 FROM dogdb.kpi_usage u
+			UNION ALL
+			SELECT v.month, v.company_size, v.plan_id, 0, 0, 0, v.revenue_cents FROM dogdb.kpi_revenue v) k
+	  LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
+	 CROSS JOIN dogdb.kpi_data_through d
+	 GROUP BY k.month, k.company_size, k.plan_id, p.name, d.data_through;
+
+-- [hbi] comments: what every column holds (BI tools show them as REMARKS).
+-- Times are timestamptz; a month is a UTC calendar month, given as its
+-- first day; money is integer cents.
+COMMENT ON COLUMN dogdb.pricing_plans.plan_id IS 'The plan (tier) id';
+COMMENT ON COLUMN dogdb.pricing_plans.name IS 'The plan''s name, lower case: the tier name KPIs report (free, medium, enterprise)';
+COMMENT ON COLUMN dogdb.plan_prices.plan_id IS 'The plan this price is for';
+COMMENT ON COLUMN dogdb.plan_prices.monthly_price_cents IS 'Price of a whole month on the plan, in cents (USD)';
+COMMENT ON COLUMN dogdb.plan_prices.effective_from IS 'First day the price holds; it holds until the plan''s next price';
+COMMENT ON COLUMN dogdb.accounts.account_id IS 'The customer account';
+COMMENT ON COLUMN dogdb.accounts.email IS 'Contact email (unique, case-insensitively, when clean; see dogdb_check_data_quality())';
+COMMENT ON COLUMN dogdb.accounts.company_size IS 'small or large; the company_size segment of the KPIs';
+COMMENT ON COLUMN dogdb.accounts.created_at IS 'When the account was created; its UTC month is the account''s first KPI month';
+COMMENT ON COLUMN dogdb.accounts.updated_at IS 'When the account was last changed at the source, if known';
+COMMENT ON COLUMN dogdb.subscriptions.subscription_id IS 'The subscription period';
+COMMENT ON COLUMN dogdb.subscriptions.account_id IS 'The subscribing account';
+COMMENT ON COLUMN dogdb.subscriptions.plan_id IS 'The plan (tier) subscribed to';
+COMMENT ON COLUMN dogdb.subscriptions.valid_from IS 'Start of the period (included)';
+COMMENT ON COLUMN dogdb.subscriptions.valid_to IS 'End of the period (excluded); NULL = still running';
+COMMENT ON COLUMN dogdb.service_reps.rep_id IS 'The support representative';
+COMMENT ON COLUMN dogdb.service_reps.name IS 'The representative''s name as the legacy system knew it (unique)';
+COMMENT ON COLUMN dogdb.interactions.interaction_id IS 'The support interaction';
+COMMENT ON COLUMN dogdb.interactions.account_id IS 'The customer account the interaction is with';
+COMMENT ON COLUMN dogdb.interactions.rep_id IS 'The representative who handled it; NULL if unknown';
+COMMENT ON COLUMN dogdb.interactions.channel IS 'Contact channel, such as email, phone or chat';
+COMMENT ON COLUMN dogdb.interactions.category IS 'Topic of the interaction, if classified';
+COMMENT ON COLUMN dogdb.interactions.status IS 'open, pending, resolved or closed';
+COMMENT ON COLUMN dogdb.interactions.created_at IS 'When the interaction was opened';
+COMMENT ON COLUMN dogdb.interactions.completed_at IS 'When it was completed; NULL while open';
+COMMENT ON COLUMN dogdb.licenses.license_id IS 'The license id, from the license blob';
+COMMENT ON COLUMN dogdb.licenses.account_id IS 'The account holding the license';
+COMMENT ON COLUMN dogdb.licenses.role IS 'The role the license grants, from the license blob';
+COMMENT ON COLUMN dogdb.licenses.status IS 'active, inactive, suspended, expired or revoked (from the license blob)';
+COMMENT ON COLUMN dogdb.licenses.created_at IS 'When the license was created';
+COMMENT ON COLUMN dogdb.licenses.updated_at IS 'When the license was last changed, if known';
+COMMENT ON COLUMN dogdb.sessions.session_id IS 'The usage session';
+COMMENT ON COLUMN dogdb.sessions.account_id IS 'The account that used the product';
+COMMENT ON COLUMN dogdb.sessions.created_at IS 'When the session started; an account is active in the UTC month of any of its sessions';
+COMMENT ON COLUMN dogdb.import_rejects.reject_id IS 'The quarantined row';
+COMMENT ON COLUMN dogdb.import_rejects.source_table IS 'The legacy table (or loader) the row came from';
+COMMENT ON COLUMN dogdb.import_rejects.source_row IS 'The whole source row, as JSON';
+COMMENT ON COLUMN dogdb.import_rejects.reason IS 'Why the row was not imported';
+COMMENT ON COLUMN dogdb.import_rejects.rejected_at IS 'When the row was quarantined';
+
+-- [hbi] comments: the invoice columns (money in cents, months as their first day)
+COMMENT ON COLUMN dogdb.invoices.invoice_id IS 'The invoice';
+COMMENT ON COLUMN dogdb.invoices.account_id IS 'The billed account';
+COMMENT ON COLUMN dogdb.invoices.period_start IS 'The billing month: first day of the UTC month billed';
+COMMENT ON COLUMN dogdb.invoices.total_cents IS 'Invoice total in cents (sum of its lines'' amount_cents)';
+COMMENT ON COLUMN dogdb.invoices.currency IS 'ISO 4217 currency code of the amounts (USD)';
+COMMENT ON COLUMN dogdb.invoices.issued_at IS 'When the invoice was issued';
+COMMENT ON COLUMN dogdb.invoice_lines.invoice_id IS 'The invoice the line belongs to';
+COMMENT ON COLUMN dogdb.invoice_lines.line_no IS 'Line number within the invoice, from 1';
+COMMENT ON COLUMN dogdb.invoice_lines.plan_id IS 'The plan billed on this line';
+COMMENT ON COLUMN dogdb.invoice_lines.line_start IS 'First day billed (included)';
+COMMENT ON COLUMN dogdb.invoice_lines.line_end IS 'Last day billed (included)';
+COMMENT ON COLUMN dogdb.invoice_lines.days IS 'Days billed: line_end - line_start + 1';
+COMMENT ON COLUMN dogdb.invoice_lines.unit_price_cents IS 'The plan''s monthly price in cents on these days';
+COMMENT ON COLUMN dogdb.invoice_lines.amount_cents IS 'Amount in cents: round(unit_price_cents * days / days in the month)';
+COMMENT ON COLUMN dogdb.invoice_number_counters.year IS 'The year of the billing periods numbered';
+COMMENT ON COLUMN dogdb.invoice_number_counters.last_number IS 'The last invoice number issued for that year';
+
+-- [hbi] comments: the KPI views.  Active: an account with at least one
+-- session in the UTC month.  Churned: an account whose churn month it is,
+-- the first month from its first month (the UTC month of created_at) on
+-- in which it has no session.
+COMMENT ON COLUMN dogdb.kpi_retention.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_retention.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_retention.plan_id IS 'The tier: the plan (dogdb.pricing_plans) the accounts were on in the month, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_retention.active_accounts IS 'Accounts with at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_retention.churned_accounts IS 'Accounts whose churn month it is (the first month from their first month on without a session)';
+COMMENT ON COLUMN dogdb.kpi_usage.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_usage.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_usage.plan_id IS 'The tier: the plan (dogdb.pricing_plans) the accounts were on in the month, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_usage.active_accounts IS 'Accounts with at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_usage.sessions IS 'Sessions in the month';
+COMMENT ON COLUMN dogdb.kpi_revenue.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_revenue.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_revenue.plan_id IS 'The tier: the plan (dogdb.pricing_plans) billed, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_revenue.revenue_cents IS 'Billable amount in cents (USD) by the invoice rules: the month''s invoice totals once issued';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.kpi IS 'The KPI view: retention, usage or revenue';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.refreshed_at IS 'When dogdb_refresh_kpis() last brought it up to date';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.full_rebuild IS 'Whether that refresh rebuilt everything rather than the months that changed';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.duration_ms IS 'How long that refresh took, in milliseconds';
+COMMENT ON VIEW dogdb.kpi_data_through IS 'How far the KPIs are complete (one row): a UTC month is complete when it ended before the last refresh and is not after the newest month with sessions';
+COMMENT ON COLUMN dogdb.kpi_data_through.data_through IS 'The KPIs are complete up to this time (excluded): the start of the first incomplete UTC month';
+COMMENT ON COLUMN dogdb.kpi_data_through.newest_month IS 'The newest UTC month with sessions, as of the last refresh';
+COMMENT ON COLUMN dogdb.kpi_data_through.refreshed_at IS 'When the KPI views were last refreshed (the oldest of the three); NULL if never';
+COMMENT ON VIEW dogdb.kpi_monthly IS 'Retention, usage and revenue per UTC month, company size and tier, one row each, for query builders (the dogdb_kpi_* functions give the same figures by segment); filter on is_complete for charts';
+COMMENT ON COLUMN dogdb.kpi_monthly.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_monthly.month_label IS 'The month as YYYY-MM';
+COMMENT ON COLUMN dogdb.kpi_monthly.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_monthly.tier IS 'The plan name the accounts were on in the month (its name now), or none';
+COMMENT ON COLUMN dogdb.kpi_monthly.active_accounts IS 'Active accounts: at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_monthly.churned_accounts IS 'Churned accounts: whose churn month it is, the first month from their first month (of created_at) on without a session';
+COMMENT ON COLUMN dogdb.kpi_monthly.sessions IS 'Sessions in the month';
+COMMENT ON COLUMN dogdb.kpi_monthly.avg_sessions IS 'Sessions per active account, 2 decimals; NULL without active accounts';
+COMMENT ON COLUMN dogdb.kpi_monthly.revenue_cents IS 'Billable amount in cents by the invoice rules';
+COMMENT ON COLUMN dogdb.kpi_monthly.revenue IS 'Billable amount in currency units (revenue_cents / 100)';
+COMMENT ON COLUMN dogdb.kpi_monthly.currency IS 'ISO 4217 currency of revenue and revenue_cents (USD)';
+COMMENT ON COLUMN dogdb.kpi_monthly.is_complete IS 'false for months not complete: not ended at the last refresh (the current month), or after the newest month with sessions (every account would show as churned)';
+
+-- [hbi] comments: the web event columns not described above
+COMMENT ON COLUMN dogdb.web_events.event_id IS 'The tracker''s event id (unique per visitor)';
+COMMENT ON COLUMN dogdb.web_events.occurred_at IS 'When the event happened, by the tracker''s clock';
+COMMENT ON COLUMN dogdb.web_events.page_path IS 'The page''s path (starting with /) for page_view and page_ping';
+COMMENT ON COLUMN dogdb.web_events.referrer IS 'The referring URL, if any';
+COMMENT ON COLUMN dogdb.web_events.campaign IS 'The marketing campaign, if any';
+COMMENT ON COLUMN dogdb.web_events.properties IS 'Further event properties (a JSON object; funnels break down by properties.<key>)';
+
+-- [hbi] comments: the Stripe columns not described above.  Amounts are
+-- integer cents (the currency's minor unit) with their currency.
+DO $do$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['stripe_customers', 'stripe_subscriptions', 'stripe_subscription_versions',
+							 'stripe_invoices', 'stripe_payments', 'stripe_refunds'] LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.account_id IS %L', t,
+			'The DogDB account (dogdb.stripe_customer_accounts maps the Stripe customer); the distribution key');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_id IS %L', t, 'The Stripe event this row is as of');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_created IS %L', t, 'When Stripe created that event');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_rank IS %L', t,
+			'Rank of the event type among events of the same second (README "Ordering rules")');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_arrival IS %L', t,
+			'Arrival order of that event in the ledger (dogdb.stripe_events.arrival)');
+	END LOOP;
+END
+$do$;
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.secret IS 'An endpoint signing secret (whsec_...)';
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.note IS 'Free text: which endpoint, why';
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.added_at IS 'When the secret was added';
+COMMENT ON COLUMN dogdb.stripe_events.event_id IS 'The Stripe event id (evt_...): each event is taken once';
+COMMENT ON COLUMN dogdb.stripe_events.event_type IS 'The Stripe event type, such as invoice.paid';
+COMMENT ON COLUMN dogdb.stripe_events.object_id IS 'The id of the event''s object (customer, subscription, invoice, charge or refund)';
+COMMENT ON COLUMN dogdb.stripe_events.created IS 'When Stripe created the event';
+COMMENT ON COLUMN dogdb.stripe_events.received_at IS 'When the event was taken into the ledger';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.customer_id IS 'The Stripe customer id (cus_...)';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.account_id IS 'The DogDB account it is';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.source IS 'metadata (from the customer''s metadata.account_id) or manual';
+COMMENT ON COLUMN dogdb.stripe_customers.customer_id IS 'The Stripe customer id (cus_...)';
+COMMENT ON COLUMN dogdb.stripe_customers.email IS 'The customer''s email at Stripe';
+COMMENT ON COLUMN dogdb.stripe_customers.deleted IS 'Whether the customer was deleted at Stripe';
+COMMENT ON COLUMN dogdb.stripe_customers.created_at IS 'When the customer was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.subscription_id IS 'The Stripe subscription id (sub_...)';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.status IS 'Stripe status: active, past_due, canceled, trialing, incomplete, ...';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.currency IS 'Currency of the amounts (lower-case ISO 4217, as Stripe gives it)';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.price_id IS 'The first item''s Stripe price id';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.quantity IS 'The first item''s quantity';
+COMMENT ON COLUMN dogdb.stripe_subscriptions."interval" IS 'The first item''s billing interval: day, week, month or year';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.interval_count IS 'Intervals per billing period';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_percent_off IS 'Percentage discount, if any';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_amount_off_cents IS 'Fixed discount per period in cents, if any';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_end IS 'When the discount ends; NULL = forever';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.started_at IS 'When the subscription started';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.canceled_at IS 'When it was canceled, if it was';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.ended_at IS 'When it ended, if it has';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.subscription_id IS 'The Stripe subscription id (sub_...)';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.status IS 'Stripe status as of this event';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.currency IS 'Currency of mrr_cents';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.mrr_cents IS 'Monthly recurring revenue in cents as of this event (0 unless active or past_due)';
+COMMENT ON COLUMN dogdb.stripe_invoices.invoice_id IS 'The Stripe invoice id (in_...)';
+COMMENT ON COLUMN dogdb.stripe_invoices.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_invoices.subscription_id IS 'The subscription billed, if any';
+COMMENT ON COLUMN dogdb.stripe_invoices.status IS 'Stripe status: draft, open, paid, uncollectible or void';
+COMMENT ON COLUMN dogdb.stripe_invoices.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN dogdb.stripe_invoices.total_cents IS 'Invoice total in cents, tax included';
+COMMENT ON COLUMN dogdb.stripe_invoices.tax_cents IS 'Tax in cents';
+COMMENT ON COLUMN dogdb.stripe_invoices.amount_paid_cents IS 'Amount paid in cents';
+COMMENT ON COLUMN dogdb.stripe_invoices.created_at IS 'When the invoice was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_payments.charge_id IS 'The Stripe charge id (ch_...)';
+COMMENT ON COLUMN dogdb.stripe_payments.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_payments.invoice_id IS 'The invoice paid, if any';
+COMMENT ON COLUMN dogdb.stripe_payments.status IS 'succeeded (money received), pending or failed';
+COMMENT ON COLUMN dogdb.stripe_payments.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN dogdb.stripe_payments.amount_cents IS 'Amount charged in cents';
+COMMENT ON COLUMN dogdb.stripe_payments.amount_refunded_cents IS 'Amount refunded so far in cents';
+COMMENT ON COLUMN dogdb.stripe_payments.created_at IS 'When the charge was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_refunds.refund_id IS 'The Stripe refund id (re_...)';
+COMMENT ON COLUMN dogdb.stripe_refunds.charge_id IS 'The charge refunded';
+COMMENT ON COLUMN dogdb.stripe_refunds.status IS 'succeeded (money returned), pending, failed or canceled';
+COMMENT ON COLUMN dogdb.stripe_refunds.currency IS 'Currency of the amount';
+COMMENT ON COLUMN dogdb.stripe_refunds.amount_cents IS 'Amount refunded in cents';
+COMMENT ON COLUMN dogdb.stripe_refunds.created_at IS 'When the refund was created at Stripe';
+
+--
+-- Roles: one per job, created when missing (global objects, never dropped),
+-- each granted exactly what its job needs (SECURITY.md):
+--   dogdb_reader   every KPI and report function, and SELECT on the
+--                  user-facing tables and views of dogdb (not the Stripe
+--                  secrets, nor the raw Stripe ledger); writes nothing
+--   dogdb_billing  invoice preview and generation
+--   dogdb_ingest   the loading functions (sessions, web events, Stripe
+--                  events); reads nothing
+--   dogdb_admin    KPI refresh, legacy import, demo data, Stripe replay and
+--                  the manual Stripe customer mapping
+-- Nothing is granted on dogdb_internal.  Functions that call its helpers
+-- or write what their caller may not are SECURITY DEFINER (owner's rights,
+-- search_path pinned, every object qualified); those that read a table
+-- the caller names check that the caller may read it.
+--
+DO $do$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['dogdb_reader', 'dogdb_billing', 'dogdb_ingest', 'dogdb_admin'] LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$do$;
+
+-- run as the owner: they call helpers of dogdb_internal (the KPI, funnel
+-- and cohort reads), write the engine's change tracking (import, demo
+-- data), or rebuild facts their caller may not write (replay)
+ALTER FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[])
+	SECURITY DEFINER PARALLEL RESTRICTED;
+ALTER FUNCTION dogdb_funnel_trend(text[], timestamptz, timestamptz, interval, text, text, text)
+	SECURITY DEFINER PARALLEL RESTRICTED;
+ALTER FUNCTION dogdb_mrr_movements(date, date) SECURITY DEFINER;
+ALTER FUNCTION dogdb_cohort_retention(date, date, text) SECURITY DEFINER;
+ALTER FUNCTION dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint) SECURITY DEFINER;
+ALTER FUNCTION dogdb_generate_demo_data(integer, integer, date, bigint)
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION dogdb_stripe_replay() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- reads the legacy tables for its caller: import.c checks that the caller
+-- may read them and that their columns have built-in types
+ALTER FUNCTION dogdb_import_legacy(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[]),
+	dogdb_funnel_trend(text[], timestamptz, timestamptz, interval, text, text, text),
+	dogdb_import_legacy(text) FROM PUBLIC;
+
+-- dogdb_reader: every user-facing relation of dogdb but the Stripe secrets
+-- and ledger (and the KPI engine's own tables, until they leave dogdb), and
+-- every KPI and report function.  Keep this section last: it covers the
+-- dogdb_kpi_* functions and the views of every section above it.
+GRANT USAGE ON SCHEMA dogdb TO dogdb_reader;
+DO $do$
+DECLARE
+	o oid;
+BEGIN
+	FOR o IN SELECT c.oid FROM pg_catalog.pg_class c
+			  WHERE c.relnamespace = 'dogdb'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+				AND c.relname NOT IN ('stripe_webhook_secrets', 'stripe_events')
+				AND NOT (c.relkind = 'r' AND c.relname LIKE 'kpi\_%' AND c.relname <> 'kpi_refresh_log')
+	LOOP
+		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO dogdb_reader', o::regclass);
+	END LOOP;
+	FOR o IN SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_depend d
+				 ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+				AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'dogdb_analytics')
+			  WHERE p.pronamespace <> 'dogdb_internal'::regnamespace AND p.prokind = 'f'
+				AND (p.proname LIKE 'dogdb\_kpi\_%' AND p.proname <> 'dogdb_kpi_update_facts'
+					 OR p.proname IN ('dogdb_funnel_report', 'dogdb_funnel_trend', 'dogdb_page_views',
+									  'dogdb_page_time_summary', 'dogdb_account_churn', 'dogdb_check_data_quality'))
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO dogdb_reader', o::regprocedure);
+	END LOOP;
+END
+$do$;
+
+-- dogdb_billing: the preview runs as its caller (it reads the
+-- subscriptions and prices); generation as the owner.  It reads the
+-- invoices it issued, and changes nothing by hand.
+GRANT USAGE ON SCHEMA dogdb TO dogdb_billing;
+GRANT SELECT ON dogdb.pricing_plans, dogdb.plan_prices, dogdb.subscriptions, dogdb.invoices, dogdb.invoice_lines
+	TO dogdb_billing;
+GRANT EXECUTE ON FUNCTION dogdb_preview_invoice_lines(date), dogdb_generate_invoices(date) TO dogdb_billing;
+
+-- dogdb_ingest: EXECUTE on the loaders, all SECURITY DEFINER; no schema,
+-- no table
+GRANT EXECUTE ON FUNCTION dogdb_load_sessions(regclass), dogdb_load_web_events(regclass),
+	dogdb_ingest_stripe_event(text, text) TO dogdb_ingest;
+
+-- dogdb_admin: refresh, import (and the quarantine it fills: read it,
+-- delete a row to retry it), demo data, Stripe replay and the manual
+-- customer mapping it follows
+GRANT USAGE ON SCHEMA dogdb TO dogdb_admin;
+GRANT SELECT, DELETE ON dogdb.import_rejects TO dogdb_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dogdb.stripe_customer_accounts TO dogdb_admin;
+GRANT EXECUTE ON FUNCTION dogdb_refresh_kpis(boolean), dogdb_import_legacy(text),
+	dogdb_generate_demo_data(integer, integer, date, bigint),
+	dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint), dogdb_stripe_replay() TO dogdb_admin;

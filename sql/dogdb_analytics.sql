@@ -148,18 +148,18 @@ COMMENT ON COLUMN dogdb.import_rejects.source_key IS 'md5 of the whole source ro
 -- included.  A restore runs CREATE EXTENSION (which seeds again) before it
 -- loads the dumped rows, so a dumped row whose key is a seeded row that is
 -- still as seeded replaces it, and the deletion of a seeded row is kept in
--- dogdb.deleted_seed_rows, whose restore deletes the seeded row again:
+-- dogdb_internal.deleted_seed_rows, whose restore deletes the seeded row again:
 -- the restored tables hold exactly the rows that were dumped.
 --
-CREATE TABLE dogdb.deleted_seed_rows (
+CREATE TABLE dogdb_internal.deleted_seed_rows (
 	plan_id		smallint NOT NULL,
 	effective_from date NOT NULL DEFAULT '-infinity',
 	PRIMARY KEY (plan_id, effective_from)
 );
-COMMENT ON TABLE dogdb.deleted_seed_rows IS 'Seeded plans (effective_from -infinity) and seeded prices that were deleted, so that a restore deletes them again; kept by the extension''s triggers';
+COMMENT ON TABLE dogdb_internal.deleted_seed_rows IS 'Seeded plans (effective_from -infinity) and seeded prices that were deleted, so that a restore deletes them again; kept by the extension''s triggers';
 
 -- whether a row is a seeded row exactly as CREATE EXTENSION made it
-CREATE FUNCTION dogdb.is_pristine_seed(plan_id smallint, name text, price_cents bigint, effective_from date)
+CREATE FUNCTION dogdb_internal.is_pristine_seed(plan_id smallint, name text, price_cents bigint, effective_from date)
 	RETURNS boolean
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN CASE WHEN name IS NOT NULL
@@ -167,13 +167,13 @@ CREATE FUNCTION dogdb.is_pristine_seed(plan_id smallint, name text, price_cents 
 				ELSE (plan_id, price_cents, effective_from) IN
 					((1::smallint, 0::bigint, '2019-01-01'::date), (2, 5000, '2019-01-01'), (3, 50000, '2019-01-01'))
 		   END;
-COMMENT ON FUNCTION dogdb.is_pristine_seed(smallint, text, bigint, date) IS 'Internal: whether a plan (name given) or price (price and date given) is a seeded row as CREATE EXTENSION made it';
+COMMENT ON FUNCTION dogdb_internal.is_pristine_seed(smallint, text, bigint, date) IS 'Internal: whether a plan (name given) or price (price and date given) is a seeded row as CREATE EXTENSION made it';
 
 -- BEFORE INSERT on pricing_plans and plan_prices: a row whose key is a
 -- pristine seeded row replaces it; AFTER DELETE: a deleted seeded key is
 -- remembered.  SECURITY DEFINER: writers need no privilege on the
 -- extension's bookkeeping table.
-CREATE FUNCTION dogdb.keep_seed_rows() RETURNS trigger
+CREATE FUNCTION dogdb_internal.keep_seed_rows() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -182,22 +182,22 @@ BEGIN
 		-- (nested: OLD of pricing_plans has no effective_from)
 		IF TG_ARGV[0] = 'plans' THEN
 			IF OLD.plan_id IN (1, 2, 3) THEN
-				INSERT INTO dogdb.deleted_seed_rows VALUES (OLD.plan_id, '-infinity') ON CONFLICT DO NOTHING;
+				INSERT INTO dogdb_internal.deleted_seed_rows VALUES (OLD.plan_id, '-infinity') ON CONFLICT DO NOTHING;
 			END IF;
 		ELSIF OLD.plan_id IN (1, 2, 3) AND OLD.effective_from = '2019-01-01' THEN
-			INSERT INTO dogdb.deleted_seed_rows VALUES (OLD.plan_id, OLD.effective_from) ON CONFLICT DO NOTHING;
+			INSERT INTO dogdb_internal.deleted_seed_rows VALUES (OLD.plan_id, OLD.effective_from) ON CONFLICT DO NOTHING;
 		END IF;
 		RETURN OLD;
 	END IF;
 	IF TG_ARGV[0] = 'plans' THEN
-		DELETE FROM dogdb.deleted_seed_rows d WHERE d.plan_id = NEW.plan_id AND d.effective_from = '-infinity';
+		DELETE FROM dogdb_internal.deleted_seed_rows d WHERE d.plan_id = NEW.plan_id AND d.effective_from = '-infinity';
 		UPDATE dogdb.pricing_plans p SET name = NEW.name
-		 WHERE p.plan_id = NEW.plan_id AND dogdb.is_pristine_seed(p.plan_id, p.name, NULL, NULL);
+		 WHERE p.plan_id = NEW.plan_id AND dogdb_internal.is_pristine_seed(p.plan_id, p.name, NULL, NULL);
 	ELSE
-		DELETE FROM dogdb.deleted_seed_rows d WHERE d.plan_id = NEW.plan_id AND d.effective_from = NEW.effective_from;
+		DELETE FROM dogdb_internal.deleted_seed_rows d WHERE d.plan_id = NEW.plan_id AND d.effective_from = NEW.effective_from;
 		UPDATE dogdb.plan_prices p SET monthly_price_cents = NEW.monthly_price_cents
 		 WHERE p.plan_id = NEW.plan_id AND p.effective_from = NEW.effective_from
-		   AND dogdb.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
+		   AND dogdb_internal.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
 	END IF;
 	IF FOUND THEN
 		RETURN NULL;			-- the seeded row now holds the inserted values
@@ -205,50 +205,50 @@ BEGIN
 	RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.keep_seed_rows() IS 'Trigger: keeps seeded plans and prices exact across pg_dump and restore (see dogdb.deleted_seed_rows)';
-REVOKE ALL ON FUNCTION dogdb.keep_seed_rows() FROM PUBLIC;
+COMMENT ON FUNCTION dogdb_internal.keep_seed_rows() IS 'Trigger: keeps seeded plans and prices exact across pg_dump and restore (see dogdb_internal.deleted_seed_rows)';
+REVOKE ALL ON FUNCTION dogdb_internal.keep_seed_rows() FROM PUBLIC;
 
 -- a restored deletion deletes the seeded row (and a plan's seeded price) again
-CREATE FUNCTION dogdb.restore_seed_deletion() RETURNS trigger
+CREATE FUNCTION dogdb_internal.restore_seed_deletion() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
 	IF NEW.effective_from = '-infinity' THEN
 		DELETE FROM dogdb.plan_prices p
-		 WHERE p.plan_id = NEW.plan_id AND dogdb.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
+		 WHERE p.plan_id = NEW.plan_id AND dogdb_internal.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
 		DELETE FROM dogdb.pricing_plans p
-		 WHERE p.plan_id = NEW.plan_id AND dogdb.is_pristine_seed(p.plan_id, p.name, NULL, NULL);
+		 WHERE p.plan_id = NEW.plan_id AND dogdb_internal.is_pristine_seed(p.plan_id, p.name, NULL, NULL);
 	ELSE
 		DELETE FROM dogdb.plan_prices p
 		 WHERE p.plan_id = NEW.plan_id AND p.effective_from = NEW.effective_from
-		   AND dogdb.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
+		   AND dogdb_internal.is_pristine_seed(p.plan_id, NULL, p.monthly_price_cents, p.effective_from);
 	END IF;
 	-- those deletions remember themselves
-	IF EXISTS (SELECT FROM dogdb.deleted_seed_rows d
+	IF EXISTS (SELECT FROM dogdb_internal.deleted_seed_rows d
 				WHERE d.plan_id = NEW.plan_id AND d.effective_from = NEW.effective_from) THEN
 		RETURN NULL;
 	END IF;
 	RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.restore_seed_deletion() IS 'Trigger: a restored row of dogdb.deleted_seed_rows deletes the seeded row again';
-REVOKE ALL ON FUNCTION dogdb.restore_seed_deletion() FROM PUBLIC;
+COMMENT ON FUNCTION dogdb_internal.restore_seed_deletion() IS 'Trigger: a restored row of dogdb_internal.deleted_seed_rows deletes the seeded row again';
+REVOKE ALL ON FUNCTION dogdb_internal.restore_seed_deletion() FROM PUBLIC;
 
 CREATE TRIGGER keep_seed_rows BEFORE INSERT ON dogdb.pricing_plans
-	FOR EACH ROW EXECUTE FUNCTION dogdb.keep_seed_rows('plans');
+	FOR EACH ROW EXECUTE FUNCTION dogdb_internal.keep_seed_rows('plans');
 CREATE TRIGGER keep_seed_deletions AFTER DELETE ON dogdb.pricing_plans
-	FOR EACH ROW EXECUTE FUNCTION dogdb.keep_seed_rows('plans');
+	FOR EACH ROW EXECUTE FUNCTION dogdb_internal.keep_seed_rows('plans');
 CREATE TRIGGER keep_seed_rows BEFORE INSERT ON dogdb.plan_prices
-	FOR EACH ROW EXECUTE FUNCTION dogdb.keep_seed_rows('prices');
+	FOR EACH ROW EXECUTE FUNCTION dogdb_internal.keep_seed_rows('prices');
 CREATE TRIGGER keep_seed_deletions AFTER DELETE ON dogdb.plan_prices
-	FOR EACH ROW EXECUTE FUNCTION dogdb.keep_seed_rows('prices');
-CREATE TRIGGER restore_seed_deletion BEFORE INSERT ON dogdb.deleted_seed_rows
-	FOR EACH ROW EXECUTE FUNCTION dogdb.restore_seed_deletion();
+	FOR EACH ROW EXECUTE FUNCTION dogdb_internal.keep_seed_rows('prices');
+CREATE TRIGGER restore_seed_deletion BEFORE INSERT ON dogdb_internal.deleted_seed_rows
+	FOR EACH ROW EXECUTE FUNCTION dogdb_internal.restore_seed_deletion();
 
 SELECT pg_catalog.pg_extension_config_dump('dogdb.pricing_plans', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.plan_prices', '');
-SELECT pg_catalog.pg_extension_config_dump('dogdb.deleted_seed_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('dogdb_internal.deleted_seed_rows', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.accounts', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.subscriptions_subscription_id_seq', '');
@@ -262,6 +262,48 @@ SELECT pg_catalog.pg_extension_config_dump('dogdb.sessions_session_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.import_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.import_rejects_reject_id_seq', '');
 
+-- [hbi] comments: what every column holds (BI tools show them as REMARKS).
+-- Times are timestamptz; a month is a UTC calendar month, given as its
+-- first day; money is integer cents.
+COMMENT ON COLUMN dogdb.pricing_plans.plan_id IS 'The plan (tier) id';
+COMMENT ON COLUMN dogdb.pricing_plans.name IS 'The plan''s name, lower case: the tier name KPIs report (free, medium, enterprise)';
+COMMENT ON COLUMN dogdb.plan_prices.plan_id IS 'The plan this price is for';
+COMMENT ON COLUMN dogdb.plan_prices.monthly_price_cents IS 'Price of a whole month on the plan, in cents (USD)';
+COMMENT ON COLUMN dogdb.plan_prices.effective_from IS 'First day the price holds; it holds until the plan''s next price';
+COMMENT ON COLUMN dogdb.accounts.account_id IS 'The customer account';
+COMMENT ON COLUMN dogdb.accounts.email IS 'Contact email (unique, case-insensitively, when clean; see dogdb_check_data_quality())';
+COMMENT ON COLUMN dogdb.accounts.company_size IS 'small or large; the company_size segment of the KPIs';
+COMMENT ON COLUMN dogdb.accounts.created_at IS 'When the account was created; its UTC month is the account''s first KPI month';
+COMMENT ON COLUMN dogdb.accounts.updated_at IS 'When the account was last changed at the source, if known';
+COMMENT ON COLUMN dogdb.subscriptions.subscription_id IS 'The subscription period';
+COMMENT ON COLUMN dogdb.subscriptions.account_id IS 'The subscribing account';
+COMMENT ON COLUMN dogdb.subscriptions.plan_id IS 'The plan (tier) subscribed to';
+COMMENT ON COLUMN dogdb.subscriptions.valid_from IS 'Start of the period (included)';
+COMMENT ON COLUMN dogdb.subscriptions.valid_to IS 'End of the period (excluded); NULL = still running';
+COMMENT ON COLUMN dogdb.service_reps.rep_id IS 'The support representative';
+COMMENT ON COLUMN dogdb.service_reps.name IS 'The representative''s name as the legacy system knew it (unique)';
+COMMENT ON COLUMN dogdb.interactions.interaction_id IS 'The support interaction';
+COMMENT ON COLUMN dogdb.interactions.account_id IS 'The customer account the interaction is with';
+COMMENT ON COLUMN dogdb.interactions.rep_id IS 'The representative who handled it; NULL if unknown';
+COMMENT ON COLUMN dogdb.interactions.channel IS 'Contact channel, such as email, phone or chat';
+COMMENT ON COLUMN dogdb.interactions.category IS 'Topic of the interaction, if classified';
+COMMENT ON COLUMN dogdb.interactions.status IS 'open, pending, resolved or closed';
+COMMENT ON COLUMN dogdb.interactions.created_at IS 'When the interaction was opened';
+COMMENT ON COLUMN dogdb.interactions.completed_at IS 'When it was completed; NULL while open';
+COMMENT ON COLUMN dogdb.licenses.license_id IS 'The license id, from the license blob';
+COMMENT ON COLUMN dogdb.licenses.account_id IS 'The account holding the license';
+COMMENT ON COLUMN dogdb.licenses.role IS 'The role the license grants, from the license blob';
+COMMENT ON COLUMN dogdb.licenses.status IS 'active, inactive, suspended, expired or revoked (from the license blob)';
+COMMENT ON COLUMN dogdb.licenses.created_at IS 'When the license was created';
+COMMENT ON COLUMN dogdb.licenses.updated_at IS 'When the license was last changed, if known';
+COMMENT ON COLUMN dogdb.sessions.session_id IS 'The usage session';
+COMMENT ON COLUMN dogdb.sessions.account_id IS 'The account that used the product';
+COMMENT ON COLUMN dogdb.sessions.created_at IS 'When the session started; an account is active in the UTC month of any of its sessions';
+COMMENT ON COLUMN dogdb.import_rejects.reject_id IS 'The quarantined row';
+COMMENT ON COLUMN dogdb.import_rejects.source_table IS 'The legacy table (or loader) the row came from';
+COMMENT ON COLUMN dogdb.import_rejects.source_row IS 'The whole source row, as JSON';
+COMMENT ON COLUMN dogdb.import_rejects.reason IS 'Why the row was not imported';
+COMMENT ON COLUMN dogdb.import_rejects.rejected_at IS 'When the row was quarantined';
 --
 -- License parsing (C)
 --
@@ -408,6 +450,23 @@ SELECT pg_catalog.pg_extension_config_dump('dogdb.invoices_invoice_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.invoice_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.invoice_number_counters', '');
 
+-- [hbi] comments: the invoice columns (money in cents, months as their first day)
+COMMENT ON COLUMN dogdb.invoices.invoice_id IS 'The invoice';
+COMMENT ON COLUMN dogdb.invoices.account_id IS 'The billed account';
+COMMENT ON COLUMN dogdb.invoices.period_start IS 'The billing month: first day of the UTC month billed';
+COMMENT ON COLUMN dogdb.invoices.total_cents IS 'Invoice total in cents (sum of its lines'' amount_cents)';
+COMMENT ON COLUMN dogdb.invoices.currency IS 'ISO 4217 currency code of the amounts (USD)';
+COMMENT ON COLUMN dogdb.invoices.issued_at IS 'When the invoice was issued';
+COMMENT ON COLUMN dogdb.invoice_lines.invoice_id IS 'The invoice the line belongs to';
+COMMENT ON COLUMN dogdb.invoice_lines.line_no IS 'Line number within the invoice, from 1';
+COMMENT ON COLUMN dogdb.invoice_lines.plan_id IS 'The plan billed on this line';
+COMMENT ON COLUMN dogdb.invoice_lines.line_start IS 'First day billed (included)';
+COMMENT ON COLUMN dogdb.invoice_lines.line_end IS 'Last day billed (included)';
+COMMENT ON COLUMN dogdb.invoice_lines.days IS 'Days billed: line_end - line_start + 1';
+COMMENT ON COLUMN dogdb.invoice_lines.unit_price_cents IS 'The plan''s monthly price in cents on these days';
+COMMENT ON COLUMN dogdb.invoice_lines.amount_cents IS 'Amount in cents: round(unit_price_cents * days / days in the month)';
+COMMENT ON COLUMN dogdb.invoice_number_counters.year IS 'The year of the billing periods numbered';
+COMMENT ON COLUMN dogdb.invoice_number_counters.last_number IS 'The last invoice number issued for that year';
 --
 -- Proration and invoice generation (C)
 --
@@ -771,67 +830,83 @@ COMMENT ON FUNCTION dogdb_kpi_last_refresh() IS 'When each KPI view was last ref
 
 -- The one month validator (common.c) for SQL callers; IMMUTABLE, not
 -- STRICT: a NULL month is an error, not a NULL result
-CREATE FUNCTION dogdb.check_month(month date, argname text) RETURNS void
+CREATE FUNCTION dogdb_internal.check_month(month date, argname text) RETURNS void
 	AS 'MODULE_PATHNAME', 'dogdb_check_month'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION dogdb.check_month(date, text) IS 'Internal: raises 22023 (naming argname) unless month is the first day of a month from 0001-01-01 to 9999-12-01, the message every month argument gives';
+COMMENT ON FUNCTION dogdb_internal.check_month(date, text) IS 'Internal: raises 22023 (naming argname) unless month is the first day of a month from 0001-01-01 to 9999-12-01, the message every month argument gives';
 
--- the arguments of the KPI functions: 22023 with a hint unless valid
-CREATE FUNCTION dogdb.kpi_check_arguments(from_month date, to_month date, group_by text) RETURNS void
+-- the arguments of the KPI functions: 22023 naming the allowed values
+-- unless valid.  Returns group_by in lower case: it is case-insensitive
+-- ('Tier' is 'tier').
+CREATE FUNCTION dogdb_internal.kpi_check_arguments(from_month date, to_month date, group_by text,
+	allowed text[] DEFAULT ARRAY['company_size', 'tier', 'all']) RETURNS text
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	g text := lower(btrim(group_by));
+	n integer := cardinality(allowed);
 BEGIN
-	IF group_by IS NULL OR group_by NOT IN ('company_size', 'tier', 'all') THEN
-		RAISE EXCEPTION 'unknown KPI grouping: %', coalesce(quote_literal(group_by), 'NULL')
+	IF g IS NULL OR NOT g = ANY (allowed) THEN
+		RAISE EXCEPTION 'unknown KPI grouping %: group_by must be %', coalesce(quote_literal(group_by), 'NULL'),
+			(SELECT string_agg(quote_literal(a), ', ' ORDER BY o) FROM unnest(allowed[1:n - 1]) WITH ORDINALITY u(a, o))
+			|| ' or ' || quote_literal(allowed[n])
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'group_by must be one of ''company_size'', ''tier'' or ''all''.';
+				  HINT = 'group_by is case-insensitive; ''all'' gives one segment named ''all''.';
 	END IF;
-	PERFORM dogdb.check_month(from_month, 'from_month');
-	PERFORM dogdb.check_month(to_month, 'to_month');
+	PERFORM dogdb_internal.check_month(from_month, 'from_month');
+	PERFORM dogdb_internal.check_month(to_month, 'to_month');
 	IF from_month > to_month THEN
 		RAISE EXCEPTION 'KPI month range is reversed: from % to %', from_month, to_month
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'from_month must be on or before to_month; both are included.';
 	END IF;
+	RETURN g;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.kpi_check_arguments(date, date, text) IS 'Internal to the dogdb_kpi_* functions: validates their arguments';
+COMMENT ON FUNCTION dogdb_internal.kpi_check_arguments(date, date, text, text[]) IS 'Internal to the dogdb_kpi_* functions: validates their arguments (group_by one of allowed, case-insensitive) and returns group_by in lower case';
 
 -- the segment of a KPI row under a grouping
-CREATE FUNCTION dogdb.kpi_segment(group_by text, company_size text, tier text) RETURNS text
+CREATE FUNCTION dogdb_internal.kpi_segment(group_by text, company_size text, tier text) RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN CASE group_by WHEN 'company_size' THEN company_size WHEN 'tier' THEN tier ELSE 'all' END;
-COMMENT ON FUNCTION dogdb.kpi_segment(text, text, text) IS 'Internal to the dogdb_kpi_* functions: the segment label of a row';
+COMMENT ON FUNCTION dogdb_internal.kpi_segment(text, text, text) IS 'Internal to the dogdb_kpi_* functions: the segment label of a row';
 
 -- The KPI functions: STABLE, they read the materialized views and the
--- plan names (a tier is the name of the plan now, 'none' without one)
+-- plan names (a tier is the name of the plan now, 'none' without one).
+-- SECURITY DEFINER, so that EXECUTE (granted to dogdb_reader) is all a
+-- caller needs: they read only the published views and call the internal
+-- helpers of dogdb_internal, which is granted to no one.  They take no
+-- object names, pin search_path and qualify every object.  PARALLEL
+-- RESTRICTED: a parallel worker may not set search_path.
 CREATE FUNCTION dogdb_kpi_retention(from_month date, to_month date, group_by text DEFAULT 'company_size')
 	RETURNS TABLE (month date, segment text, active_accounts bigint, churned_accounts bigint)
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
 BEGIN
-	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.active_accounts)::bigint, sum(k.churned_accounts)::bigint
 	  FROM dogdb.kpi_retention k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
 	 WHERE k.month BETWEEN from_month AND to_month
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb_kpi_retention(date, date, text) IS 'Per month and segment: accounts with at least one session, and accounts whose churn month it is';
+COMMENT ON FUNCTION dogdb_kpi_retention(date, date, text) IS 'Per UTC month and segment (group_by ''company_size'', ''tier'' or ''all'', case-insensitive): active accounts (at least one session in the month) and churned accounts (whose churn month it is: the first month from their first month on without a session)';
 
 CREATE FUNCTION dogdb_kpi_usage(from_month date, to_month date, group_by text DEFAULT 'company_size')
 	RETURNS TABLE (month date, segment text, active_accounts bigint, sessions bigint, avg_sessions numeric)
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
 BEGIN
-	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.active_accounts)::bigint, sum(k.sessions)::bigint,
 		   round(sum(k.sessions) / nullif(sum(k.active_accounts), 0), 2)
 	  FROM dogdb.kpi_usage k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
@@ -839,25 +914,107 @@ BEGIN
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb_kpi_usage(date, date, text) IS 'Per month and segment: active accounts, sessions, and sessions per active account';
+COMMENT ON FUNCTION dogdb_kpi_usage(date, date, text) IS 'Per UTC month and segment: active accounts, sessions, and sessions per active account (2 decimals)';
 
 CREATE FUNCTION dogdb_kpi_revenue(from_month date, to_month date, group_by text DEFAULT 'company_size')
 	RETURNS TABLE (month date, segment text, revenue_cents bigint)
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	g text := dogdb_internal.kpi_check_arguments(from_month, to_month, group_by);
 BEGIN
-	PERFORM dogdb.kpi_check_arguments(from_month, to_month, group_by);
 	RETURN QUERY
-	SELECT k.month, dogdb.kpi_segment(group_by, k.company_size, coalesce(p.name, 'none')),
+	SELECT k.month, dogdb_internal.kpi_segment(g, k.company_size, coalesce(p.name, 'none')),
 		   sum(k.revenue_cents)::bigint
 	  FROM dogdb.kpi_revenue k LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
 	 WHERE k.month BETWEEN from_month AND to_month
 	 GROUP BY 1, 2 ORDER BY 1, 2;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb_kpi_revenue(date, date, text) IS 'Per month and segment: the billable amount by the invoice rules (equals the month''s invoice totals once they are issued)';
+COMMENT ON FUNCTION dogdb_kpi_revenue(date, date, text) IS 'Per UTC month and segment: the billable amount in cents (USD) by the invoice rules (equals the month''s invoice totals once they are issued)';
+REVOKE ALL ON FUNCTION dogdb_kpi_retention(date, date, text), dogdb_kpi_usage(date, date, text),
+	dogdb_kpi_revenue(date, date, text) FROM PUBLIC;
 
+--
+-- Browsable KPI views: plain views (relkind 'v') that query builders and
+-- JDBC getTables({TABLE, VIEW}) list, over the published materialized
+-- views; dogdb_reader may read them.
+--
+
+-- How far the KPIs are complete.  A month is complete when it ended before
+-- the last refresh and is not after the newest month with sessions (months
+-- after the newest data would otherwise show every account as churned).
+CREATE VIEW dogdb.kpi_data_through AS
+	SELECT ((least(date_trunc('month', r.refreshed_at AT TIME ZONE 'UTC'),
+				   d.newest_month + interval '1 month')) AT TIME ZONE 'UTC') AS data_through,
+		   d.newest_month, r.refreshed_at
+	  FROM (SELECT max(u.month) AS newest_month FROM dogdb.kpi_usage u WHERE u.sessions > 0) d,
+		   (SELECT min(l.refreshed_at) AS refreshed_at FROM dogdb.kpi_refresh_log l
+			 WHERE l.kpi IN ('retention', 'usage', 'revenue')) r;
+
+-- One row per UTC month, company size and tier: retention, usage and revenue
+CREATE VIEW dogdb.kpi_monthly AS
+	SELECT k.month, to_char(k.month, 'YYYY-MM') AS month_label, k.company_size,
+		   coalesce(p.name, 'none') AS tier,
+		   max(k.active_accounts)::bigint AS active_accounts,
+		   sum(k.churned_accounts)::bigint AS churned_accounts,
+		   sum(k.sessions)::bigint AS sessions,
+		   round(sum(k.sessions)::numeric / nullif(max(k.active_accounts), 0), 2)::numeric(10,2) AS avg_sessions,
+		   sum(k.revenue_cents)::bigint AS revenue_cents,
+		   (sum(k.revenue_cents) / 100.0)::numeric(20,2) AS revenue,
+		   'USD'::text AS currency,
+		   coalesce(k.month + interval '1 month' <= (d.data_through AT TIME ZONE 'UTC'), false) AS is_complete
+	  FROM (SELECT r.month, r.company_size, r.plan_id, r.active_accounts, r.churned_accounts,
+				   0::bigint AS sessions, 0::bigint AS revenue_cents
+			  FROM dogdb.kpi_retention r
+			UNION ALL
+			SELECT u.month, u.company_size, u.plan_id, u.active_accounts, 0, u.sessions, 0 FROM dogdb.kpi_usage u
+			UNION ALL
+			SELECT v.month, v.company_size, v.plan_id, 0, 0, 0, v.revenue_cents FROM dogdb.kpi_revenue v) k
+	  LEFT JOIN dogdb.pricing_plans p ON p.plan_id = k.plan_id
+	 CROSS JOIN dogdb.kpi_data_through d
+	 GROUP BY k.month, k.company_size, k.plan_id, p.name, d.data_through;
+
+-- [hbi] comments: the KPI views.  Active: an account with at least one
+-- session in the UTC month.  Churned: an account whose churn month it is,
+-- the first month from its first month (the UTC month of created_at) on
+-- in which it has no session.
+COMMENT ON COLUMN dogdb.kpi_retention.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_retention.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_retention.plan_id IS 'The tier: the plan (dogdb.pricing_plans) the accounts were on in the month, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_retention.active_accounts IS 'Accounts with at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_retention.churned_accounts IS 'Accounts whose churn month it is (the first month from their first month on without a session)';
+COMMENT ON COLUMN dogdb.kpi_usage.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_usage.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_usage.plan_id IS 'The tier: the plan (dogdb.pricing_plans) the accounts were on in the month, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_usage.active_accounts IS 'Accounts with at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_usage.sessions IS 'Sessions in the month';
+COMMENT ON COLUMN dogdb.kpi_revenue.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_revenue.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_revenue.plan_id IS 'The tier: the plan (dogdb.pricing_plans) billed, NULL for none';
+COMMENT ON COLUMN dogdb.kpi_revenue.revenue_cents IS 'Billable amount in cents (USD) by the invoice rules: the month''s invoice totals once issued';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.kpi IS 'The KPI view: retention, usage or revenue';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.refreshed_at IS 'When dogdb_refresh_kpis() last brought it up to date';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.full_rebuild IS 'Whether that refresh rebuilt everything rather than the months that changed';
+COMMENT ON COLUMN dogdb.kpi_refresh_log.duration_ms IS 'How long that refresh took, in milliseconds';
+COMMENT ON VIEW dogdb.kpi_data_through IS 'How far the KPIs are complete (one row): a UTC month is complete when it ended before the last refresh and is not after the newest month with sessions';
+COMMENT ON COLUMN dogdb.kpi_data_through.data_through IS 'The KPIs are complete up to this time (excluded): the start of the first incomplete UTC month';
+COMMENT ON COLUMN dogdb.kpi_data_through.newest_month IS 'The newest UTC month with sessions, as of the last refresh';
+COMMENT ON COLUMN dogdb.kpi_data_through.refreshed_at IS 'When the KPI views were last refreshed (the oldest of the three); NULL if never';
+COMMENT ON VIEW dogdb.kpi_monthly IS 'Retention, usage and revenue per UTC month, company size and tier, one row each, for query builders (the dogdb_kpi_* functions give the same figures by segment); filter on is_complete for charts';
+COMMENT ON COLUMN dogdb.kpi_monthly.month IS 'The UTC month (its first day)';
+COMMENT ON COLUMN dogdb.kpi_monthly.month_label IS 'The month as YYYY-MM';
+COMMENT ON COLUMN dogdb.kpi_monthly.company_size IS 'The accounts'' company size: small, large or none';
+COMMENT ON COLUMN dogdb.kpi_monthly.tier IS 'The plan name the accounts were on in the month (its name now), or none';
+COMMENT ON COLUMN dogdb.kpi_monthly.active_accounts IS 'Active accounts: at least one session in the month';
+COMMENT ON COLUMN dogdb.kpi_monthly.churned_accounts IS 'Churned accounts: whose churn month it is, the first month from their first month (of created_at) on without a session';
+COMMENT ON COLUMN dogdb.kpi_monthly.sessions IS 'Sessions in the month';
+COMMENT ON COLUMN dogdb.kpi_monthly.avg_sessions IS 'Sessions per active account, 2 decimals; NULL without active accounts';
+COMMENT ON COLUMN dogdb.kpi_monthly.revenue_cents IS 'Billable amount in cents by the invoice rules';
+COMMENT ON COLUMN dogdb.kpi_monthly.revenue IS 'Billable amount in currency units (revenue_cents / 100)';
+COMMENT ON COLUMN dogdb.kpi_monthly.currency IS 'ISO 4217 currency of revenue and revenue_cents (USD)';
+COMMENT ON COLUMN dogdb.kpi_monthly.is_complete IS 'false for months not complete: not ended at the last refresh (the current month), or after the newest month with sessions (every account would show as churned)';
 --
 -- Demo data (C)
 --
@@ -904,8 +1061,16 @@ CREATE INDEX web_events_visitor_time ON dogdb.web_events (anonymous_id, occurred
 CREATE INDEX web_events_time ON dogdb.web_events (occurred_at);
 SELECT pg_catalog.pg_extension_config_dump('dogdb.web_events', '');
 
--- VOLATILE: writes web_events and import_rejects
-CREATE FUNCTION dogdb_load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+-- [hbi] comments: the web event columns not described above
+COMMENT ON COLUMN dogdb.web_events.event_id IS 'The tracker''s event id (unique per visitor)';
+COMMENT ON COLUMN dogdb.web_events.occurred_at IS 'When the event happened, by the tracker''s clock';
+COMMENT ON COLUMN dogdb.web_events.page_path IS 'The page''s path (starting with /) for page_view and page_ping';
+COMMENT ON COLUMN dogdb.web_events.referrer IS 'The referring URL, if any';
+COMMENT ON COLUMN dogdb.web_events.campaign IS 'The marketing campaign, if any';
+COMMENT ON COLUMN dogdb.web_events.properties IS 'Further event properties (a JSON object; funnels break down by properties.<key>)';
+-- VOLATILE: writes web_events and import_rejects.  The loader itself,
+-- behind dogdb_load_web_events() (which checks the caller) and the demo.
+CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
 	RETURNS record
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
@@ -985,8 +1150,78 @@ BEGIN
 	INTO loaded, duplicates, rejected;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb_load_web_events(regclass) IS 'Load web events from a staging table: each (visitor, event id) stored once (later copies count as duplicates), malformed rows to dogdb.import_rejects with the reason; returns the counts';
+COMMENT ON FUNCTION dogdb_internal.load_web_events(regclass) IS 'Internal to dogdb_load_web_events() and the demo: the loader, without the check of the caller';
+REVOKE ALL ON FUNCTION dogdb_internal.load_web_events(regclass) FROM PUBLIC;
+
+-- A staging table a SECURITY DEFINER loader may read for its caller: an
+-- ordinary table (a view or foreign table would run code of its owner's,
+-- as the extension's owner), whose columns are all of built-in types (a
+-- cast of a user's type could run the user's code, as the extension's
+-- owner), that the caller may read.  The caller is the role in effect
+-- outside the function: the SET ROLE, else the session user.
+CREATE FUNCTION dogdb_internal.check_source(source regclass) RETURNS void
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	caller name := coalesce(nullif(current_setting('role'), 'none'), session_user);
+BEGIN
+	IF source IS NULL OR (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'source must be an ordinary table, not %', coalesce(source::text, 'NULL')
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'COPY the rows into a staging table (a temporary table will do) and pass it.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+				WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+				  AND t.typnamespace <> 'pg_catalog'::regnamespace) THEN
+		RAISE EXCEPTION 'the columns of % must have built-in types', source
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'Use the types of the target table''s columns (text, bigint, timestamptz, jsonb).';
+	END IF;
+	IF NOT has_table_privilege(caller, source, 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for table %', source
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The loader reads the staging table for role %s, which may not read it.', caller),
+				  HINT = 'Load from a table the role may read, such as a temporary table it created.';
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.check_source(regclass) IS 'Internal to the SECURITY DEFINER loaders: refuses a staging table that is not an ordinary table of built-in column types readable by the calling role';
+
+-- The loader dogdb_ingest runs.  SECURITY DEFINER, so that EXECUTE is all
+-- a role needs (no read of dogdb.web_events, no lock privilege); it reads
+-- the staging table as its owner, so it checks first that the caller may.
+CREATE FUNCTION dogdb_load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF source IS NOT NULL AND source <> 'dogdb.web_events'::regclass AND source <> 'dogdb.import_rejects'::regclass THEN
+		PERFORM dogdb_internal.check_source(source);
+	END IF;
+	SELECT l.loaded, l.duplicates, l.rejected INTO loaded, duplicates, rejected
+	  FROM dogdb_internal.load_web_events(source) l;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_load_web_events(regclass) IS 'Load web events from a staging table (an ordinary table the caller may read): each (visitor, event id) stored once (later copies count as duplicates), malformed rows to dogdb.import_rejects with the reason; returns the counts. Runs as the extension''s owner: a role needs only EXECUTE (granted to dogdb_ingest)';
 REVOKE ALL ON FUNCTION dogdb_load_web_events(regclass) FROM PUBLIC;
+
+-- The session loader dogdb_ingest runs, the same way: SECURITY DEFINER,
+-- the staging table checked for the caller.  VOLATILE: writes sessions.
+CREATE FUNCTION dogdb_load_sessions(source regclass, OUT loaded bigint)
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	PERFORM dogdb_internal.check_source(source);
+	EXECUTE format('INSERT INTO dogdb.sessions (account_id, created_at) SELECT s.account_id, s.created_at FROM %s s', source);
+	GET DIAGNOSTICS loaded = ROW_COUNT;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_load_sessions(regclass) IS 'Load usage sessions from a staging table (an ordinary table the caller may read, with columns account_id bigint and created_at timestamptz); returns the number loaded. Runs as the extension''s owner: a role needs only EXECUTE (granted to dogdb_ingest)';
+REVOKE ALL ON FUNCTION dogdb_load_sessions(regclass) FROM PUBLIC;
 
 -- the window funnel aggregates (C): not STRICT, NULL times are skipped and NULL conditions are false
 CREATE FUNCTION dogdb_window_funnel_transfn(internal, interval, timestamptz, VARIADIC boolean[]) RETURNS internal
@@ -1077,27 +1312,27 @@ CREATE AGGREGATE dogdb_funnel_visit("window" interval, mode text, steps text[], 
 );
 COMMENT ON AGGREGATE dogdb_funnel_visit(interval, text, text[], text[], timestamptz, timestamptz, timestamptz, text, text, text, bigint) IS 'One visitor''s funnel over their web events: step k is an event name or the path of a page view; entry in [from_ts, to_ts) (README "Funnels")';
 
-CREATE FUNCTION dogdb.funnel_check_arguments(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
+CREATE FUNCTION dogdb_internal.funnel_check_arguments(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 											 mode text, exclusions text[], breakdown text) RETURNS void
 	AS 'MODULE_PATHNAME', 'dogdb_funnel_check_arguments'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION dogdb.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'Check the arguments of dogdb_funnel_report (22023 with the allowed values)';
-CREATE FUNCTION dogdb.funnel_check_arguments(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
+COMMENT ON FUNCTION dogdb_internal.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'Check the arguments of dogdb_funnel_report (22023 with the allowed values)';
+CREATE FUNCTION dogdb_internal.funnel_check_arguments(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 											 mode text, exclusions text[], breakdown text, period text) RETURNS void
 	AS 'MODULE_PATHNAME', 'dogdb_funnel_check_arguments'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION dogdb.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text, text) IS 'Check the arguments of dogdb_funnel_trend (22023 with the allowed values)';
+COMMENT ON FUNCTION dogdb_internal.funnel_check_arguments(text[], timestamptz, timestamptz, interval, text, text[], text, text) IS 'Check the arguments of dogdb_funnel_trend (22023 with the allowed values)';
 
 -- the visitors who entered the funnel, with their segment and whether their window is still open
 -- (STABLE: reads the tables)
-CREATE FUNCTION dogdb.funnel_visitors(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
+CREATE FUNCTION dogdb_internal.funnel_visitors(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 									  mode text, exclusions text[], breakdown text)
 	RETURNS TABLE (segment text, level integer, times timestamptz[], excluded boolean, still_open boolean)
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-	PERFORM dogdb.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
+	PERFORM dogdb_internal.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
 	-- PL/pgSQL, not SQL: RETURN QUERY plans with the values and may run in parallel
 	RETURN QUERY
 	WITH v AS (
@@ -1123,7 +1358,7 @@ BEGIN
 	 WHERE (v.r).level >= 1;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'The visitors who did step 1 in [from_ts, to_ts): segment, level, chain times, excluded, window still open at the newest event';
+COMMENT ON FUNCTION dogdb_internal.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'The visitors who did step 1 in [from_ts, to_ts): segment, level, chain times, excluded, window still open at the newest event';
 
 -- STABLE: reads the tables
 CREATE FUNCTION dogdb_funnel_report(steps text[], from_ts timestamptz, to_ts timestamptz,
@@ -1137,10 +1372,10 @@ CREATE FUNCTION dogdb_funnel_report(steps text[], from_ts timestamptz, to_ts tim
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-	PERFORM dogdb.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
+	PERFORM dogdb_internal.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
 	RETURN QUERY
 	WITH fv AS (
-		SELECT * FROM dogdb.funnel_visitors(steps, from_ts, to_ts, "window", mode, exclusions, breakdown)),
+		SELECT * FROM dogdb_internal.funnel_visitors(steps, from_ts, to_ts, "window", mode, exclusions, breakdown)),
 	counted AS (
 		SELECT f.segment AS seg, gs.n AS k,
 			   count(*) FILTER (WHERE f.level >= gs.n) AS reached,
@@ -1193,14 +1428,14 @@ CREATE FUNCTION dogdb_funnel_trend(steps text[], from_ts timestamptz, to_ts time
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-	PERFORM dogdb.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, NULL, breakdown, period);
+	PERFORM dogdb_internal.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, NULL, breakdown, period);
 	RETURN QUERY
 	SELECT date_trunc(period, f.times[1] AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', f.segment, count(*),
 		   count(*) FILTER (WHERE f.level = cardinality(steps)),
 		   round(count(*) FILTER (WHERE f.level = cardinality(steps))::numeric
 				 / nullif(count(*) FILTER (WHERE NOT f.still_open), 0), 4),
 		   count(*) FILTER (WHERE f.still_open)
-	  FROM dogdb.funnel_visitors(steps, from_ts, to_ts, "window", mode, NULL, breakdown) f
+	  FROM dogdb_internal.funnel_visitors(steps, from_ts, to_ts, "window", mode, NULL, breakdown) f
 	 GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST;
 END
 $fn$;
@@ -1303,12 +1538,12 @@ $fn$;
 COMMENT ON FUNCTION dogdb_page_time_summary(timestamptz, timestamptz, text[], interval) IS 'Per page: views in [from_ts, to_ts), views with a time, average, median and 90th percentile seconds on page (dogdb_page_views)';
 
 -- demo web events (C): rows shaped like a staging table, duplicates and malformed rows included
-CREATE FUNCTION dogdb.demo_web_events(visitors integer, start timestamptz, days integer, seed bigint)
+CREATE FUNCTION dogdb_internal.demo_web_events(visitors integer, start timestamptz, days integer, seed bigint)
 	RETURNS TABLE (event_id text, occurred_at timestamptz, anonymous_id text, session_id text, account_id bigint,
 				   event_name text, page_path text, referrer text, client text, campaign text, properties jsonb)
 	AS 'MODULE_PATHNAME', 'dogdb_demo_web_events'
 	LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10000;
-COMMENT ON FUNCTION dogdb.demo_web_events(integer, timestamptz, integer, bigint) IS 'Deterministic demo web events of the signup flow, as delivered (duplicates, out of order, a few malformed); see dogdb_generate_demo_web_events()';
+COMMENT ON FUNCTION dogdb_internal.demo_web_events(integer, timestamptz, integer, bigint) IS 'Deterministic demo web events of the signup flow, as delivered (duplicates, out of order, a few malformed); see dogdb_generate_demo_web_events()';
 
 -- VOLATILE: writes web_events and import_rejects
 CREATE FUNCTION dogdb_generate_demo_web_events(visitors integer DEFAULT 10000, start timestamptz DEFAULT '2024-01-01 00:00+00',
@@ -1322,10 +1557,10 @@ BEGIN
 	IF to_regclass('pg_temp.dogdb_demo_web_stage') IS NOT NULL THEN
 		DROP TABLE pg_temp.dogdb_demo_web_stage;
 	END IF;
-	CREATE TEMP TABLE dogdb_demo_web_stage AS SELECT * FROM dogdb.demo_web_events(visitors, start, days, seed);
+	CREATE TEMP TABLE dogdb_demo_web_stage AS SELECT * FROM dogdb_internal.demo_web_events(visitors, start, days, seed);
 	GET DIAGNOSTICS events = ROW_COUNT;
 	SELECT l.loaded, l.duplicates, l.rejected INTO loaded, duplicates, rejected
-	  FROM @extschema@.dogdb_load_web_events('pg_temp.dogdb_demo_web_stage'::regclass) l;
+	  FROM dogdb_internal.load_web_events('pg_temp.dogdb_demo_web_stage'::regclass) l;
 	DROP TABLE pg_temp.dogdb_demo_web_stage;
 END
 $fn$;
@@ -1510,6 +1745,81 @@ SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_invoices', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_payments', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_refunds', '');
 
+-- [hbi] comments: the Stripe columns not described above.  Amounts are
+-- integer cents (the currency's minor unit) with their currency.
+DO $do$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['stripe_customers', 'stripe_subscriptions', 'stripe_subscription_versions',
+							 'stripe_invoices', 'stripe_payments', 'stripe_refunds'] LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.account_id IS %L', t,
+			'The DogDB account (dogdb.stripe_customer_accounts maps the Stripe customer); the distribution key');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_id IS %L', t, 'The Stripe event this row is as of');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_created IS %L', t, 'When Stripe created that event');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_rank IS %L', t,
+			'Rank of the event type among events of the same second (README "Ordering rules")');
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN dogdb.%I.event_arrival IS %L', t,
+			'Arrival order of that event in the ledger (dogdb.stripe_events.arrival)');
+	END LOOP;
+END
+$do$;
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.secret IS 'An endpoint signing secret (whsec_...)';
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.note IS 'Free text: which endpoint, why';
+COMMENT ON COLUMN dogdb.stripe_webhook_secrets.added_at IS 'When the secret was added';
+COMMENT ON COLUMN dogdb.stripe_events.event_id IS 'The Stripe event id (evt_...): each event is taken once';
+COMMENT ON COLUMN dogdb.stripe_events.event_type IS 'The Stripe event type, such as invoice.paid';
+COMMENT ON COLUMN dogdb.stripe_events.object_id IS 'The id of the event''s object (customer, subscription, invoice, charge or refund)';
+COMMENT ON COLUMN dogdb.stripe_events.created IS 'When Stripe created the event';
+COMMENT ON COLUMN dogdb.stripe_events.received_at IS 'When the event was taken into the ledger';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.customer_id IS 'The Stripe customer id (cus_...)';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.account_id IS 'The DogDB account it is';
+COMMENT ON COLUMN dogdb.stripe_customer_accounts.source IS 'metadata (from the customer''s metadata.account_id) or manual';
+COMMENT ON COLUMN dogdb.stripe_customers.customer_id IS 'The Stripe customer id (cus_...)';
+COMMENT ON COLUMN dogdb.stripe_customers.email IS 'The customer''s email at Stripe';
+COMMENT ON COLUMN dogdb.stripe_customers.deleted IS 'Whether the customer was deleted at Stripe';
+COMMENT ON COLUMN dogdb.stripe_customers.created_at IS 'When the customer was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.subscription_id IS 'The Stripe subscription id (sub_...)';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.status IS 'Stripe status: active, past_due, canceled, trialing, incomplete, ...';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.currency IS 'Currency of the amounts (lower-case ISO 4217, as Stripe gives it)';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.price_id IS 'The first item''s Stripe price id';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.quantity IS 'The first item''s quantity';
+COMMENT ON COLUMN dogdb.stripe_subscriptions."interval" IS 'The first item''s billing interval: day, week, month or year';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.interval_count IS 'Intervals per billing period';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_percent_off IS 'Percentage discount, if any';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_amount_off_cents IS 'Fixed discount per period in cents, if any';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.discount_end IS 'When the discount ends; NULL = forever';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.started_at IS 'When the subscription started';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.canceled_at IS 'When it was canceled, if it was';
+COMMENT ON COLUMN dogdb.stripe_subscriptions.ended_at IS 'When it ended, if it has';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.subscription_id IS 'The Stripe subscription id (sub_...)';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.status IS 'Stripe status as of this event';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.currency IS 'Currency of mrr_cents';
+COMMENT ON COLUMN dogdb.stripe_subscription_versions.mrr_cents IS 'Monthly recurring revenue in cents as of this event (0 unless active or past_due)';
+COMMENT ON COLUMN dogdb.stripe_invoices.invoice_id IS 'The Stripe invoice id (in_...)';
+COMMENT ON COLUMN dogdb.stripe_invoices.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_invoices.subscription_id IS 'The subscription billed, if any';
+COMMENT ON COLUMN dogdb.stripe_invoices.status IS 'Stripe status: draft, open, paid, uncollectible or void';
+COMMENT ON COLUMN dogdb.stripe_invoices.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN dogdb.stripe_invoices.total_cents IS 'Invoice total in cents, tax included';
+COMMENT ON COLUMN dogdb.stripe_invoices.tax_cents IS 'Tax in cents';
+COMMENT ON COLUMN dogdb.stripe_invoices.amount_paid_cents IS 'Amount paid in cents';
+COMMENT ON COLUMN dogdb.stripe_invoices.created_at IS 'When the invoice was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_payments.charge_id IS 'The Stripe charge id (ch_...)';
+COMMENT ON COLUMN dogdb.stripe_payments.customer_id IS 'The Stripe customer id';
+COMMENT ON COLUMN dogdb.stripe_payments.invoice_id IS 'The invoice paid, if any';
+COMMENT ON COLUMN dogdb.stripe_payments.status IS 'succeeded (money received), pending or failed';
+COMMENT ON COLUMN dogdb.stripe_payments.currency IS 'Currency of the amounts';
+COMMENT ON COLUMN dogdb.stripe_payments.amount_cents IS 'Amount charged in cents';
+COMMENT ON COLUMN dogdb.stripe_payments.amount_refunded_cents IS 'Amount refunded so far in cents';
+COMMENT ON COLUMN dogdb.stripe_payments.created_at IS 'When the charge was created at Stripe';
+COMMENT ON COLUMN dogdb.stripe_refunds.refund_id IS 'The Stripe refund id (re_...)';
+COMMENT ON COLUMN dogdb.stripe_refunds.charge_id IS 'The charge refunded';
+COMMENT ON COLUMN dogdb.stripe_refunds.status IS 'succeeded (money returned), pending, failed or canceled';
+COMMENT ON COLUMN dogdb.stripe_refunds.currency IS 'Currency of the amount';
+COMMENT ON COLUMN dogdb.stripe_refunds.amount_cents IS 'Amount refunded in cents';
+COMMENT ON COLUMN dogdb.stripe_refunds.created_at IS 'When the refund was created at Stripe';
 -- IMMUTABLE: a function of its arguments alone (the time is an argument)
 CREATE FUNCTION dogdb_stripe_verify_signature(payload text, signature_header text, secrets text[],
 											  tolerance interval DEFAULT '5 minutes',
@@ -1547,7 +1857,7 @@ CREATE FUNCTION dogdb_stripe_account_mrr(from_month date, to_month date)
 	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION dogdb_stripe_account_mrr(date, date) IS 'Per account, currency and month: MRR in cents at the end of the month and whether it is a customer then (a subscription active or past_due); rows only where either holds';
 
-CREATE FUNCTION dogdb.stripe_mrr_movement_totals(from_month date, to_month date,
+CREATE FUNCTION dogdb_internal.stripe_mrr_movement_totals(from_month date, to_month date,
 	OUT month date, OUT currency text, OUT mrr_start_cents bigint, OUT new_cents bigint,
 	OUT expansion_cents bigint, OUT contraction_cents bigint, OUT churned_cents bigint,
 	OUT reactivation_cents bigint, OUT mrr_end_cents bigint, OUT customers_start bigint,
@@ -1556,7 +1866,7 @@ CREATE FUNCTION dogdb.stripe_mrr_movement_totals(from_month date, to_month date,
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'dogdb_stripe_mrr_movements'
 	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION dogdb.stripe_mrr_movement_totals(date, date) IS 'Internal to dogdb_mrr_movements(): the movement totals per month and currency';
+COMMENT ON FUNCTION dogdb_internal.stripe_mrr_movement_totals(date, date) IS 'Internal to dogdb_mrr_movements(): the movement totals per month and currency';
 
 CREATE FUNCTION dogdb_mrr_movements(from_month date, to_month date)
 	RETURNS TABLE (month date, currency text, mrr_start_cents bigint, new_cents bigint,
@@ -1577,7 +1887,7 @@ BEGIN ATOMIC
 		   round(-(t.churned_cents + t.contraction_cents + t.expansion_cents + t.reactivation_cents)::numeric
 				 / nullif(t.mrr_start_cents, 0), 4),
 		   round(t.churned_customers::numeric / nullif(t.customers_start, 0), 4)
-	  FROM dogdb.stripe_mrr_movement_totals(from_month, to_month) t
+	  FROM dogdb_internal.stripe_mrr_movement_totals(from_month, to_month) t
 	 ORDER BY t.month, t.currency;
 END;
 COMMENT ON FUNCTION dogdb_mrr_movements(date, date) IS 'Per month and currency: MRR at the start, its movements (new, expansion, contraction, churned, reactivation; signed cents), net, MRR at the end, customer counts, and gross/net MRR churn and customer churn rates (ChartMogul''s definitions)';
@@ -1650,21 +1960,21 @@ $fn$;
 COMMENT ON FUNCTION dogdb_customer_ltv(date) IS 'Per account and currency: realized LTV (succeeded payments less succeeded refunds up to as_of), months as a customer, and predicted LTV = ARPA / trailing six-month average customer churn rate (complete months before as_of''s month; NULL with the reason when that churn is 0)';
 
 -- the month arguments of dogdb_cohort_retention(), as the C functions check theirs
-CREATE FUNCTION dogdb.stripe_check_months(from_month date, to_month date) RETURNS void
+CREATE FUNCTION dogdb_internal.stripe_check_months(from_month date, to_month date) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
 	-- the one month validator every month argument goes through
-	PERFORM dogdb.check_month(from_month, 'from_month');
-	PERFORM dogdb.check_month(to_month, 'to_month');
+	PERFORM dogdb_internal.check_month(from_month, 'from_month');
+	PERFORM dogdb_internal.check_month(to_month, 'to_month');
 	IF from_month > to_month THEN
 		RAISE EXCEPTION 'from_month must be on or before to_month'
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Both months are included.';
 	END IF;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.stripe_check_months(date, date) IS 'Internal to dogdb_cohort_retention(): validates its months';
+COMMENT ON FUNCTION dogdb_internal.stripe_check_months(date, date) IS 'Internal to dogdb_cohort_retention(): validates its months';
 
 -- STABLE: reads the facts
 CREATE FUNCTION dogdb_cohort_retention(from_month date, to_month date, basis text DEFAULT 'logo')
@@ -1681,7 +1991,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = '''logo'' counts customers retained; ''revenue'' is net revenue retention (MRR against the cohort month''s).';
 	END IF;
-	PERFORM dogdb.stripe_check_months(from_month, to_month);
+	PERFORM dogdb_internal.stripe_check_months(from_month, to_month);
 	RETURN QUERY
 	WITH first_paid AS (	-- the cohort: month of the first succeeded payment, in its currency
 		SELECT DISTINCT ON (p.account_id) p.account_id, p.currency,
@@ -1722,15 +2032,115 @@ COMMENT ON FUNCTION dogdb_cohort_retention(date, date, text) IS 'Per cohort (mon
 
 -- who may read (dogdb_ingest gets nothing here)
 REVOKE ALL ON FUNCTION dogdb_stripe_account_mrr(date, date) FROM PUBLIC;
-REVOKE ALL ON FUNCTION dogdb.stripe_mrr_movement_totals(date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb_internal.stripe_mrr_movement_totals(date, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dogdb_mrr_movements(date, date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dogdb_customer_ltv(date) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dogdb_cohort_retention(date, date, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION dogdb.stripe_check_months(date, date) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION dogdb_stripe_account_mrr(date, date), dogdb.stripe_mrr_movement_totals(date, date),
-	dogdb_mrr_movements(date, date), dogdb_customer_ltv(date), dogdb_cohort_retention(date, date, text),
-	dogdb.stripe_check_months(date, date) TO dogdb_reader;
+REVOKE ALL ON FUNCTION dogdb_internal.stripe_check_months(date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dogdb_stripe_account_mrr(date, date),
+	dogdb_mrr_movements(date, date), dogdb_customer_ltv(date), dogdb_cohort_retention(date, date, text)
+	TO dogdb_reader;
 GRANT USAGE ON SCHEMA dogdb TO dogdb_reader;
 GRANT SELECT ON dogdb.stripe_customer_accounts, dogdb.stripe_customers, dogdb.stripe_subscriptions,
 	dogdb.stripe_subscription_versions, dogdb.stripe_invoices, dogdb.stripe_payments, dogdb.stripe_refunds
 	TO dogdb_reader;
+
+--
+-- Roles: one per job, created when missing (global objects, never dropped),
+-- each granted exactly what its job needs (SECURITY.md):
+--   dogdb_reader   every KPI and report function, and SELECT on the
+--                  user-facing tables and views of dogdb (not the Stripe
+--                  secrets, nor the raw Stripe ledger); writes nothing
+--   dogdb_billing  invoice preview and generation
+--   dogdb_ingest   the loading functions (sessions, web events, Stripe
+--                  events); reads nothing
+--   dogdb_admin    KPI refresh, legacy import, demo data, Stripe replay and
+--                  the manual Stripe customer mapping
+-- Nothing is granted on dogdb_internal.  Functions that call its helpers
+-- or write what their caller may not are SECURITY DEFINER (owner's rights,
+-- search_path pinned, every object qualified); those that read a table
+-- the caller names check that the caller may read it.
+--
+DO $do$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['dogdb_reader', 'dogdb_billing', 'dogdb_ingest', 'dogdb_admin'] LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$do$;
+
+-- run as the owner: they call helpers of dogdb_internal (the KPI, funnel
+-- and cohort reads), write the engine's change tracking (import, demo
+-- data), or rebuild facts their caller may not write (replay)
+ALTER FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[])
+	SECURITY DEFINER PARALLEL RESTRICTED;
+ALTER FUNCTION dogdb_funnel_trend(text[], timestamptz, timestamptz, interval, text, text, text)
+	SECURITY DEFINER PARALLEL RESTRICTED;
+ALTER FUNCTION dogdb_mrr_movements(date, date) SECURITY DEFINER;
+ALTER FUNCTION dogdb_cohort_retention(date, date, text) SECURITY DEFINER;
+ALTER FUNCTION dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint) SECURITY DEFINER;
+ALTER FUNCTION dogdb_generate_demo_data(integer, integer, date, bigint)
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION dogdb_stripe_replay() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- reads the legacy tables for its caller: import.c checks that the caller
+-- may read them and that their columns have built-in types
+ALTER FUNCTION dogdb_import_legacy(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[]),
+	dogdb_funnel_trend(text[], timestamptz, timestamptz, interval, text, text, text),
+	dogdb_import_legacy(text) FROM PUBLIC;
+
+-- dogdb_reader: every user-facing relation of dogdb but the Stripe secrets
+-- and ledger (and the KPI engine's own tables, until they leave dogdb), and
+-- every KPI and report function.  Keep this section last: it covers the
+-- dogdb_kpi_* functions and the views of every section above it.
+GRANT USAGE ON SCHEMA dogdb TO dogdb_reader;
+DO $do$
+DECLARE
+	o oid;
+BEGIN
+	FOR o IN SELECT c.oid FROM pg_catalog.pg_class c
+			  WHERE c.relnamespace = 'dogdb'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+				AND c.relname NOT IN ('stripe_webhook_secrets', 'stripe_events')
+				AND NOT (c.relkind = 'r' AND c.relname LIKE 'kpi\_%' AND c.relname <> 'kpi_refresh_log')
+	LOOP
+		EXECUTE pg_catalog.format('GRANT SELECT ON %s TO dogdb_reader', o::regclass);
+	END LOOP;
+	FOR o IN SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_depend d
+				 ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+				AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'dogdb_analytics')
+			  WHERE p.pronamespace <> 'dogdb_internal'::regnamespace AND p.prokind = 'f'
+				AND (p.proname LIKE 'dogdb\_kpi\_%' AND p.proname <> 'dogdb_kpi_update_facts'
+					 OR p.proname IN ('dogdb_funnel_report', 'dogdb_funnel_trend', 'dogdb_page_views',
+									  'dogdb_page_time_summary', 'dogdb_account_churn', 'dogdb_check_data_quality'))
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO dogdb_reader', o::regprocedure);
+	END LOOP;
+END
+$do$;
+
+-- dogdb_billing: the preview runs as its caller (it reads the
+-- subscriptions and prices); generation as the owner.  It reads the
+-- invoices it issued, and changes nothing by hand.
+GRANT USAGE ON SCHEMA dogdb TO dogdb_billing;
+GRANT SELECT ON dogdb.pricing_plans, dogdb.plan_prices, dogdb.subscriptions, dogdb.invoices, dogdb.invoice_lines
+	TO dogdb_billing;
+GRANT EXECUTE ON FUNCTION dogdb_preview_invoice_lines(date), dogdb_generate_invoices(date) TO dogdb_billing;
+
+-- dogdb_ingest: EXECUTE on the loaders, all SECURITY DEFINER; no schema,
+-- no table
+GRANT EXECUTE ON FUNCTION dogdb_load_sessions(regclass), dogdb_load_web_events(regclass),
+	dogdb_ingest_stripe_event(text, text) TO dogdb_ingest;
+
+-- dogdb_admin: refresh, import (and the quarantine it fills: read it,
+-- delete a row to retry it), demo data, Stripe replay and the manual
+-- customer mapping it follows
+GRANT USAGE ON SCHEMA dogdb TO dogdb_admin;
+GRANT SELECT, DELETE ON dogdb.import_rejects TO dogdb_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dogdb.stripe_customer_accounts TO dogdb_admin;
+GRANT EXECUTE ON FUNCTION dogdb_refresh_kpis(boolean), dogdb_import_legacy(text),
+	dogdb_generate_demo_data(integer, integer, date, bigint),
+	dogdb_generate_demo_web_events(integer, timestamptz, integer, bigint), dogdb_stripe_replay() TO dogdb_admin;

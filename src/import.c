@@ -39,7 +39,10 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -47,7 +50,9 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "common.h"
 #include "import.h"
@@ -197,6 +202,20 @@ LegacyTimestamp(Oid relid, const char *col)
 	return psprintf("t.%s::timestamptz", quote_identifier(col));
 }
 
+/* the schema of a type */
+static Oid
+TypeNamespace(Oid typid)
+{
+	HeapTuple	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			nspid;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	nspid = ((Form_pg_type) GETSTRUCT(tuple))->typnamespace;
+	ReleaseSysCache(tuple);
+	return nspid;
+}
+
 /* the table source_schema.table; only ordinary (or partitioned) tables */
 static Oid
 LegacyTable(const char *source_schema, const char *table)
@@ -218,6 +237,36 @@ LegacyTable(const char *source_schema, const char *table)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("legacy table \"%s.%s\" is not a table", source_schema, table),
 				 errdetail("The legacy import reads ordinary tables only, not views, foreign tables or other relations.")));
+
+	/*
+	 * The import runs as the extension's owner (SECURITY DEFINER): it reads
+	 * only what its caller (the role in effect outside the function) may
+	 * read, and only columns of built-in types (a cast from a user's type
+	 * could run the user's code as the owner).
+	 */
+	if (pg_namespace_aclcheck(get_rel_namespace(relid), GetOuterUserId(), ACL_USAGE) != ACLCHECK_OK ||
+		pg_class_aclcheck(relid, GetOuterUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s.%s", source_schema, table),
+				 errdetail("The legacy import reads the legacy tables for role %s, which may not read this one.",
+						   GetUserNameFromId(GetOuterUserId(), false))));
+	for (AttrNumber attnum = 1;; attnum++)	/* columns are numbered 1..n, dropped ones included */
+	{
+		HeapTuple	tuple = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+		Form_pg_attribute att;
+
+		if (!HeapTupleIsValid(tuple))
+			break;
+		att = (Form_pg_attribute) GETSTRUCT(tuple);
+		if (!att->attisdropped && TypeNamespace(att->atttypid) != PG_CATALOG_NAMESPACE)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of legacy table \"%s.%s\" has a type that is not built in",
+							NameStr(att->attname), source_schema, table),
+					 errhint("Give the legacy tables columns of built-in types (text, bigint, timestamp, timestamptz).")));
+		ReleaseSysCache(tuple);
+	}
 	return relid;
 }
 

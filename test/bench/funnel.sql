@@ -20,7 +20,7 @@ DELETE FROM dogdb.import_rejects WHERE source_table = 'web_events';
 
 -- the staging table (as delivered: duplicates, out of order; malformed rows left out for the plain INSERT)
 CREATE UNLOGGED TABLE web_stage AS
-SELECT * FROM dogdb.demo_web_events(:visitors, '2024-01-01 00:00+00', 28, 1) WHERE anonymous_id IS NOT NULL;
+SELECT * FROM dogdb_internal.demo_web_events(:visitors, '2024-01-01 00:00+00', 28, 1) WHERE anonymous_id IS NOT NULL;
 ANALYZE web_stage;
 SELECT count(*) AS "staged events", count(DISTINCT anonymous_id) AS visitors FROM web_stage;
 

@@ -11,17 +11,17 @@ CREATE TEMP TABLE gen AS SELECT * FROM dogdb_generate_demo_web_events(1500, '202
 SELECT ok(g.events = g.loaded + g.duplicates + g.rejected AND g.duplicates > 0 AND g.rejected > 0,
 		  format('loader: every generated row is loaded, a duplicate or rejected (%s)', g)) FROM gen g;
 SELECT is((SELECT count(*) FROM dogdb.import_rejects WHERE source_table = 'web_events'),
-		  (SELECT count(DISTINCT d::text) FROM dogdb.demo_web_events(1500, '2024-01-01', 14, 3) d WHERE d.anonymous_id IS NULL),
+		  (SELECT count(DISTINCT d::text) FROM dogdb_internal.demo_web_events(1500, '2024-01-01', 14, 3) d WHERE d.anonymous_id IS NULL),
 		  'each distinct rejected row is in import_rejects (a bad row delivered twice is stored once)');
 SELECT is((SELECT count(*) FROM dogdb.import_rejects WHERE source_table = 'web_events' AND reason IS NULL), 0::bigint,
 		  'with its reason');
 SELECT is(count(DISTINCT (anonymous_id, event_id)), count(*), 'each event id once per visitor') FROM dogdb.web_events;
-SELECT is((SELECT count(*) FROM dogdb.demo_web_events(1500, '2024-01-01', 14, 3) d
+SELECT is((SELECT count(*) FROM dogdb_internal.demo_web_events(1500, '2024-01-01', 14, 3) d
 			WHERE d.anonymous_id IS NOT NULL
 			  AND NOT EXISTS (SELECT FROM dogdb.web_events w WHERE w.anonymous_id = d.anonymous_id AND w.event_id = d.event_id)),
 		  0::bigint, 'nothing silently lost: every well-formed generated event is stored');
-SELECT is((SELECT md5(string_agg(d::text, '|')) FROM dogdb.demo_web_events(200, '2024-01-01', 14, 3) d),
-		  (SELECT md5(string_agg(d::text, '|')) FROM dogdb.demo_web_events(200, '2024-01-01', 14, 3) d),
+SELECT is((SELECT md5(string_agg(d::text, '|')) FROM dogdb_internal.demo_web_events(200, '2024-01-01', 14, 3) d),
+		  (SELECT md5(string_agg(d::text, '|')) FROM dogdb_internal.demo_web_events(200, '2024-01-01', 14, 3) d),
 		  'the generator is deterministic');
 SELECT ok((SELECT max(occurred_at) FROM dogdb.web_events) < '2024-01-15', 'the data ends at start + days');
 -- accounts for the visitors who signed up, for the company_size and tier breakdowns

@@ -289,7 +289,8 @@ SELECT pg_temp.check('which correcting the row clears');
 
 -- errors
 SELECT throws_ok($$SELECT * FROM dogdb_kpi_retention('2021-01-01', '2021-03-01', 'country')$$, '22023',
-				 'unknown KPI grouping: ''country''', 'unknown group_by: 22023');
+				 'unknown KPI grouping ''country'': group_by must be ''company_size'', ''tier'' or ''all''',
+				 'unknown group_by: 22023, the allowed values in the message');
 SELECT throws_ok($$SELECT * FROM dogdb_kpi_usage('2021-03-01', '2021-01-01')$$, '22023', NULL, 'reversed range: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_kpi_revenue('2021-03-01', '2021-03-31')$$, '22023', NULL, 'not a first of month: 22023');
 SELECT throws_ok($$SELECT * FROM dogdb_generate_demo_data(10, 2)$$, '55000', 'dogdb.accounts is not empty',
