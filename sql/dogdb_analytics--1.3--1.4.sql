@@ -181,8 +181,13 @@ AS $fn$
 DECLARE
 	caller name := coalesce(nullif(current_setting('role'), 'none'), session_user);
 BEGIN
-	IF source IS NULL OR (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION 'source must be an ordinary table, not %', coalesce(source::text, 'NULL')
+	IF source IS NULL THEN
+		RAISE EXCEPTION 'source must be a staging table, not NULL'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'COPY the rows into a staging table (a temporary table will do) and pass it.';
+	END IF;
+	IF (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'source must be an ordinary table, not %', source
 			USING ERRCODE = 'wrong_object_type',
 				  HINT = 'COPY the rows into a staging table (a temporary table will do) and pass it.';
 	END IF;

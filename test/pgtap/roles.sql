@@ -89,7 +89,7 @@ CREATE FUNCTION pg_temp.many(login text, queries text[], expected text) RETURNS 
 $$;
 
 -- no transaction: what this session grants, the logins must see
-SELECT plan(38);
+SELECT plan(39);
 
 --
 -- real logins over TCP with a password
@@ -158,6 +158,9 @@ SELECT is(pg_temp.many('tap_reader', ARRAY[
 	$q$SELECT * FROM dogdb_mrr_movements('2021-01-01', '2021-12-01')$q$,
 	$q$SELECT * FROM dogdb_customer_ltv()$q$,
 	$q$SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-12-01', 'revenue')$q$,
+	$q$SELECT * FROM dogdb_stripe_account_mrr('2021-01-01', '2021-12-01')$q$,
+	$q$SELECT account_id, dogdb_last_active_month(dogdb_active_months(created_at)) FROM dogdb.sessions GROUP BY 1$q$,
+	$q$SELECT * FROM dogdb_page_views('2024-01-01', '2024-01-02')$q$,
 	$q$SELECT * FROM dogdb.accounts, dogdb.sessions, dogdb.subscriptions, dogdb.pricing_plans LIMIT 1$q$], 'ok'),
 	'', 'tap_reader runs every documented read');
 SELECT is(pg_temp.many('tap_reader', ARRAY[
@@ -228,6 +231,7 @@ SELECT is(pg_temp.many('tap_ingest', ARRAY[
 	$q$SELECT * FROM dogdb_load_web_events('dogdb.stripe_events')$q$,
 	$q$SELECT * FROM dogdb_generate_invoices('2021-03-01')$q$], '42501'),
 	'', 'tap_ingest reads nothing, not even through a loader given a table it may not read (42501)');
+SELECT is(pg_temp.run('tap_ingest', 'SELECT dogdb_load_sessions(NULL)'), '22023', 'a NULL staging table is refused (22023)');
 SELECT is(pg_temp.run('tap_ingest', 'SELECT dogdb_load_sessions(''pg_catalog.pg_stat_activity'')'), '42809',
 		  'the loaders read ordinary tables only (a view would run its owner''s code)');
 SELECT is(pg_temp.run('tap_ingest', $q$CREATE TYPE pg_temp.t AS (x int); CREATE TEMP TABLE typed (account_id bigint, created_at timestamptz, x pg_temp.t)$q$)
