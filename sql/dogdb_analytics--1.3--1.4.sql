@@ -173,7 +173,8 @@ REVOKE ALL ON FUNCTION dogdb_kpi_retention(date, date, text), dogdb_kpi_usage(da
 -- as the extension's owner), whose columns are all of built-in types (a
 -- cast of a user's type could run the user's code, as the extension's
 -- owner), that the caller may read.  The caller is the role in effect
--- outside the function: the SET ROLE, else the session user.
+-- outside the function: the SET ROLE, else the session user.  STABLE:
+-- reads the catalogs; PARALLEL RESTRICTED: it pins search_path.
 CREATE FUNCTION dogdb_internal.check_source(source regclass) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 	SET search_path = pg_catalog, pg_temp
@@ -211,6 +212,7 @@ COMMENT ON FUNCTION dogdb_internal.check_source(regclass) IS 'Internal to the SE
 -- The loader dogdb_ingest runs.  SECURITY DEFINER, so that EXECUTE is all
 -- a role needs (no read of dogdb.web_events, no lock privilege); it reads
 -- the staging table as its owner, so it checks first that the caller may.
+-- VOLATILE, PARALLEL UNSAFE: writes web_events and import_rejects.
 CREATE FUNCTION dogdb_load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
 	RETURNS record
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
