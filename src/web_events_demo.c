@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * web_events_demo.c
- *	  dogdb.demo_web_events(visitors, start, days, seed): deterministic demo
+ *	  dogdb_internal.demo_web_events(visitors, start, days, seed): deterministic demo
  *	  web events for the signup funnel, as rows shaped like a staging table
  *	  of dogdb.web_events (dogdb_generate_demo_web_events() loads them).
  *
