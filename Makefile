@@ -16,7 +16,7 @@ PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 REGRESS		= license import quality invoice kpi hardening funnel stripe support
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
-ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent stripe_concurrent
+ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent stripe_concurrent support_refresh_concurrent
 ISOLATION_OPTS = --inputdir=test --load-extension=btree_gist --load-extension=$(EXTENSION)
 
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)

@@ -950,6 +950,7 @@ CREATE INDEX support_interactions_created_month_idx ON dogdb.support_interaction
 CREATE INDEX support_interactions_completed_month_idx ON dogdb.support_interactions (completed_month);
 CREATE INDEX support_interactions_rep_idx ON dogdb.support_interactions (rep_id);
 CREATE INDEX support_interactions_plan_idx ON dogdb.support_interactions (plan_id);
+CREATE INDEX support_interactions_interaction_idx ON dogdb.support_interactions (interaction_id);
 REVOKE ALL ON dogdb.support_interactions FROM PUBLIC;
 COMMENT ON TABLE dogdb.support_interactions IS 'Support interactions model for analysts: one row per interaction of dogdb.interactions with its account''s company size and tier at the time, its rep and resolution time; materialized, kept up to date by dogdb_refresh_kpis() (as of the last refresh; see dogdb_kpi_last_refresh())';
 COMMENT ON COLUMN dogdb.support_interactions.account_id IS 'The account (dogdb.accounts); the distribution key';
@@ -1089,8 +1090,7 @@ AS $fn$
 DECLARE
 	t0 timestamptz := clock_timestamp();
 	full_rebuild boolean;
-	pair_accounts bigint[];
-	pair_ids bigint[];
+	ids bigint[];
 	accts bigint[];
 	reps integer[];
 	plans smallint[];
@@ -1099,28 +1099,29 @@ BEGIN
 	LOCK TABLE dogdb.support_interactions IN EXCLUSIVE MODE;
 	WITH c AS (DELETE FROM dogdb_internal.support_changes RETURNING kind, account_id, id)
 	SELECT coalesce(bool_or(c.kind = 'all'), false),
-		   array_agg(c.account_id) FILTER (WHERE c.kind = 'interaction'),
-		   array_agg(c.id) FILTER (WHERE c.kind = 'interaction'),
+		   array_agg(DISTINCT c.id) FILTER (WHERE c.kind = 'interaction'),
 		   array_agg(DISTINCT c.account_id) FILTER (WHERE c.kind = 'account'),
 		   array_agg(DISTINCT c.id::integer) FILTER (WHERE c.kind = 'rep'),
 		   array_agg(DISTINCT c.id::smallint) FILTER (WHERE c.kind = 'plan')
-	  INTO full_rebuild, pair_accounts, pair_ids, accts, reps, plans
+	  INTO full_rebuild, ids, accts, reps, plans
 	  FROM c;
 	full_rebuild := full_rebuild OR rebuild;
 	IF full_rebuild THEN
 		DELETE FROM dogdb.support_interactions;
 		INSERT INTO dogdb.support_interactions SELECT * FROM dogdb_internal.support_source;
-	ELSIF pair_ids IS NOT NULL OR accts IS NOT NULL OR reps IS NOT NULL OR plans IS NOT NULL THEN
-		-- the stored rows of the keys, then the rows the sources give them now
+	ELSIF ids IS NOT NULL OR accts IS NOT NULL OR reps IS NOT NULL OR plans IS NOT NULL THEN
+		-- the stored rows of the keys (an interaction id is unique, whichever
+		-- account it had), then the rows the sources give them now; each
+		-- condition has its index
 		WITH d AS (
 			DELETE FROM dogdb.support_interactions m
-			 WHERE m.account_id = ANY (accts) OR m.rep_id = ANY (reps) OR m.plan_id = ANY (plans)
-				OR (m.account_id, m.interaction_id) IN (SELECT * FROM unnest(pair_accounts, pair_ids))
+			 WHERE m.interaction_id = ANY (ids) OR m.account_id = ANY (accts)
+				OR m.rep_id = ANY (reps) OR m.plan_id = ANY (plans)
 			RETURNING m.interaction_id)
 		SELECT array_agg(d.interaction_id) INTO gone FROM d;
 		INSERT INTO dogdb.support_interactions
 		SELECT * FROM dogdb_internal.support_source s
-		 WHERE s.interaction_id = ANY (gone) OR s.interaction_id = ANY (pair_ids) OR s.account_id = ANY (accts);
+		 WHERE s.interaction_id = ANY (ids || gone) OR s.account_id = ANY (accts);
 	END IF;
 	INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)
 	VALUES ('support', clock_timestamp(), full_rebuild, round(1000 * extract(epoch FROM clock_timestamp() - t0), 1))
