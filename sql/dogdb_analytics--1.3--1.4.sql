@@ -56,6 +56,7 @@ COMMENT ON COLUMN dogdb.service_reps.last_name IS 'Last name; filled from name (
 COMMENT ON COLUMN dogdb.service_reps.start_date IS 'First day of employment (UTC date), NULL if unknown; interactions before it fail the data-quality check rep_outside_employment';
 COMMENT ON COLUMN dogdb.service_reps.end_date IS 'Last day of employment (UTC date, included), NULL if still employed or unknown';
 
+-- VOLATILE, PARALLEL UNSAFE: a trigger
 CREATE FUNCTION dogdb_internal.service_reps_fill_names() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
@@ -148,6 +149,9 @@ CREATE TABLE dogdb_internal.support_changes (
 );
 REVOKE ALL ON dogdb_internal.support_changes FROM PUBLIC;
 COMMENT ON TABLE dogdb_internal.support_changes IS 'Support refresh input: what changed since the last refresh (interaction: account_id and interaction_id of a row written; account: its company size or subscriptions; rep, plan: id renamed or removed; all: rebuild)';
+COMMENT ON COLUMN dogdb_internal.support_changes.kind IS 'What changed: interaction, account, rep, plan, or all (rebuild)';
+COMMENT ON COLUMN dogdb_internal.support_changes.account_id IS 'interaction: the account the row had (old or new); account: the account; else NULL';
+COMMENT ON COLUMN dogdb_internal.support_changes.id IS 'interaction: interaction_id; rep: rep_id; plan: plan_id; else NULL';
 -- a new installation (or a restored one) starts with a full rebuild
 INSERT INTO dogdb_internal.support_changes (kind) VALUES ('all');
 
