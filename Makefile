@@ -13,10 +13,10 @@ DATA		= sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 
 # pg_regress inputs sit in sql/ (named by feature), outputs in expected/
-REGRESS		= license import quality invoice kpi hardening funnel stripe
+REGRESS		= license import quality invoice kpi hardening funnel stripe support
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
-ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent stripe_concurrent
+ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent stripe_concurrent support_refresh_concurrent
 ISOLATION_OPTS = --inputdir=test --load-extension=btree_gist --load-extension=$(EXTENSION)
 
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)

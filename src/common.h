@@ -33,6 +33,8 @@ extern Oid	DogdbInternalRelationId(const char *relname);
 
 /* the OID of function dogdb.<name>() without arguments; error if missing */
 extern Oid	DogdbFunctionId(const char *name);
+/* the same for dogdb_internal.<name>() */
+extern Oid	DogdbInternalFunctionId(const char *name);
 
 /*
  * Run the caller's queries with search_path = pg_catalog, pg_temp, so that

@@ -249,8 +249,9 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	 */
 	refs[1] = (BulkInsertForeignKey) {"plan_id", plans_rel, "plan_id"};
 	handled[0] = DogdbFunctionId("kpi_track_billing");
+	handled[1] = DogdbInternalFunctionId("support_track");	/* new accounts: no interactions */
 	bulk = BulkInsertBegin(DogdbRelationId("subscriptions"), bulk_subscription_columns, BULK_SUBSCRIPTION_NCOLUMNS,
-						   refs, 2, handled, 1);
+						   refs, 2, handled, 2);
 	next_id = IdentityStart(DogdbRelationId("subscriptions"), &seq);
 	for (int32 i = 0; i < ncompanies; i++)
 	{

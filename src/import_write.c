@@ -370,7 +370,7 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 {
 	ImportWriter w = {0};
 	Oid			accounts = DogdbRelationId("accounts");
-	Oid			handled[1];
+	Oid			handled[2];
 	BulkInsertForeignKey fkeys[2];
 	const char *order = dup_order ? psprintf(", %s", dup_order) : "";
 
@@ -385,10 +385,12 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			w.bulk = BulkInsertBegin(accounts, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS,
 									 NULL, 0, handled, 1);
 			handled[0] = DogdbFunctionId("kpi_track_billing");
+			/* the support model: new accounts have no interactions yet */
+			handled[1] = DogdbInternalFunctionId("support_track");
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 			fkeys[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
 			w.bulk2 = BulkInsertBegin(DogdbRelationId("subscriptions"), bulk_subscription_columns,
-									  BULK_SUBSCRIPTION_NCOLUMNS, fkeys, 2, handled, 1);
+									  BULK_SUBSCRIPTION_NCOLUMNS, fkeys, 2, handled, 2);
 			/* one subscription per new account: nothing to overlap */
 			BulkInsertGuaranteeExclusion(w.bulk2, "subscriptions_no_overlap");
 			w.seq2 = getIdentitySequence(DogdbRelationId("subscriptions"), 1, false);
@@ -420,8 +422,13 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			StartAccountLocks(&w);
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 			fkeys[1] = (BulkInsertForeignKey) {"rep_id", DogdbRelationId("service_reps"), "rep_id"};
+			/* the support trigger's work: the accounts of the new interactions */
+			handled[0] = DogdbInternalFunctionId("support_track");
+			DogdbSpiExecute("INSERT INTO dogdb_internal.support_changes (kind, account_id)"
+							" SELECT DISTINCT 'account', account_id FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED,
+							false, 0, SPI_OK_INSERT);
 			w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), interaction_columns,
-									 lengthof(interaction_columns), fkeys, 2, NULL, 0);
+									 lengthof(interaction_columns), fkeys, 2, handled, 1);
 			w.seq = getIdentitySequence(DogdbRelationId("interactions"), 1, false);
 			WriteQueryRows(&w, psprintf("SELECT s.ctid, s.account_id, s.account_xmin, r.rep_id, s.channel,"
 										"       s.category, s.status, s.created_at, s.completed_at, s.legacy_key"
