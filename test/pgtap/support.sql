@@ -5,7 +5,7 @@
 -- grouping, and equals a full rebuild.
 \ir setup.psql
 SET TimeZone = 'Pacific/Chatham';		-- months are UTC months whatever the session says
-SELECT plan(5 + 4 * 10);
+SELECT plan(6 + 4 * 10);
 
 -- the update: reps of 1.3 get their first and last names from the name
 CREATE EXTENSION dogdb_analytics VERSION '1.3' CASCADE;
@@ -210,6 +210,16 @@ BEGIN
 END
 $$;
 SELECT pg_temp.round(k) FROM generate_series(1, 4) k;
+
+-- the browsable view adds up to the function's counts (group_by 'all'),
+-- month by month over the model's whole range
+SELECT bag_eq($$SELECT month, sum(opened)::bigint AS o, sum(resolved)::bigint AS r, sum(open_backlog)::bigint AS b
+				  FROM dogdb.support_monthly GROUP BY month HAVING sum(opened) + sum(resolved) + sum(open_backlog) > 0$$,
+			  $$SELECT month, opened, resolved, open_backlog
+				  FROM dogdb_kpi_support((SELECT min(created_month) FROM dogdb.support_interactions),
+										 (SELECT max(greatest(created_month, completed_month)) FROM dogdb.support_interactions),
+										 'all')$$,
+			  'dogdb.support_monthly adds up to dogdb_kpi_support(..., ''all'') in every month');
 
 SELECT * FROM finish();
 ROLLBACK;
