@@ -9,3 +9,11 @@
 CREATE SCHEMA dogdb_internal;
 COMMENT ON SCHEMA dogdb_internal IS 'dogdb_analytics engine internals (state tables and helper functions); granted to no one, written only by the extension''s own functions';
 REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
+
+--
+-- [hkbench] dogdb_account_churn in C: one pass over the sessions, no GROUP BY
+--
+CREATE OR REPLACE FUNCTION dogdb_account_churn(as_of date DEFAULT current_date)
+	RETURNS TABLE (account_id bigint, first_month date, last_active_month date, churn_month date)
+	AS 'MODULE_PATHNAME', 'dogdb_account_churn'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1000;
