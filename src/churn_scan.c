@@ -14,7 +14,8 @@
  * per session in a fixed-size bitmap per account, over the months from the
  * earliest first month through the month of as_of (one 64-bit word for
  * up to 64 months, more words past that: there is no month limit).  The
- * heap scans run under the query's snapshot.
+ * heap scans run under the query's snapshot; the sessions' scan uses
+ * parallel workers when the table is large enough (churn_parallel.c).
  *
  * The scan is a fast path for the usual case.  Whenever it cannot give
  * exactly what the SQL definition gives -- the caller lacks table-level
@@ -48,9 +49,9 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
 #include "calendar.h"
+#include "churn.h"
 #include "common.h"
 #include "month_bitmap.h"
 
@@ -59,27 +60,7 @@ PG_FUNCTION_INFO_V1(dogdb_account_churn);
 /* smallest budget for the bitmaps, whatever work_mem says */
 #define CHURN_MIN_MEMORY ((Size) 64 * 1024 * 1024)
 
-typedef struct ChurnAccount
-{
-	int64		id;
-	int32		first;			/* UTC month of created_at */
-	int32		last;			/* last month with a session, or INT32_MIN */
-} ChurnAccount;
 
-typedef struct ChurnScan
-{
-	ChurnAccount *accounts;
-	int64		naccounts;
-	int64		min_id;
-	int64		max_id;
-	int32	   *dense;			/* id - min_id -> position, or NULL */
-	int64	   *sorted_ids;		/* when not dense: ids sorted ... */
-	int32	   *sorted_pos;		/* ... and their positions */
-	int32		w0;				/* month of bit 0 */
-	int32		asof;			/* last month counted */
-	int			nwords;			/* 64-bit words per account */
-	uint64	   *bits;
-} ChurnScan;
 
 /* whether the fast path may read rel directly, as the SQL route would */
 static bool
@@ -99,8 +80,8 @@ DirectScanAllowed(Oid relid)
 }
 
 /* the column's attribute number, or an internal error */
-static AttrNumber
-ColumnNumber(Oid relid, const char *column)
+AttrNumber
+ChurnColumnNumber(Oid relid, const char *column)
 {
 	AttrNumber	attnum = get_attnum(relid, column);
 
@@ -124,8 +105,8 @@ LoadAccounts(ChurnScan *cs, Snapshot snapshot)
 {
 	Oid			relid = DogdbRelationId("accounts");
 	Relation	rel = table_open(relid, AccessShareLock);
-	AttrNumber	id_att = ColumnNumber(relid, "account_id");
-	AttrNumber	ts_att = ColumnNumber(relid, "created_at");
+	AttrNumber	id_att = ChurnColumnNumber(relid, "account_id");
+	AttrNumber	ts_att = ChurnColumnNumber(relid, "created_at");
 	AttrNumber	maxatt = Max(id_att, ts_att);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -180,31 +161,6 @@ LoadAccounts(ChurnScan *cs, Snapshot snapshot)
 	return ok;
 }
 
-/* the position of account id, or -1 */
-static inline int64
-AccountPosition(const ChurnScan *cs, int64 id)
-{
-	int64		lo = 0,
-				hi = cs->naccounts;
-
-	if (cs->dense != NULL)
-	{
-		uint64		off = (uint64) id - (uint64) cs->min_id;
-
-		return off <= (uint64) cs->max_id - (uint64) cs->min_id ? cs->dense[off] : -1;
-	}
-	while (lo < hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (cs->sorted_ids[mid] < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < cs->naccounts && cs->sorted_ids[lo] == id ? cs->sorted_pos[lo] : -1;
-}
-
 /* the id index and the bitmaps; false if they would not fit */
 static bool
 BuildIndex(ChurnScan *cs)
@@ -251,75 +207,6 @@ BuildIndex(ChurnScan *cs)
 		pfree(pairs);
 	}
 	return true;
-}
-
-/* set every session's month; false if a session is not of the usual kind */
-static bool
-ScanSessions(ChurnScan *cs, Snapshot snapshot)
-{
-	Oid			relid = DogdbRelationId("sessions");
-	Relation	rel = table_open(relid, AccessShareLock);
-	AttrNumber	id_att = ColumnNumber(relid, "account_id");
-	AttrNumber	ts_att = ColumnNumber(relid, "created_at");
-	AttrNumber	maxatt = Max(id_att, ts_att);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	/* sessions from the month after as_of's on are not counted */
-	TimestampTz bound = (TimestampTz) cal_month_first_day(cs->asof + 1) * USECS_PER_DAY;
-	TimestampTz lo = 0,
-				hi = 0;			/* [lo, hi): the times of month */
-	int32		month = 0;
-	uint64		n = 0;
-	bool		ok = true;
-
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		TimestampTz ts;
-		int64		pos;
-		ChurnAccount *a;
-
-		if ((++n & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		slot_getsomeattrs(slot, maxatt);
-		if (slot->tts_isnull[id_att - 1] || slot->tts_isnull[ts_att - 1])
-			continue;			/* the SQL route drops them too */
-		ts = DatumGetTimestampTz(slot->tts_values[ts_att - 1]);
-		if (ts >= bound)
-			continue;
-		if (ts < lo || ts >= hi)
-		{
-			/* -infinity and the years before 0001 are errors of the SQL route */
-			if (TIMESTAMP_NOT_FINITE(ts))
-			{
-				ok = false;
-				break;
-			}
-			month = cal_month_of_timestamp(ts);
-			if (month < MONTH_BITMAP_MIN_MONTH)
-			{
-				ok = false;
-				break;
-			}
-			lo = (TimestampTz) cal_month_first_day(month) * USECS_PER_DAY;
-			hi = (TimestampTz) cal_month_first_day(month + 1) * USECS_PER_DAY;
-		}
-		pos = AccountPosition(cs, DatumGetInt64(slot->tts_values[id_att - 1]));
-		if (pos < 0)
-			continue;
-		a = &cs->accounts[pos];
-		if (month > a->last)
-			a->last = month;
-		if (month >= cs->w0)
-		{
-			int32		bit = month - cs->w0;
-
-			cs->bits[pos * cs->nwords + bit / 64] |= UINT64CONST(1) << (bit % 64);
-		}
-	}
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
-	return ok;
 }
 
 /* the first month from a->first through as_of without a session, or -1 */
@@ -381,7 +268,7 @@ FastChurn(DateADT as_of, Tuplestorestate *store, TupleDesc desc)
 	old = MemoryContextSwitchTo(work);
 	ok = LoadAccounts(&cs, snapshot);
 	if (ok && cs.naccounts > 0)
-		ok = cs.naccounts <= PG_INT32_MAX && BuildIndex(&cs) && ScanSessions(&cs, snapshot);
+		ok = cs.naccounts <= PG_INT32_MAX && BuildIndex(&cs) && ChurnScanSessions(&cs, snapshot);
 	MemoryContextSwitchTo(old);
 	if (ok)
 	{

@@ -6,7 +6,7 @@
 -- data the SQL route rejects, bitmaps over the memory limit)
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
-SELECT plan(21);
+SELECT plan(23);
 
 -- the SQL definition, as README "dogdb_account_churn" states it
 CREATE FUNCTION pg_temp.churn_sql(as_of date)
@@ -65,6 +65,14 @@ SELECT results_eq($$SELECT first_month, last_active_month, churn_month FROM dogd
 					 WHERE account_id = 1000000000000$$,
 				  $$VALUES ('2003-05-01'::date, '2021-06-01'::date, '2012-07-01'::date)$$,
 				  'a churn month 110 months after the first month (no 63-month limit)');
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT is(pg_temp.differ('{2003-05-01,2012-05-31,2021-06-01,2021-12-31}'), '',
+		  'scanned by parallel workers (uncommitted rows included): the same rows');
+UPDATE dogdb.sessions SET created_at = created_at + interval '1 month' WHERE account_id % 5 = 1;
+SELECT is(pg_temp.differ('{2021-06-01,2021-12-31}'), '', 'the same after an update in this transaction');
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 
 -- the same answer as the SQL route when the scan must hand over to it
 CREATE TABLE pg_temp.child_sessions () INHERITS (dogdb.sessions);
