@@ -30,6 +30,7 @@ SCALE=${SCALE:-1000000}
 SMALL=${SMALL:-100000}
 MONTHS=24
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 # run SQL in a fresh backend; print "<ms> <peak RssAnon kB>" of its last statement
 measure() {
@@ -85,6 +86,7 @@ add_day() {	# accounts
 
 $PSQL -c "CREATE EXTENSION IF NOT EXISTS dogdb_analytics CASCADE" 2>/dev/null
 echo "== KPI engine at $SCALE accounts x $MONTHS months ($(date -u '+%F %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-58s %13s %11s\n' "step (each in a fresh connection)" "time" "peak RssAnon"
 report "idle connection (baseline of the memory column)" "$(measure 'SELECT 1;')"
 generate "$SCALE"
 $PSQL -c "SELECT format('%s sessions; database %s, dogdb.sessions %s with indexes, dogdb.accounts %s',
