@@ -35,7 +35,7 @@ endif
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo check-all bench unit fuzz
+.PHONY: deps demo check-all bench bench-scale unit fuzz
 
 $(DATA_built): sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
@@ -60,6 +60,12 @@ bench: deps
 	$(MAKE) all
 	$(SUDO) $(MAKE) install
 	test/bench/run.sh
+
+# The KPI engine at 1M accounts (SCALE=n for another size); not in CI
+bench-scale: deps
+	$(MAKE) all
+	$(SUDO) $(MAKE) install
+	test/bench/scale.sh
 
 # The parsers and arithmetic alone, outside the server
 unit: test/unit_license test/unit_proration test/unit_kpi test/unit_funnel test/unit_stripe

@@ -11,6 +11,14 @@ COMMENT ON SCHEMA dogdb_internal IS 'dogdb_analytics engine internals (state tab
 REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
 
 --
+-- [hkbench] dogdb_account_churn in C: one pass over the sessions, no GROUP BY
+--
+CREATE OR REPLACE FUNCTION dogdb_account_churn(as_of date DEFAULT current_date)
+	RETURNS TABLE (account_id bigint, first_month date, last_active_month date, churn_month date)
+	AS 'MODULE_PATHNAME', 'dogdb_account_churn'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1000;
+
+--
 -- [hsupport] the support model: service reps' names, email and employment
 -- dates; dogdb.support_interactions and its refresh step; dogdb_kpi_support;
 -- data-quality checks of interactions

@@ -551,21 +551,16 @@ CREATE FUNCTION dogdb_active_month_list(active_months bytea) RETURNS SETOF date
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 24;
 COMMENT ON FUNCTION dogdb_active_month_list(bytea) IS 'The months in the bitmap (their first days), in order';
 
--- STABLE: reads the tables; the default as_of is the current date
+-- STABLE: reads the tables; the default as_of is the current date.  C: one
+-- pass over the sessions into a bitmap per account, no GROUP BY; whenever
+-- that cannot give what the SQL definition gives (privileges, row-level
+-- security, partitioned or distributed tables, unusual data) it runs that
+-- definition: dogdb_active_months() grouped by account and its readers
+-- (src/churn_scan.c).
 CREATE FUNCTION dogdb_account_churn(as_of date DEFAULT current_date)
 	RETURNS TABLE (account_id bigint, first_month date, last_active_month date, churn_month date)
-	LANGUAGE sql STABLE STRICT PARALLEL SAFE
-BEGIN ATOMIC
-	SELECT a.account_id, f.first_month,
-		   dogdb_last_active_month(m.active),
-		   dogdb_first_inactive_month(m.active, f.first_month, as_of)
-	  FROM dogdb.accounts a
-	 CROSS JOIN LATERAL (SELECT date_trunc('month', a.created_at AT TIME ZONE 'UTC')::date AS first_month) f
-	  LEFT JOIN (SELECT s.account_id, dogdb_active_months(s.created_at) AS active
-				   FROM dogdb.sessions s
-				  WHERE s.created_at < ((date_trunc('month', as_of::timestamp) + interval '1 month') AT TIME ZONE 'UTC')
-				  GROUP BY s.account_id) m ON m.account_id = a.account_id;
-END;
+	AS 'MODULE_PATHNAME', 'dogdb_account_churn'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION dogdb_account_churn(date) IS 'Per account: first month (UTC month of created_at), last month with a session, and churn month = first month from the first month through the month of as_of with no session (NULL if none)';
 
 --
