@@ -9,3 +9,345 @@
 CREATE SCHEMA dogdb_internal;
 COMMENT ON SCHEMA dogdb_internal IS 'dogdb_analytics engine internals (state tables and helper functions); granted to no one, written only by the extension''s own functions';
 REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
+
+--
+-- [hcitus] distributable on Citus: account_id in every fact table's keys,
+-- KPI triggers that do not read TG_TABLE_NAME, dogdb_distribute()
+--
+ALTER TABLE dogdb.subscriptions DROP CONSTRAINT subscriptions_pkey,
+	ADD PRIMARY KEY (account_id, subscription_id);
+ALTER TABLE dogdb.interactions DROP CONSTRAINT interactions_pkey,
+	DROP CONSTRAINT interactions_legacy_key_key,
+	ADD PRIMARY KEY (account_id, interaction_id),
+	ADD UNIQUE (account_id, legacy_key);
+ALTER TABLE dogdb.licenses DROP CONSTRAINT licenses_pkey,
+	ADD PRIMARY KEY (account_id, license_id),
+	ADD UNIQUE (license_id);
+COMMENT ON CONSTRAINT licenses_license_id_key ON dogdb.licenses IS 'A license id belongs to one account only. Citus cannot enforce a unique key without the distribution column: dogdb_distribute() drops it, and the one writer of licenses, dogdb_import_legacy(), keeps the guarantee (imports serialize and look every license id up across all accounts)';
+ALTER TABLE dogdb.sessions DROP CONSTRAINT sessions_pkey,
+	ADD PRIMARY KEY (account_id, session_id);
+-- invoice_lines gets its invoice's account (existing rows migrated)
+ALTER TABLE dogdb.invoice_lines ADD COLUMN account_id bigint;
+UPDATE dogdb.invoice_lines l SET account_id = i.account_id FROM dogdb.invoices i WHERE i.invoice_id = l.invoice_id;
+ALTER TABLE dogdb.invoice_lines DROP CONSTRAINT invoice_lines_invoice_id_fkey,
+	DROP CONSTRAINT invoice_lines_pkey,
+	ALTER COLUMN account_id SET NOT NULL;
+ALTER TABLE dogdb.invoices DROP CONSTRAINT invoices_pkey,
+	ADD PRIMARY KEY (account_id, invoice_id);
+ALTER TABLE dogdb.invoice_lines ADD PRIMARY KEY (account_id, invoice_id, line_no),
+	ADD FOREIGN KEY (account_id, invoice_id) REFERENCES dogdb.invoices ON DELETE CASCADE;
+COMMENT ON COLUMN dogdb.invoice_lines.account_id IS 'The invoice''s account (the distribution key: lines live on the shard of their invoice)';
+COMMENT ON CONSTRAINT invoices_invoice_number_key ON dogdb.invoices IS 'Invoice numbers are unique. On Citus dogdb_distribute() drops this key (it lacks the distribution column); numbers stay unique and gapless because they are drawn from the locked row of dogdb.invoice_number_counters, a reference table, in the transaction that writes the invoices';
+CREATE OR REPLACE FUNCTION dogdb.kpi_track_billing() RETURNS trigger
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	rel text;
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		INSERT INTO dogdb.kpi_dirty_months (from_month) VALUES ('-infinity');
+		RETURN NULL;
+	END IF;
+	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
+		-- the table is the trigger's argument: TG_TABLE_NAME is a shard's name on Citus
+		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
+			CASE TG_ARGV[0]
+			WHEN 'subscriptions' THEN $e$date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date$e$
+			ELSE $e$date_trunc('month', r.effective_from::timestamp)::date$e$
+			END, rel);
+	END LOOP;
+	RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records from which month on the next KPI refresh must recompute revenue and tiers';
+-- the tracking triggers name their table in their argument
+DO $do$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('sessions', 'kpi_track_sessions'), ('subscriptions', 'kpi_track_billing'),
+								   ('plan_prices', 'kpi_track_billing'), ('accounts', 'kpi_track_accounts')) v(tab, fn)
+	LOOP
+		EXECUTE format('DROP TRIGGER kpi_track_insert ON dogdb.%I', t.tab);
+		EXECUTE format('DROP TRIGGER kpi_track_update ON dogdb.%I', t.tab);
+		EXECUTE format('DROP TRIGGER kpi_track_delete ON dogdb.%I', t.tab);
+		EXECUTE format('DROP TRIGGER kpi_track_truncate ON dogdb.%I', t.tab);
+		EXECUTE format('CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.%I REFERENCING NEW TABLE AS kpi_new_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+		EXECUTE format('CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.%I'
+					   ' REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+		EXECUTE format('CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.%I REFERENCING OLD TABLE AS kpi_old_rows'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+		EXECUTE format('CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.%I'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+	END LOOP;
+END
+$do$;
+
+--
+-- Citus: spreading the tables over a cluster (README "Running on Citus").
+-- Reference tables (copied to every node): plans and prices, the seed
+-- bookkeeping, reps, the invoice-number counters, the import quarantine,
+-- the Stripe secrets, ledger and customer mapping.  Distributed by
+-- account_id and co-located with dogdb.accounts: every fact table of an
+-- account.  dogdb.web_events is distributed by its visitor.  The KPI
+-- engine's state stays on the coordinator.
+--
+CREATE FUNCTION dogdb_internal.distribution_plan()
+	RETURNS TABLE (step integer, relation regclass, column_name text, colocate_with text)
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT v.step, v.rel::regclass, v.col, v.coloc
+	  FROM (VALUES (1, 'dogdb.pricing_plans', NULL, NULL), (2, 'dogdb.plan_prices', NULL, NULL),
+				   (3, 'dogdb.deleted_seed_rows', NULL, NULL), (4, 'dogdb.service_reps', NULL, NULL),
+				   (5, 'dogdb.invoice_number_counters', NULL, NULL), (6, 'dogdb.import_rejects', NULL, NULL),
+				   (7, 'dogdb.stripe_webhook_secrets', NULL, NULL), (8, 'dogdb.stripe_events', NULL, NULL),
+				   (9, 'dogdb.stripe_customer_accounts', NULL, NULL),
+				   (10, 'dogdb.accounts', 'account_id', NULL),
+				   (11, 'dogdb.subscriptions', 'account_id', 'dogdb.accounts'),
+				   (12, 'dogdb.interactions', 'account_id', 'dogdb.accounts'),
+				   (13, 'dogdb.licenses', 'account_id', 'dogdb.accounts'),
+				   (14, 'dogdb.sessions', 'account_id', 'dogdb.accounts'),
+				   (15, 'dogdb.invoices', 'account_id', 'dogdb.accounts'),
+				   (16, 'dogdb.invoice_lines', 'account_id', 'dogdb.accounts'),
+				   (17, 'dogdb.stripe_customers', 'account_id', 'dogdb.accounts'),
+				   (18, 'dogdb.stripe_subscriptions', 'account_id', 'dogdb.accounts'),
+				   (19, 'dogdb.stripe_subscription_versions', 'account_id', 'dogdb.accounts'),
+				   (20, 'dogdb.stripe_invoices', 'account_id', 'dogdb.accounts'),
+				   (21, 'dogdb.stripe_payments', 'account_id', 'dogdb.accounts'),
+				   (22, 'dogdb.stripe_refunds', 'account_id', 'dogdb.accounts'),
+				   (23, 'dogdb.web_events', 'anonymous_id', NULL)) AS v (step, rel, col, coloc)
+	 ORDER BY v.step;
+END;
+COMMENT ON FUNCTION dogdb_internal.distribution_plan() IS 'Internal to dogdb_distribute(): the tables in the order they are distributed (reference tables first, then by foreign keys), with the distribution column (NULL: reference table) and the table to co-locate with';
+
+-- VOLATILE, PARALLEL UNSAFE: DDL.  Runs as its caller (the tables' owner).
+-- Citus is reached through dynamic SQL only: the extension does not need it.
+CREATE FUNCTION dogdb_distribute(shard_count integer DEFAULT NULL)
+	RETURNS TABLE (relation regclass, method text, action text)
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	p record;
+	trig record;
+	fk record;
+	n bigint;
+	readd text[] := '{}';
+	drops text[] := '{}';
+	failed text;
+	stmt text;
+	is_coordinator boolean;
+	current_method "char";
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RAISE EXCEPTION 'cannot distribute the dogdb tables: extension "citus" is not installed'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Run CREATE EXTENSION citus and CREATE EXTENSION dogdb_analytics on every node, then call this on the coordinator (README "Running on Citus").';
+	END IF;
+	IF shard_count IS NOT NULL AND (shard_count < 1 OR shard_count > 64000) THEN
+		RAISE EXCEPTION 'shard_count must be from 1 to 64000, not %', shard_count
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'NULL takes citus.shard_count.';
+	END IF;
+	-- one connection per worker: foreign keys to reference tables are
+	-- added in the transaction that created them
+	PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO is_coordinator;
+	IF NOT is_coordinator THEN
+		RAISE EXCEPTION 'cannot distribute the dogdb tables: this node is not the Citus coordinator'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Call it on the coordinator, after citus_set_coordinator_host() and citus_add_node().';
+	END IF;
+
+	-- What Citus cannot keep on its tables: triggers (a trigger fires on a
+	-- shard, where it can neither write other Citus tables nor know its
+	-- table): the extension's are dropped, the KPI change tracking (the KPI
+	-- refresh refuses Citus tables) and the seeded-row bookkeeping for
+	-- pg_dump (a Citus cluster is not restored from one pg_dump); anyone
+	-- else's is an error.  And unique keys without the distribution column,
+	-- whose guarantee is kept another way (see these constraints' comments).
+	FOR trig IN
+		SELECT t.tgname, t.tgrelid::regclass AS rel, t.tgfoid::regprocedure AS fn,
+			   EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+						WHERE d.classid = 'pg_proc'::regclass AND d.objid = t.tgfoid AND d.deptype = 'e'
+						  AND e.extname = 'dogdb_analytics') AS ours
+		  FROM pg_trigger t
+		 WHERE NOT t.tgisinternal
+		   AND t.tgrelid IN (SELECT d.relation FROM dogdb_internal.distribution_plan() d)
+		 ORDER BY 2, 1
+	LOOP
+		IF NOT trig.ours THEN
+			RAISE EXCEPTION 'cannot distribute table %: it has trigger "%"', trig.rel, trig.tgname
+				USING ERRCODE = 'feature_not_supported',
+					  DETAIL = format('Trigger "%s" runs %s, which is not part of dogdb_analytics; Citus does not support triggers on its tables.', trig.tgname, trig.fn),
+					  HINT = 'Drop the trigger, then call this again.';
+		END IF;
+		drops := drops || format('DROP TRIGGER IF EXISTS %I ON %s', trig.tgname, trig.rel);
+	END LOOP;
+	drops := drops || ARRAY(SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
+							  FROM pg_constraint c
+							 WHERE (c.conrelid, c.conname) IN (('dogdb.licenses'::regclass, 'licenses_license_id_key'),
+															   ('dogdb.invoices'::regclass, 'invoices_invoice_number_key'))
+							 ORDER BY 1);
+
+	-- The foreign keys between these tables go while they are converted
+	-- and come back afterwards, checked: a local table referencing a new
+	-- reference table would otherwise be turned into a Citus local table,
+	-- whose shell Citus cannot create where the extension made the table.
+	FOR fk IN
+		SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def
+		  FROM pg_constraint c
+		 WHERE c.contype = 'f'
+		   AND c.conrelid IN (SELECT d.relation FROM dogdb_internal.distribution_plan() d)
+		   AND c.confrelid IN (SELECT d.relation FROM dogdb_internal.distribution_plan() d)
+		 ORDER BY 1, 2
+	LOOP
+		EXECUTE 'SELECT count(*) FROM pg_catalog.pg_dist_partition WHERE logicalrelid IN ($1, $2)'
+			INTO n USING fk.rel, (SELECT c.confrelid FROM pg_constraint c WHERE c.conrelid = fk.rel AND c.conname = fk.conname);
+		IF n < 2 THEN
+			drops := drops || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
+			readd := readd || format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
+		END IF;
+	END LOOP;
+	-- The workers made these tables with CREATE EXTENSION too: the same
+	-- drops on their copies first (through their own connections, so
+	-- before this transaction locks anything there; DROP ... IF EXISTS, so
+	-- a call that fails later can simply be repeated), then here.
+	FOREACH stmt IN ARRAY drops LOOP
+		EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '')'
+				' FROM pg_catalog.run_command_on_workers($1) WHERE NOT success'
+			INTO failed USING stmt;
+		IF failed IS NOT NULL THEN
+			RAISE EXCEPTION 'cannot distribute the dogdb tables: a worker failed to run "%"', stmt
+				USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+					  HINT = 'Check that CREATE EXTENSION dogdb_analytics was run on every worker.';
+		END IF;
+	END LOOP;
+	FOREACH stmt IN ARRAY drops LOOP
+		EXECUTE stmt;
+	END LOOP;
+
+	FOR p IN SELECT * FROM dogdb_internal.distribution_plan() ORDER BY step LOOP
+		EXECUTE 'SELECT partmethod FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+			INTO current_method USING p.relation;
+		relation := p.relation;
+		method := CASE WHEN p.column_name IS NULL THEN 'reference' ELSE 'hash(' || p.column_name || ')' END;
+		IF current_method IS NOT NULL THEN
+			IF (current_method = 'n') <> (p.column_name IS NULL) THEN
+				RAISE EXCEPTION 'cannot distribute table %: it is already a Citus table of another kind', p.relation
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+						  HINT = format('Undo it with SELECT undistribute_table(%L), then call this again.', p.relation::text);
+			END IF;
+			action := 'already done';
+		ELSE
+			IF p.column_name IS NULL THEN
+				EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING p.relation;
+			ELSIF p.colocate_with IS NOT NULL THEN
+				EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)'
+					USING p.relation, p.column_name, p.colocate_with;
+			ELSIF shard_count IS NOT NULL THEN
+				EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, shard_count => $3)'
+					USING p.relation, p.column_name, shard_count;
+			ELSE
+				EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2)' USING p.relation, p.column_name;
+			END IF;
+			action := 'distributed';
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+	-- the foreign keys come back everywhere (Citus adds them to the shards)
+	FOREACH stmt IN ARRAY readd LOOP
+		EXECUTE stmt;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_distribute(integer) IS 'On a Citus coordinator, after CREATE EXTENSION dogdb_analytics on every node: make the shared tables reference tables and distribute the fact tables by account_id (web events by visitor), co-located, in foreign-key order, with shard_count shards (NULL: citus.shard_count); drops the extension''s triggers on these tables (KPI change tracking, seeded-row bookkeeping) and the unique keys Citus cannot enforce. Idempotent: returns each table and whether it was distributed now or already';
+REVOKE ALL ON FUNCTION dogdb_distribute(integer) FROM PUBLIC;
+
+-- checks Citus runs as they are; churn in PL/pgSQL (Citus cannot plan a SQL
+-- function's parameters)
+CREATE OR REPLACE FUNCTION dogdb_check_data_quality()
+	RETURNS TABLE (check_name text, relation text, failing_rows bigint, sample text)
+	LANGUAGE sql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	-- each check once: its name, the relation it looks at, and the keys of
+	-- the rows that fail it.  Every join is on account_id or with a
+	-- reference table, and every target list has a column, so that Citus
+	-- runs it as it is (a shared e-mail is found by grouping, not by a
+	-- self-join on e-mail).
+	WITH failures (ord, key) AS (
+		SELECT 1, a.account_id::text
+		  FROM dogdb.accounts a
+		 WHERE lower(a.email) IN (SELECT lower(b.email) FROM dogdb.accounts b
+								   GROUP BY lower(b.email) HAVING count(*) > 1)
+		UNION ALL
+		SELECT 2, a.account_id::text FROM dogdb.accounts a WHERE a.email IS NULL
+		UNION ALL
+		SELECT 3, i.interaction_id::text FROM dogdb.interactions i WHERE i.rep_id IS NULL
+		UNION ALL
+		SELECT 4, l.license_id
+		  FROM dogdb.licenses l
+		 WHERE l.status NOT IN ('active', 'inactive', 'suspended', 'expired', 'revoked')
+		UNION ALL
+		SELECT 5, i.interaction_id::text
+		  FROM dogdb.interactions i
+		 WHERE i.status NOT IN ('open', 'pending', 'resolved', 'closed')
+		UNION ALL
+		SELECT 6, s.subscription_id::text
+		  FROM dogdb.subscriptions s
+		 WHERE NOT EXISTS (SELECT 1 FROM dogdb.plan_prices p
+							WHERE p.plan_id = s.plan_id
+							  AND p.effective_from <= (s.valid_from AT TIME ZONE 'UTC')::date)
+		UNION ALL
+		SELECT 7, l.account_id::text
+		  FROM dogdb.licenses l WHERE l.status = 'active'
+		 GROUP BY l.account_id HAVING count(*) > 1
+		UNION ALL
+		SELECT 8, a.account_id::text
+		  FROM dogdb.accounts a
+		 WHERE NOT EXISTS (SELECT 1 FROM dogdb.subscriptions s WHERE s.account_id = a.account_id)
+		UNION ALL
+		SELECT 9, r.source_table || ':' || r.reject_id FROM dogdb.import_rejects r
+	)
+	SELECT c.check_name, c.relation, count(f.key),
+		   (SELECT string_agg(k.key, ', ' ORDER BY length(k.key), k.key)
+			  FROM (SELECT f2.key FROM failures f2 WHERE f2.ord = c.ord
+					 ORDER BY length(f2.key), f2.key LIMIT 5) k)
+	  FROM (VALUES (1, 'unique_email', 'dogdb.accounts'),
+				   (2, 'not_null_email', 'dogdb.accounts'),
+				   (3, 'not_null_rep_id', 'dogdb.interactions'),
+				   (4, 'accepted_values_status', 'dogdb.licenses'),
+				   (5, 'accepted_values_status', 'dogdb.interactions'),
+				   (6, 'relationships_plan_prices', 'dogdb.subscriptions'),
+				   (7, 'multiple_active_licenses', 'dogdb.licenses'),
+				   (8, 'accounts_without_subscription', 'dogdb.accounts'),
+				   (9, 'rejects_in_quarantine', 'dogdb.import_rejects')) AS c (ord, check_name, relation)
+	  LEFT JOIN failures f ON f.ord = c.ord
+	 GROUP BY c.ord, c.check_name, c.relation
+	 ORDER BY c.ord;
+END;
+COMMENT ON FUNCTION dogdb_check_data_quality() IS 'Data-quality report: one row per check with the number of failing rows and up to five sample keys';
+CREATE OR REPLACE FUNCTION dogdb_account_churn(as_of date DEFAULT current_date)
+	RETURNS TABLE (account_id bigint, first_month date, last_active_month date, churn_month date)
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	RETURN QUERY
+	SELECT a.account_id, f.first_month,
+		   @extschema@.dogdb_last_active_month(m.active),
+		   @extschema@.dogdb_first_inactive_month(m.active, f.first_month, as_of)
+	  FROM dogdb.accounts a
+	 CROSS JOIN LATERAL (SELECT date_trunc('month', a.created_at AT TIME ZONE 'UTC')::date AS first_month) f
+	  LEFT JOIN (SELECT s.account_id, @extschema@.dogdb_active_months(s.created_at) AS active
+				   FROM dogdb.sessions s
+				  WHERE s.created_at < ((date_trunc('month', as_of::timestamp) + interval '1 month') AT TIME ZONE 'UTC')
+				  GROUP BY s.account_id) m ON m.account_id = a.account_id;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_account_churn(date) IS 'Per account: first month (UTC month of created_at), last month with a session, and churn month = first month from the first month through the month of as_of with no session (NULL if none)';

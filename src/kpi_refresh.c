@@ -286,6 +286,8 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	/* the engine scans local heaps: never report zero facts from Citus shells */
+	DogdbRefuseDistributed("the KPI refresh", (const char *const[]) {"sessions", "accounts", "subscriptions", "plan_prices", NULL});
 	ch.full = PG_GETARG_BOOL(0);
 	ks->cxt = CurrentMemoryContext;
 	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
