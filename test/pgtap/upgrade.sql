@@ -29,7 +29,7 @@ SELECT pg_describe_object(d.classid, d.objid, 0),
 				 WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped),
 			   (SELECT string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), E'\n' ORDER BY c.conname)
 				  FROM pg_constraint c WHERE c.conrelid = d.objid),
-			   (SELECT string_agg(pg_get_indexdef(i.indexrelid), E'\n' ORDER BY 1)
+			   (SELECT string_agg(pg_get_indexdef(i.indexrelid), E'\n' ORDER BY pg_get_indexdef(i.indexrelid))
 				  FROM pg_index i WHERE i.indrelid = d.objid),
 			   (SELECT string_agg(pg_get_triggerdef(t.oid), E'\n' ORDER BY t.tgname) FROM pg_trigger t
 				 WHERE t.tgrelid = d.objid AND NOT t.tgisinternal),
