@@ -995,10 +995,9 @@ BEGIN
 				   c.page_path, c.referrer, c.client, c.campaign, coalesce(c.properties, '{}')
 			  FROM checked c
 			 WHERE c.reason IS NULL
-			   AND NOT EXISTS (SELECT FROM dogdb.web_events w
-								WHERE w.anonymous_id OPERATOR(pg_catalog.=) c.anonymous_id
-								  AND w.event_id OPERATOR(pg_catalog.=) c.event_id)
 			 ORDER BY c.anonymous_id, c.event_id, c.occurred_at, c.event_name, c.page_path
+			-- (not a correlated NOT EXISTS: Citus cannot plan one here)
+			ON CONFLICT (anonymous_id, event_id) DO NOTHING
 			RETURNING 1)
 		SELECT (SELECT count(*) FROM fresh),
 			   count(*) FILTER (WHERE reason IS NULL) - (SELECT count(*) FROM fresh),

@@ -26,6 +26,13 @@ SELECT 'L' || a, a, 'admin', CASE WHEN a % 7 = 0 THEN 'bogus' ELSE 'active' END,
 UPDATE dogdb.accounts SET email = 'shared@demo.example' WHERE account_id IN (5, 6, 9);
 UPDATE dogdb.accounts SET email = NULL WHERE account_id = 11;
 
+-- web events and Stripe events
+SELECT count(*) FROM dogdb_generate_demo_web_events(800, '2024-01-01 00:00+00', 14, 3);
+CREATE TABLE lab.stripe_in (n serial, body text);
+\copy lab.stripe_in (body) FROM 'test/fixtures/stripe/events.jsonl' WITH (FORMAT text)
+CREATE TABLE lab.exp_stripe_outcomes AS
+SELECT i.n, r.* FROM lab.stripe_in i, LATERAL dogdb_ingest_stripe_event(i.body, NULL) r ORDER BY i.n;
+
 -- single-node results
 CREATE TABLE lab.exp_preview AS SELECT * FROM dogdb_preview_invoice_lines('2021-05-01');
 CREATE TABLE lab.exp_churn AS SELECT * FROM dogdb_account_churn('2021-12-01');
@@ -41,6 +48,29 @@ SELECT l.account_id, i.period_start, l.line_no, l.plan_id, l.line_start, l.line_
 -- the KPIs of the single node (the refresh refuses Citus tables)
 SELECT count(*) FROM dogdb_refresh_kpis(true);
 CREATE TABLE lab.exp_kpi AS SELECT * FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'all');
+
+-- funnels and Stripe
+CREATE TABLE lab.exp_funnel_client AS
+SELECT * FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created'], '2024-01-01', '2024-01-15', '1 day', 'client');
+CREATE TABLE lab.exp_funnel_plain AS
+SELECT * FROM dogdb_funnel_report(ARRAY['/', '/pricing', '/signup'], '2024-01-01', '2024-01-15', '2 days');
+CREATE TABLE lab.exp_funnel_trend AS
+SELECT * FROM dogdb_funnel_trend(ARRAY['/', '/signup'], '2024-01-01', '2024-01-15', '1 day', 'day');
+CREATE TABLE lab.exp_page_views AS SELECT * FROM dogdb_page_views('2024-01-01', '2024-01-15');
+CREATE TABLE lab.exp_page_time AS SELECT * FROM dogdb_page_time_summary('2024-01-01', '2024-01-15');
+CREATE TABLE lab.exp_mrr AS SELECT * FROM dogdb_stripe_account_mrr('2020-01-01', '2022-12-01');
+CREATE TABLE lab.exp_movements AS SELECT * FROM dogdb_mrr_movements('2020-01-01', '2022-12-01');
+CREATE TABLE lab.exp_ltv AS SELECT * FROM dogdb_customer_ltv('2022-06-30');
+CREATE TABLE lab.exp_cohorts AS SELECT * FROM dogdb_cohort_retention('2020-01-01', '2022-12-01', 'revenue');
+-- the Stripe facts but the arrival numbers (an identity: they go on counting)
+CREATE TABLE lab.exp_stripe_facts AS
+SELECT t, to_jsonb(f) - 'event_arrival' AS f
+  FROM (SELECT 'customers' AS t, to_jsonb(x) AS f FROM dogdb.stripe_customers x
+		UNION ALL SELECT 'subscriptions', to_jsonb(x) FROM dogdb.stripe_subscriptions x
+		UNION ALL SELECT 'versions', to_jsonb(x) FROM dogdb.stripe_subscription_versions x
+		UNION ALL SELECT 'invoices', to_jsonb(x) FROM dogdb.stripe_invoices x
+		UNION ALL SELECT 'payments', to_jsonb(x) FROM dogdb.stripe_payments x
+		UNION ALL SELECT 'refunds', to_jsonb(x) FROM dogdb.stripe_refunds x) u (t, f);
 
 -- invoices are issued again on Citus: the same numbers from 1
 TRUNCATE dogdb.invoices, dogdb.invoice_lines, dogdb.invoice_number_counters;

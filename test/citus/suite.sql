@@ -134,6 +134,64 @@ SELECT pg_temp.tap(pg_temp.plan_of($$SELECT lower(b.email) FROM dogdb.accounts b
 				   ~ 'Custom Scan \(Citus Adaptive\)(.|\n)*Task(.|\n)*Aggregate',
 				   'the shared-e-mail check groups on the workers first');
 
+-- funnels and Stripe: the readers on the distributed tables
+SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_funnel_client) > 0 AND pg_temp.same_rows('SELECT * FROM lab.exp_funnel_client',
+		$$SELECT * FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created'], '2024-01-01', '2024-01-15', '1 day', 'client')$$),
+				   'dogdb_funnel_report() by client equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_funnel_plain',
+		$$SELECT * FROM dogdb_funnel_report(ARRAY['/', '/pricing', '/signup'], '2024-01-01', '2024-01-15', '2 days')$$),
+				   'dogdb_funnel_report() without breakdown equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_funnel_trend',
+		$$SELECT * FROM dogdb_funnel_trend(ARRAY['/', '/signup'], '2024-01-01', '2024-01-15', '1 day', 'day')$$),
+				   'dogdb_funnel_trend() equals the single node');
+SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_page_views) > 0 AND pg_temp.same_rows('SELECT * FROM lab.exp_page_views',
+		$$SELECT * FROM dogdb_page_views('2024-01-01', '2024-01-15')$$),
+				   'dogdb_page_views() equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_page_time',
+		$$SELECT * FROM dogdb_page_time_summary('2024-01-01', '2024-01-15')$$),
+				   'dogdb_page_time_summary() equals the single node');
+SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_mrr) > 0 AND pg_temp.same_rows('SELECT * FROM lab.exp_mrr',
+		$$SELECT * FROM dogdb_stripe_account_mrr('2020-01-01', '2022-12-01')$$),
+				   'dogdb_stripe_account_mrr() equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_movements',
+		$$SELECT * FROM dogdb_mrr_movements('2020-01-01', '2022-12-01')$$),
+				   'dogdb_mrr_movements() equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_ltv', $$SELECT * FROM dogdb_customer_ltv('2022-06-30')$$),
+				   'dogdb_customer_ltv() equals the single node');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_cohorts',
+		$$SELECT * FROM dogdb_cohort_retention('2020-01-01', '2022-12-01', 'revenue')$$),
+				   'dogdb_cohort_retention() equals the single node');
+
+-- funnels and Stripe: the writers into the distributed tables
+TRUNCATE dogdb.web_events;
+SELECT pg_temp.tap((SELECT loaded > 0 FROM dogdb_generate_demo_web_events(800, '2024-01-01 00:00+00', 14, 3)),
+				   'dogdb_generate_demo_web_events() (dogdb_load_web_events()) loads into the distributed table');
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_funnel_client',
+		$$SELECT * FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created'], '2024-01-01', '2024-01-15', '1 day', 'client')$$)
+				   AND pg_temp.same_rows('SELECT * FROM lab.exp_page_views',
+		$$SELECT * FROM dogdb_page_views('2024-01-01', '2024-01-15')$$),
+				   'and the funnels over the events loaded on Citus equal the single node''s');
+TRUNCATE dogdb.stripe_events, dogdb.stripe_customer_accounts, dogdb.stripe_customers, dogdb.stripe_subscriptions,
+		 dogdb.stripe_subscription_versions, dogdb.stripe_invoices, dogdb.stripe_payments, dogdb.stripe_refunds;
+CREATE TEMP TABLE got_outcomes AS
+SELECT i.n, r.* FROM lab.stripe_in i, LATERAL dogdb_ingest_stripe_event(i.body, NULL) r ORDER BY i.n;
+SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_stripe_outcomes', 'SELECT * FROM got_outcomes'),
+				   'dogdb_ingest_stripe_event(): the same outcomes as the single node');
+CREATE TEMP TABLE got_stripe_facts AS
+SELECT t, to_jsonb(f) - 'event_arrival' AS f
+  FROM (SELECT 'customers' AS t, to_jsonb(x) AS f FROM dogdb.stripe_customers x
+		UNION ALL SELECT 'subscriptions', to_jsonb(x) FROM dogdb.stripe_subscriptions x
+		UNION ALL SELECT 'versions', to_jsonb(x) FROM dogdb.stripe_subscription_versions x
+		UNION ALL SELECT 'invoices', to_jsonb(x) FROM dogdb.stripe_invoices x
+		UNION ALL SELECT 'payments', to_jsonb(x) FROM dogdb.stripe_payments x
+		UNION ALL SELECT 'refunds', to_jsonb(x) FROM dogdb.stripe_refunds x) u (t, f);
+SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_stripe_facts) > 0
+				   AND pg_temp.same_rows('SELECT * FROM lab.exp_stripe_facts', 'SELECT * FROM got_stripe_facts'),
+				   'and the same Stripe facts');
+SELECT pg_temp.tap((SELECT events = (SELECT count(*) FROM dogdb.stripe_events) FROM dogdb_stripe_replay())
+				   AND pg_temp.same_rows('SELECT * FROM lab.exp_mrr', $$SELECT * FROM dogdb_stripe_account_mrr('2020-01-01', '2022-12-01')$$),
+				   'dogdb_stripe_replay() on Citus rebuilds the same facts');
+
 -- the legacy import on Citus
 SELECT pg_temp.tap(false, 'dogdb_import_legacy() on Citus',
 				   'the import''s staging queries (temporary tables joined to distributed ones, xmin) are refused by Citus');
