@@ -433,3 +433,99 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION dogdb_load_web_events(regclass) IS 'Load web events from a staging table: each (visitor, event id) stored once (later copies count as duplicates), malformed rows to dogdb.import_rejects with the reason; returns the counts';
+
+-- The KPI facts in one query, for Citus (the C engine reads local heaps):
+-- everything per account (sessions per month, the churn month from the
+-- active-month bitmap, the month's invoice amounts by the billing rules, the
+-- tier) runs on the workers, shard by shard, and only the sums by month,
+-- company size and plan come back.  The same rules as the engine (README
+-- "KPIs"); test/pgtap/citus.sql and the lab compare the two.  STABLE: reads
+-- the tables and the current month.
+CREATE FUNCTION dogdb_internal.kpi_facts_sql()
+	RETURNS TABLE (month date, company_size text, plan_id smallint, active_accounts bigint,
+				   churned_accounts bigint, sessions bigint, revenue_cents bigint)
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+-- (PL/pgSQL: Citus plans a query with the values of m0 and m1, not with parameters)
+DECLARE
+	m0 date;
+	m1 date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+BEGIN
+	SELECT min(date_trunc('month', a.created_at AT TIME ZONE 'UTC'))::date INTO m0 FROM dogdb.accounts a;
+	IF m0 IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+	WITH usage AS (
+		SELECT s.account_id, date_trunc('month', s.created_at AT TIME ZONE 'UTC')::date AS month, count(*) AS n
+		  FROM dogdb.sessions s GROUP BY 1, 2
+	), churn AS (
+		SELECT a.account_id,
+			   @extschema@.dogdb_first_inactive_month(u.active, date_trunc('month', a.created_at AT TIME ZONE 'UTC')::date, m1) AS month
+		  FROM dogdb.accounts a
+		  LEFT JOIN (SELECT s.account_id, @extschema@.dogdb_active_months(s.created_at) AS active
+					   FROM dogdb.sessions s
+					  WHERE s.created_at < ((m1 + interval '1 month') AT TIME ZONE 'UTC')
+					  GROUP BY s.account_id) u ON u.account_id = a.account_id
+	), prices AS (		-- each price holds [p0, p1)
+		SELECT p.plan_id, p.monthly_price_cents AS price, p.effective_from AS p0,
+			   coalesce(lead(p.effective_from) OVER (PARTITION BY p.plan_id ORDER BY p.effective_from),
+						'infinity') AS p1
+		  FROM dogdb.plan_prices p
+	), covered AS (		-- UTC days of each subscription in each month, clipped to it
+		SELECT s.account_id, s.plan_id, m.ms,
+			   (m.ms + interval '1 month')::date AS me,
+			   greatest((s.valid_from AT TIME ZONE 'UTC')::date, m.ms) AS d0,
+			   least(coalesce((s.valid_to AT TIME ZONE 'UTC')::date, 'infinity'), (m.ms + interval '1 month')::date) AS d1
+		  FROM dogdb.subscriptions s
+		  JOIN (SELECT g::date AS ms FROM generate_series(m0, m1, interval '1 month') g) m
+			ON s.valid_from < ((m.ms + interval '1 month') AT TIME ZONE 'UTC')
+		   AND (s.valid_to IS NULL OR s.valid_to > (m.ms AT TIME ZONE 'UTC'))
+	), pieces AS (
+		SELECT c.account_id, c.ms, c.me, c.plan_id, p.price, greatest(c.d0, p.p0) AS d0, least(c.d1, p.p1) AS d1
+		  FROM covered c JOIN prices p ON p.plan_id = c.plan_id AND p.p0 < c.d1 AND p.p1 > c.d0
+		 WHERE c.d1 > c.d0
+	), flagged AS (		-- does a piece continue the previous one's line?
+		SELECT x.*, coalesce(lag(x.d1) OVER w = x.d0 AND lag(x.plan_id) OVER w = x.plan_id
+							 AND lag(x.price) OVER w = x.price, false) AS continues
+		  FROM pieces x WINDOW w AS (PARTITION BY x.account_id, x.ms ORDER BY x.d0)
+	), numbered AS (
+		SELECT f.*, count(*) FILTER (WHERE NOT f.continues) OVER (PARTITION BY f.account_id, f.ms ORDER BY f.d0) AS line
+		  FROM flagged f
+	), lines AS (
+		SELECT n.account_id, n.ms, n.me, min(n.price) AS price, min(n.d0) AS d0, max(n.d1) AS d1
+		  FROM numbered n GROUP BY n.account_id, n.ms, n.me, n.line
+	), revenue AS (
+		SELECT l.account_id, l.ms AS month,
+			   sum(round(l.price * (l.d1 - l.d0)::numeric / (l.me - l.ms))) AS cents
+		  FROM lines l GROUP BY 1, 2
+	), per_account AS (
+		SELECT x.account_id, x.month, sum(x.n) AS n, sum(x.c) AS c, sum(x.cents) AS cents
+		  FROM (SELECT u.account_id, u.month, u.n, 0 AS c, 0 AS cents FROM usage u
+				UNION ALL SELECT ch.account_id, ch.month, 0, 1, 0 FROM churn ch WHERE ch.month IS NOT NULL
+				UNION ALL SELECT r.account_id, r.month, 0, 0, r.cents FROM revenue r WHERE r.cents <> 0) x
+		 GROUP BY 1, 2
+	), tiered AS (		-- the tier: the plan on the month's first day, else the last one ended, else the first one of the month
+		SELECT p.*, s.plan_id,
+			   row_number() OVER (PARTITION BY p.account_id, p.month
+								  ORDER BY CASE WHEN (s.valid_from AT TIME ZONE 'UTC')::date <= p.month
+												 AND coalesce((s.valid_to AT TIME ZONE 'UTC')::date, 'infinity') > p.month THEN 0
+												WHEN (s.valid_to AT TIME ZONE 'UTC')::date <= p.month THEN 1 ELSE 2 END,
+										   CASE WHEN (s.valid_to AT TIME ZONE 'UTC')::date <= p.month THEN -extract(epoch FROM s.valid_from)
+												ELSE extract(epoch FROM s.valid_from) END) AS pick
+		  FROM per_account p
+		  LEFT JOIN dogdb.subscriptions s
+			ON s.account_id = p.account_id
+		   AND (s.valid_from AT TIME ZONE 'UTC')::date < (p.month + interval '1 month')::date
+	)
+	SELECT t.month, coalesce(a.company_size, 'unknown'), t.plan_id,
+		   count(*) FILTER (WHERE t.n > 0), sum(t.c)::bigint, sum(t.n)::bigint, sum(t.cents)::bigint
+	  FROM tiered t JOIN dogdb.accounts a ON a.account_id = t.account_id
+	 WHERE t.pick = 1
+	 GROUP BY 1, 2, 3;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.kpi_facts_sql() IS 'The rows of the KPI facts computed by one query that Citus pushes down to the workers (per-account work on the shards, sums by month, company size and plan on the coordinator); used by the KPI refresh when the tables are distributed';
+REVOKE ALL ON FUNCTION dogdb_internal.kpi_facts_sql() FROM PUBLIC;

@@ -76,18 +76,14 @@ DogdbIsDistributed(Oid relid)
 	return found;
 }
 
-/* 0A000 if one of the tables dogdb.<relnames[i]> is a Citus table */
-void
-DogdbRefuseDistributed(const char *what, const char *const *relnames)
+/* is one of the tables dogdb.<relnames[i]> a Citus table? */
+bool
+DogdbAnyDistributed(const char *const *relnames)
 {
 	for (int i = 0; relnames[i] != NULL; i++)
 		if (DogdbIsDistributed(DogdbRelationId(relnames[i])))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s is not supported on Citus", what),
-					 errdetail("Table dogdb.%s is distributed: its rows are on the workers, and %s reads local tables only.",
-							   relnames[i], what),
-					 errhint("Compute this on a single-node copy of the data.")));
+			return true;
+	return false;
 }
 
 /* the OID of function dogdb.<name>() */

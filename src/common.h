@@ -38,11 +38,8 @@ extern Oid	DogdbInternalRelationId(const char *relname);
  */
 extern bool DogdbIsDistributed(Oid relid);
 
-/*
- * Refuse (0A000) to run `what` when any of the tables dogdb.<name> (a
- * NULL-terminated list) is a Citus table: for code that reads local heaps.
- */
-extern void DogdbRefuseDistributed(const char *what, const char *const *relnames);
+/* whether any of the tables dogdb.<name> (a NULL-terminated list) is a Citus table */
+extern bool DogdbAnyDistributed(const char *const *relnames);
 
 /* the OID of function dogdb.<name>() without arguments; error if missing */
 extern Oid	DogdbFunctionId(const char *name);

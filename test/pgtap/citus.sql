@@ -3,7 +3,7 @@
 -- dogdb_distribute() without Citus, and the 1.3 -> 1.4 migration of
 -- invoice_lines.  The 3-node run is test/citus/lab.sh.
 \ir setup.psql
-SELECT plan(14);
+SELECT plan(16);
 CREATE EXTENSION dogdb_analytics CASCADE;
 
 -- no Citus here: a clear refusal, nothing changed
@@ -57,6 +57,21 @@ SELECT is((SELECT count(*) FROM dogdb.invoice_lines l JOIN dogdb.invoices i USIN
 		  (SELECT count(*) FROM dogdb.invoice_lines), 'each line carries its invoice''s account');
 SELECT throws_ok($$UPDATE dogdb.invoice_lines SET account_id = 2 WHERE account_id = 1$$, '23503', NULL,
 				 'a line cannot move to another account than its invoice''s');
+
+-- the KPI facts of Citus (one pushed-down query) against the C engine's
+TRUNCATE dogdb.accounts CASCADE;
+SELECT dogdb_generate_demo_data(1200, 24, '2024-06-01', 5) \g /dev/null
+UPDATE dogdb.accounts SET company_size = NULL WHERE account_id % 50 = 0;
+INSERT INTO dogdb.plan_prices VALUES (2, 6000, '2025-03-01');
+UPDATE dogdb.subscriptions SET valid_to = valid_from + interval '40 days 3 hours'
+ WHERE account_id % 17 = 0 AND valid_to IS NULL;
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from)
+SELECT account_id, 3, valid_to + interval '20 days' FROM dogdb.subscriptions WHERE account_id % 34 = 0 AND valid_to IS NOT NULL;
+SELECT count(*) FROM dogdb_refresh_kpis(true) \g /dev/null
+SELECT bag_eq('SELECT * FROM dogdb.kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts_sql()',
+			  'the KPI facts of the one-query path (Citus) equal the engine''s');
+SELECT ok((SELECT count(*) FROM dogdb.kpi_facts WHERE plan_id IS NULL OR company_size = 'unknown') > 0
+		  AND (SELECT count(*) FROM dogdb.kpi_facts WHERE churned_accounts > 0) > 0, '(with every kind of fact)');
 
 -- 1.3 -> 1.4: the lines of existing invoices get their account
 DROP EXTENSION dogdb_analytics;
