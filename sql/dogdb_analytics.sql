@@ -653,7 +653,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
-		-- the table is the trigger's argument: TG_TABLE_NAME is a shard's name on Citus
+		-- the table is the trigger's argument (on Citus a trigger fires under its shard's name)
 		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
 			CASE TG_ARGV[0]
 			WHEN 'subscriptions' THEN $e$date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date$e$

@@ -3,7 +3,7 @@
 -- dogdb_distribute() without Citus, and the 1.3 -> 1.4 migration of
 -- invoice_lines.  The 3-node run is test/citus/lab.sh.
 \ir setup.psql
-SELECT plan(16);
+SELECT plan(17);
 CREATE EXTENSION dogdb_analytics CASCADE;
 
 -- no Citus here: a clear refusal, nothing changed
@@ -12,6 +12,13 @@ SELECT throws_ok('SELECT * FROM dogdb_distribute()', '0A000',
 SELECT throws_ok('SELECT * FROM dogdb_distribute(8)', '0A000', NULL, 'with a shard count too');
 SELECT is((SELECT count(*) FROM pg_constraint WHERE conname IN ('licenses_license_id_key', 'invoices_invoice_number_key')),
 		  2::bigint, 'the refusal changed nothing (the global keys are still there)');
+
+-- a trigger fires on a shard under the shard's name: no trigger function
+-- of the extension may decide by TG_TABLE_NAME
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+				 WHERE d.deptype = 'e' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dogdb_analytics')
+				   AND p.prorettype = 'trigger'::regtype AND p.prosrc ~* 'tg_table_name'),
+		  '{}'::text[], 'no trigger function reads TG_TABLE_NAME');
 
 -- every primary and unique key of a distributed table has the
 -- distribution column, but the two global keys Citus gives up
