@@ -27,6 +27,13 @@
  * Invoice numbers come from dogdb.invoice_number_counters, updated in the
  * same transaction, so they are gapless.
  *
+ * On Citus (README "Running on Citus") the same code runs on the
+ * coordinator: the scan is a distributed query, the bulk writer sends each
+ * batch as one INSERT that Citus routes to the shards (lines after their
+ * invoices), the shards check the foreign keys, the counter row sits in a
+ * reference table, and runs serialize on the LOCK TABLE, which is taken on
+ * the coordinator where they run (the lab checks two concurrent runs).
+ *
  * Privileges: dogdb_generate_invoices() is SECURITY DEFINER (the SQL
  * script), so a billing role needs EXECUTE on it and no privilege on the
  * tables; it can issue invoices but not change them.  The preview runs as

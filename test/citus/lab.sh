@@ -21,7 +21,8 @@
 #	   the distributed tables against the single node's, pushdown asserted
 #	   from EXPLAIN (TAP lines; "# TODO" marks what is not supported yet);
 #	4. stops and removes everything.
-# Without a source tree it says "skipped" and exits 0.  Nothing of Citus is
+# With CITUS_LAB_BENCH=<companies> it runs test/citus/bench.sql instead of
+# the suite.  Without a source tree it says "skipped" and exits 0.  Nothing of Citus is
 # kept in this repository.  The build needs the headers the server was built
 # with: Debian packages libkrb5-dev libzstd-dev liblz4-dev.
 set -eu
@@ -110,6 +111,12 @@ done
 psql_on coord -q -c "SELECT citus_set_coordinator_host('127.0.0.1', ${port[coord]})" \
 	-c "SELECT citus_add_node('127.0.0.1', ${port[w1]})" -c "SELECT citus_add_node('127.0.0.1', ${port[w2]})" >/dev/null
 psql_on coord -c "SELECT citus_version()" -c "SELECT nodename, nodeport, noderole FROM pg_dist_node ORDER BY nodeport"
+
+# the benchmark instead of the suite
+if [ -n "${CITUS_LAB_BENCH:-}" ]; then
+	psql_on coord -v companies="$CITUS_LAB_BENCH" -f test/citus/bench.sql
+	exit
+fi
 
 # 3. the suite: setup.sql, two invoice runs at once, suite.sql
 status=0
