@@ -1770,26 +1770,28 @@ CREATE FUNCTION dogdb_internal.distribution_plan()
 	LANGUAGE sql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	SELECT v.step, v.rel::regclass, v.col, v.coloc
-	  FROM (VALUES (1, 'dogdb.pricing_plans', NULL, NULL), (2, 'dogdb.plan_prices', NULL, NULL),
-				   (3, 'dogdb.deleted_seed_rows', NULL, NULL), (4, 'dogdb.service_reps', NULL, NULL),
-				   (5, 'dogdb.invoice_number_counters', NULL, NULL), (6, 'dogdb.import_rejects', NULL, NULL),
-				   (7, 'dogdb.stripe_webhook_secrets', NULL, NULL), (8, 'dogdb.stripe_events', NULL, NULL),
-				   (9, 'dogdb.stripe_customer_accounts', NULL, NULL),
-				   (10, 'dogdb.accounts', 'account_id', NULL),
-				   (11, 'dogdb.subscriptions', 'account_id', 'dogdb.accounts'),
-				   (12, 'dogdb.interactions', 'account_id', 'dogdb.accounts'),
-				   (13, 'dogdb.licenses', 'account_id', 'dogdb.accounts'),
-				   (14, 'dogdb.sessions', 'account_id', 'dogdb.accounts'),
-				   (15, 'dogdb.invoices', 'account_id', 'dogdb.accounts'),
-				   (16, 'dogdb.invoice_lines', 'account_id', 'dogdb.accounts'),
-				   (17, 'dogdb.stripe_customers', 'account_id', 'dogdb.accounts'),
-				   (18, 'dogdb.stripe_subscriptions', 'account_id', 'dogdb.accounts'),
-				   (19, 'dogdb.stripe_subscription_versions', 'account_id', 'dogdb.accounts'),
-				   (20, 'dogdb.stripe_invoices', 'account_id', 'dogdb.accounts'),
-				   (21, 'dogdb.stripe_payments', 'account_id', 'dogdb.accounts'),
-				   (22, 'dogdb.stripe_refunds', 'account_id', 'dogdb.accounts'),
-				   (23, 'dogdb.web_events', 'anonymous_id', NULL)) AS v (step, rel, col, coloc)
+	-- a table is looked up in dogdb, then in dogdb_internal (NULL: missing)
+	SELECT v.step, coalesce(pg_catalog.to_regclass('dogdb.' || v.rel), pg_catalog.to_regclass('dogdb_internal.' || v.rel)),
+		   v.col, v.coloc
+	  FROM (VALUES (1, 'pricing_plans', NULL, NULL), (2, 'plan_prices', NULL, NULL),
+				   (3, 'deleted_seed_rows', NULL, NULL), (4, 'service_reps', NULL, NULL),
+				   (5, 'invoice_number_counters', NULL, NULL), (6, 'import_rejects', NULL, NULL),
+				   (7, 'stripe_webhook_secrets', NULL, NULL), (8, 'stripe_events', NULL, NULL),
+				   (9, 'stripe_customer_accounts', NULL, NULL),
+				   (10, 'accounts', 'account_id', NULL),
+				   (11, 'subscriptions', 'account_id', 'dogdb.accounts'),
+				   (12, 'interactions', 'account_id', 'dogdb.accounts'),
+				   (13, 'licenses', 'account_id', 'dogdb.accounts'),
+				   (14, 'sessions', 'account_id', 'dogdb.accounts'),
+				   (15, 'invoices', 'account_id', 'dogdb.accounts'),
+				   (16, 'invoice_lines', 'account_id', 'dogdb.accounts'),
+				   (17, 'stripe_customers', 'account_id', 'dogdb.accounts'),
+				   (18, 'stripe_subscriptions', 'account_id', 'dogdb.accounts'),
+				   (19, 'stripe_subscription_versions', 'account_id', 'dogdb.accounts'),
+				   (20, 'stripe_invoices', 'account_id', 'dogdb.accounts'),
+				   (21, 'stripe_payments', 'account_id', 'dogdb.accounts'),
+				   (22, 'stripe_refunds', 'account_id', 'dogdb.accounts'),
+				   (23, 'web_events', 'anonymous_id', NULL)) AS v (step, rel, col, coloc)
 	 ORDER BY v.step;
 END;
 COMMENT ON FUNCTION dogdb_internal.distribution_plan() IS 'Internal to dogdb_distribute(): the tables in the order they are distributed (reference tables first, then by foreign keys), with the distribution column (NULL: reference table) and the table to co-locate with';
@@ -1901,6 +1903,11 @@ BEGIN
 		EXECUTE stmt;
 	END LOOP;
 
+	IF EXISTS (SELECT 1 FROM dogdb_internal.distribution_plan() d WHERE d.relation IS NULL) THEN
+		RAISE EXCEPTION 'cannot distribute the dogdb tables: a table of the extension is missing'
+			USING ERRCODE = 'undefined_table',
+				  HINT = 'The dogdb_analytics extension is damaged; reinstall it.';
+	END IF;
 	FOR p IN SELECT * FROM dogdb_internal.distribution_plan() ORDER BY step LOOP
 		EXECUTE 'SELECT partmethod FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
 			INTO current_method USING p.relation;
