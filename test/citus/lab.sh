@@ -48,7 +48,7 @@ srcid=$(md5sum <"$src/configure" | cut -c1-32)	# configure names the version
 if [ -f "$pkglibdir/citus.so" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$srcid" ]; then
 	log "Citus already built from $src ($srcid) in $pkglibdir"
 else
-	log "building Citus from $src in $work/build (3 to 8 minutes on two cores)"
+	log "building Citus from $src in $work/build (2 to 8 minutes on two cores, with the load)"
 	mkdir "$work/build"
 	(cd "$src" && tar -cf - --exclude=.git .) | tar -xf - -C "$work/build"
 	cd "$work/build"
