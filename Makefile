@@ -35,7 +35,7 @@ endif
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo check-all bench bench-scale unit fuzz
+.PHONY: deps demo check-all bench bench-scale unit fuzz citus-check
 
 $(DATA_built): sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
@@ -66,6 +66,10 @@ bench-scale: deps
 	$(MAKE) all
 	$(SUDO) $(MAKE) install
 	test/bench/scale.sh
+# The Citus lab (README "Running on Citus"): CITUS_SRC = a Citus source tree,
+# else it says skipped
+citus-check:
+	test/citus/lab.sh $(CITUS_SRC)
 
 # The parsers and arithmetic alone, outside the server
 unit: test/unit_license test/unit_proration test/unit_kpi test/unit_funnel test/unit_stripe

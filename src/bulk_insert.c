@@ -21,6 +21,12 @@
  * caller expects, names and types: values are formed as the caller's
  * types, so a column whose type was altered must never be written.
  *
+ * Citus: a distributed or reference table's local heap is an empty shell
+ * on the coordinator.  For such a table the batch is sent as one INSERT
+ * ... SELECT FROM ROWS FROM (unnest($1), ...) (an array per column), which Citus
+ * routes row by row to the shards; the shards check every constraint and
+ * foreign key, so a child's batch waits for its parent's (BulkInsertAfter).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +36,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -37,6 +44,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/array.h"
 #include "utils/datum.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -46,6 +54,7 @@
 #include "utils/rls.h"
 
 #include "bulk_insert.h"
+#include "common.h"
 
 struct BulkInsert
 {
@@ -57,6 +66,9 @@ struct BulkInsert
 	bool		check_constraints;
 	int			ncolumns;
 	int		   *attmap;			/* column n of the caller is attribute attmap[n] */
+	const BulkInsertColumn *columns;
+	char	   *citus_insert;	/* a Citus table: the INSERT of a batch, else NULL */
+	BulkInsert *after;			/* flushed before this one (BulkInsertAfter) */
 	MemoryContext batchcxt;		/* copies of queued by-reference values */
 	int			nqueued;
 	TupleTableSlot *slots[BULK_INSERT_BATCH];
@@ -71,20 +83,32 @@ const BulkInsertColumn bulk_subscription_columns[BULK_SUBSCRIPTION_NCOLUMNS] = {
 	{"subscription_id", INT8OID}, {"account_id", INT8OID}, {"plan_id", INT2OID},
 	{"valid_from", TIMESTAMPTZOID}, {"valid_to", TIMESTAMPTZOID}
 };
-/* is fk exactly the single-column foreign key g of rel? */
+/* is "a,b,..." exactly the names of the nkeys attributes attnums of relid? */
+static bool
+ColumnListMatches(Oid relid, const AttrNumber *attnums, int nkeys, const char *list)
+{
+	for (int n = 0; n < nkeys; n++)
+	{
+		char	   *name = get_attname(relid, attnums[n], false);
+		size_t		len = strlen(name);
+		bool		match = strncmp(list, name, len) == 0 &&
+			list[len] == (n == nkeys - 1 ? '\0' : ',');
+
+		pfree(name);
+		if (!match)
+			return false;
+		list += len + 1;
+	}
+	return true;
+}
+
+/* is fk exactly the foreign key g of rel (same columns, in order)? */
 static bool
 ForeignKeyMatches(Relation rel, ForeignKeyCacheInfo *fk, const BulkInsertForeignKey *g)
 {
-	char	   *refcol;
-	bool		match;
-
-	if (fk->nkeys != 1 || fk->confrelid != g->refrelid ||
-		strcmp(get_attname(RelationGetRelid(rel), fk->conkey[0], false), g->column) != 0)
-		return false;
-	refcol = get_attname(fk->confrelid, fk->confkey[0], false);
-	match = strcmp(refcol, g->refcolumn) == 0;
-	pfree(refcol);
-	return match;
+	return fk->confrelid == g->refrelid &&
+		ColumnListMatches(RelationGetRelid(rel), fk->conkey, fk->nkeys, g->column) &&
+		ColumnListMatches(fk->confrelid, fk->confkey, fk->nkeys, g->refcolumn);
 }
 
 /* refuse a table whose inserts would do more than this writer does */
@@ -201,6 +225,63 @@ CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *a
 				 errdetail("Column \"%s\" is missing.", columns[n].name)));
 }
 
+/* INSERT INTO rel (columns) SELECT * FROM ROWS FROM (unnest($1), ...): a batch on Citus */
+static char *
+CitusInsertQuery(Relation rel, const BulkInsertColumn *columns, int ncolumns)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	for (int n = 0; n < ncolumns; n++)
+		appendStringInfo(&q, "%s%s", n > 0 ? ", " : "", quote_identifier(columns[n].name));
+	appendStringInfoString(&q, ") SELECT * FROM ROWS FROM (");
+	for (int n = 0; n < ncolumns; n++)
+		appendStringInfo(&q, "%spg_catalog.unnest($%d)", n > 0 ? ", " : "", n + 1);
+	appendStringInfoChar(&q, ')');
+	return q.data;
+}
+
+/* write the queued rows of a Citus table through SQL (in batchcxt) */
+static void
+CitusFlush(BulkInsert *bulk)
+{
+	int			n = bulk->ncolumns;
+	Oid		   *argtypes = palloc(sizeof(Oid) * n);
+	Datum	   *args = palloc(sizeof(Datum) * n);
+	Datum	   *elems = palloc(sizeof(Datum) * bulk->nqueued);
+	bool	   *isnull = palloc(sizeof(bool) * bulk->nqueued);
+	int			dims[1] = {bulk->nqueued};
+	int			lbs[1] = {1};
+
+	for (int c = 0; c < n; c++)
+	{
+		Oid			type = bulk->columns[c].type;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		for (int r = 0; r < bulk->nqueued; r++)
+		{
+			TupleTableSlot *slot = bulk->slots[r];
+
+			elems[r] = slot->tts_values[bulk->attmap[c]];
+			isnull[r] = slot->tts_isnull[bulk->attmap[c]];
+		}
+		get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+		argtypes[c] = get_array_type(type);
+		args[c] = PointerGetDatum(construct_md_array(elems, isnull, 1, dims, lbs,
+													  type, typlen, typbyval, typalign));
+	}
+	DogdbSpiConnect();
+	if (DogdbSpiExecuteWithArgs(bulk->citus_insert, n, argtypes, args, NULL, false, 0,
+								SPI_OK_INSERT) != (uint64) bulk->nqueued)
+		elog(ERROR, "\"%s\" did not insert %d rows", bulk->citus_insert, bulk->nqueued);
+	DogdbSpiFinish();
+}
+
 BulkInsert *
 BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
 				const BulkInsertForeignKey *fkeys, int nfkeys,
@@ -223,8 +304,11 @@ BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
 	ExecCheckRTPerms(list_make1(rte), true);
 	CheckBulkInsertTarget(rel, fkeys, nfkeys, handled_trigfuncs, nhandled);
 	bulk->ncolumns = ncolumns;
+	bulk->columns = columns;
 	bulk->attmap = palloc(sizeof(int) * ncolumns);
 	CheckColumns(rel, columns, ncolumns, bulk->attmap);
+	if (DogdbIsDistributed(relid))
+		bulk->citus_insert = CitusInsertQuery(rel, columns, ncolumns);
 
 	bulk->estate = CreateExecutorState();
 	ExecInitRangeTable(bulk->estate, list_make1(rte));
@@ -267,6 +351,12 @@ BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname)
 }
 
 void
+BulkInsertAfter(BulkInsert *bulk, BulkInsert *first)
+{
+	bulk->after = first;
+}
+
+void
 BulkInsertRow(BulkInsert *bulk, Datum *values, bool *nulls)
 {
 	TupleTableSlot *slot = bulk->slots[bulk->nqueued];
@@ -300,6 +390,20 @@ BulkInsertFlush(BulkInsert *bulk)
 
 	if (bulk->nqueued == 0)
 		return;
+	if (bulk->citus_insert != NULL)
+	{
+		if (bulk->after != NULL)
+			BulkInsertFlush(bulk->after);
+		old = MemoryContextSwitchTo(bulk->batchcxt);
+		CitusFlush(bulk);
+		MemoryContextSwitchTo(old);
+		for (int i = 0; i < bulk->nqueued; i++)
+			ExecClearTuple(bulk->slots[i]);
+		MemoryContextReset(bulk->batchcxt);
+		bulk->nqueued = 0;
+		CHECK_FOR_INTERRUPTS();
+		return;
+	}
 	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
 	table_multi_insert(bulk->rel, bulk->slots, bulk->nqueued, bulk->cid, 0, bulk->bistate);
 	MemoryContextSwitchTo(old);

@@ -12,6 +12,11 @@
  * other insert trigger, a rule, row-level security, or a column whose name
  * or type differs from what the caller expects is refused.
  *
+ * On a Citus table (distributed or reference) the local table is an empty
+ * shell: rows are written with INSERT ... SELECT FROM unnest(arrays), one
+ * statement per batch, which Citus routes to the shards, where every
+ * constraint and foreign key is checked.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef BULK_INSERT_H
@@ -31,12 +36,15 @@ typedef struct BulkInsertColumn
 	Oid			type;
 } BulkInsertColumn;
 
-/* a single-column foreign key the caller guarantees itself */
+/*
+ * a foreign key the caller guarantees itself; a key of several columns
+ * lists them in order, separated by commas without spaces
+ */
 typedef struct BulkInsertForeignKey
 {
-	const char *column;			/* referencing column of the written table */
+	const char *column;			/* referencing column(s) of the written table */
 	Oid			refrelid;		/* referenced table */
-	const char *refcolumn;		/* referenced column */
+	const char *refcolumn;		/* referenced column(s) */
 } BulkInsertForeignKey;
 
 /*
@@ -66,6 +74,13 @@ extern BulkInsert *BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, i
  * the same transaction): the per-row check, an index scan, is skipped.
  */
 extern void BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname);
+
+/*
+ * first holds the rows bulk's foreign key references: on Citus, where the
+ * shards check that key, first's queued rows are written before bulk's.
+ * End bulk before first.
+ */
+extern void BulkInsertAfter(BulkInsert *bulk, BulkInsert *first);
 
 /* queue one row (one value per column); values are copied */
 extern void BulkInsertRow(BulkInsert *bulk, Datum *values, bool *nulls);

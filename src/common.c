@@ -7,12 +7,18 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 #include "common.h"
@@ -43,6 +49,41 @@ Oid
 DogdbInternalRelationId(const char *relname)
 {
 	return SchemaRelationId(DOGDB_INTERNAL_SCHEMA, relname);
+}
+
+/*
+ * Is relid a Citus table?  Looks it up in pg_catalog.pg_dist_partition,
+ * Citus's catalog of the tables it manages (first column: logicalrelid),
+ * when that catalog exists; no Citus header or function is needed.
+ */
+bool
+DogdbIsDistributed(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(catalog))
+		return false;
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* is one of the tables dogdb.<relnames[i]> a Citus table? */
+bool
+DogdbAnyDistributed(const char *const *relnames)
+{
+	for (int i = 0; relnames[i] != NULL; i++)
+		if (DogdbIsDistributed(DogdbRelationId(relnames[i])))
+			return true;
+	return false;
 }
 
 /* the OID of function dogdb.<name>() */

@@ -31,6 +31,16 @@ extern Oid	DogdbRelationId(const char *relname);
 /* the same for dogdb_internal.<relname> */
 extern Oid	DogdbInternalRelationId(const char *relname);
 
+/*
+ * Whether relid is a Citus table (distributed, reference or Citus local):
+ * its rows are then in shards, not in the local table, so it must be read
+ * and written through SQL that Citus plans.  False without Citus.
+ */
+extern bool DogdbIsDistributed(Oid relid);
+
+/* whether any of the tables dogdb.<name> (a NULL-terminated list) is a Citus table */
+extern bool DogdbAnyDistributed(const char *const *relnames);
+
 /* the OID of function dogdb.<name>() without arguments; error if missing */
 extern Oid	DogdbFunctionId(const char *name);
 /* the same for dogdb_internal.<name>() */

@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "calendar.h"
+#include "citus.h"
 #include "common.h"
 #include "kpi.h"
 
@@ -286,6 +287,12 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	/* the engine scans local heaps: on Citus the facts come from one query (citus.c) */
+	if (DogdbAnyDistributed((const char *const[]) {"sessions", "accounts", "subscriptions", "plan_prices", NULL}))
+	{
+		DogdbRestoreSearchPath(nestlevel);
+		return DogdbKpiUpdateFactsOnCitus(desc);
+	}
 	ch.full = PG_GETARG_BOOL(0);
 	ks->cxt = CurrentMemoryContext;
 	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
