@@ -20,6 +20,10 @@ INSERT INTO dogdb.service_reps (name) VALUES ('ann'), ('bob');
 INSERT INTO dogdb.interactions (account_id, rep_id, channel, status, created_at)
 SELECT a, 1 + a % 2, 'email', CASE WHEN a % 5 = 0 THEN 'weird' ELSE 'open' END, '2021-02-01Z'
   FROM generate_series(1, 400, 3) a;
+INSERT INTO dogdb.interactions (account_id, rep_id, channel, category, status, created_at, completed_at)
+SELECT a, 1 + a % 2, 'phone', 'billing', 'resolved', '2021-03-01Z'::timestamptz + a * interval '1 hour',
+	   '2021-03-02Z'::timestamptz + a * interval '3 hours'
+  FROM generate_series(2, 400, 5) a;
 INSERT INTO dogdb.licenses (license_id, account_id, role, status, created_at)
 SELECT 'L' || a, a, 'admin', CASE WHEN a % 7 = 0 THEN 'bogus' ELSE 'active' END, '2021-01-01Z'
   FROM generate_series(1, 400, 2) a;
@@ -52,6 +56,9 @@ CREATE TABLE lab.exp_kpi AS
 SELECT 'retention' AS kpi, to_jsonb(k) AS r FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier') k
 UNION ALL SELECT 'usage', to_jsonb(k) FROM dogdb_kpi_usage('2021-01-01', '2021-12-01', 'company_size') k
 UNION ALL SELECT 'revenue', to_jsonb(k) FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') k;
+CREATE TABLE lab.exp_support AS
+SELECT g, k.* FROM unnest(ARRAY['channel', 'category', 'rep', 'tier', 'company_size', 'all']) g,
+	   LATERAL dogdb_kpi_support('2021-01-01', '2021-12-01', g) k;
 
 -- funnels and Stripe
 CREATE TABLE lab.exp_funnel_client AS

@@ -54,11 +54,11 @@ END
 $$;
 
 -- dogdb_distribute()
-SELECT pg_temp.tap((SELECT count(*) FROM lab.distributed WHERE action = 'distributed') = 23,
-				   'dogdb_distribute() distributed the 23 tables');
-SELECT pg_temp.tap((SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dogdb.%') = 23,
-				   'Citus knows the 23 tables');
-SELECT pg_temp.tap((SELECT bool_and(action = 'already done') AND count(*) = 23 FROM lab.distributed_again),
+SELECT pg_temp.tap((SELECT count(*) FROM lab.distributed WHERE action = 'distributed') = 24,
+				   'dogdb_distribute() distributed the 24 tables');
+SELECT pg_temp.tap((SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dogdb.%') = 24,
+				   'Citus knows the 24 tables');
+SELECT pg_temp.tap((SELECT bool_and(action = 'already done') AND count(*) = 24 FROM lab.distributed_again),
 				   'dogdb_distribute() again: idempotent');
 SELECT pg_temp.tap((SELECT count(DISTINCT colocationid) FROM pg_dist_partition
 					 WHERE logicalrelid::text LIKE 'dogdb.%' AND partmethod = 'h' AND logicalrelid <> 'dogdb.web_events'::regclass) = 1,
@@ -130,6 +130,11 @@ SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM lab.exp_kpi', $$
 	UNION ALL SELECT 'usage', to_jsonb(k) FROM dogdb_kpi_usage('2021-01-01', '2021-12-01', 'company_size') k
 	UNION ALL SELECT 'revenue', to_jsonb(k) FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') k$$),
 				   'dogdb_kpi_retention/usage/revenue equal the single node''s');
+SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_support) > 0
+				   AND pg_temp.same_rows('SELECT * FROM lab.exp_support', $$
+	SELECT g, k.* FROM unnest(ARRAY['channel', 'category', 'rep', 'tier', 'company_size', 'all']) g,
+		   LATERAL dogdb_kpi_support('2021-01-01', '2021-12-01', g) k$$),
+				   'dogdb_kpi_support() under every grouping equals the single node''s (the model rebuilt on Citus)');
 INSERT INTO dogdb.sessions (account_id, created_at) SELECT account_id, '2021-12-15Z' FROM dogdb.accounts WHERE account_id % 10 = 0;
 SELECT count(*) FROM dogdb_refresh_kpis() \g /dev/null
 SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM dogdb.kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts_sql()')
