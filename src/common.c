@@ -52,6 +52,13 @@ DogdbFunctionId(const char *name)
 	return LookupFuncName(list_make2(makeString(DOGDB_SCHEMA), makeString(pstrdup(name))), 0, NULL, false);
 }
 
+/* the OID of function dogdb_internal.<name>() */
+Oid
+DogdbInternalFunctionId(const char *name)
+{
+	return LookupFuncName(list_make2(makeString(DOGDB_INTERNAL_SCHEMA), makeString(pstrdup(name))), 0, NULL, false);
+}
+
 /* search_path = pg_catalog, pg_temp until DogdbRestoreSearchPath() */
 int
 DogdbPinSearchPath(void)

@@ -30,6 +30,7 @@
 extern Oid	DogdbRelationId(const char *relname);
 /* the same for dogdb_internal.<relname> */
 extern Oid	DogdbInternalRelationId(const char *relname);
+extern Oid	DogdbInternalFunctionId(const char *name);
 
 /* the OID of function dogdb.<name>() without arguments; error if missing */
 extern Oid	DogdbFunctionId(const char *name);

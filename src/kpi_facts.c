@@ -3,7 +3,7 @@
  * kpi_facts.c
  *	  The KPI engine's facts (kpi.h): per month, company size and tier, the
  *	  active accounts, churned accounts, sessions and revenue, computed from
- *	  the matrix and the subscriptions, compared with dogdb.kpi_facts and
+ *	  the matrix and the subscriptions, compared with dogdb_internal.kpi_facts and
  *	  written where they differ.
  *
  * A tier is a plan of dogdb.pricing_plans, stored as its plan_id (NULL for
@@ -71,8 +71,8 @@ TierOfPlanId(KpiState *ks, int16 plan_id)
  * plan in force on the first day; without one, the plan it had before;
  * without one, the first plan it starts that month.
  */
-static int
-TierAt(KpiState *ks, KpiAccount *a, int32 month)
+int
+KpiTierAt(KpiState *ks, KpiAccount *a, int32 month)
 {
 	ProrationSpan *spans = &ks->spans[a->span0];
 	int64		d = cal_month_first_day(month);
@@ -91,8 +91,15 @@ TierAt(KpiState *ks, KpiAccount *a, int32 month)
 	return plan == NULL ? ks->nplans : TierOfPlan(ks, plan);
 }
 
+/* a tier as kpi_month_activity stores it: its plan_id, KPI_NO_PLAN for none */
+int16
+KpiStoredTier(KpiState *ks, int tier)
+{
+	return tier == ks->nplans ? KPI_NO_PLAN : (int16) ks->plans[tier].plan.plan_id;
+}
+
 /*
- * The facts as dogdb.kpi_facts has them (old_cells), and those of the
+ * The facts as dogdb_internal.kpi_facts has them (old_cells), and those of the
  * months not recomputed (or their revenue) carried over into cells.  Facts
  * of plans that no longer exist, or of months outside the cells, are
  * deleted: no account can have such a tier or month.
@@ -109,7 +116,7 @@ KpiKeepFacts(KpiState *ks)
 	uint64		n;
 
 	n = KpiQuery(ks, "SELECT month, company_size, plan_id, active_accounts, churned_accounts, sessions, revenue_cents"
-				 " FROM dogdb.kpi_facts", 0, NULL, NULL, true, SPI_OK_SELECT);
+				 " FROM dogdb_internal.kpi_facts", 0, NULL, NULL, true, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -164,9 +171,9 @@ KpiKeepFacts(KpiState *ks)
 		planarray = PointerGetDatum(construct_array(ids, ks->nplans, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
 		args[0] = DateADTGetDatum((DateADT) cal_month_first_day(ks->cell0));
 		args[1] = DateADTGetDatum((DateADT) cal_month_first_day(ks->cell1));
-		DogdbSpiExecuteWithArgs("DELETE FROM dogdb.kpi_facts WHERE month < $1 OR month > $2",
+		DogdbSpiExecuteWithArgs("DELETE FROM dogdb_internal.kpi_facts WHERE month < $1 OR month > $2",
 								2, argtypes, args, NULL, false, 0, SPI_OK_DELETE);
-		DogdbSpiExecuteWithArgs("DELETE FROM dogdb.kpi_facts WHERE plan_id <> ALL ($1)",
+		DogdbSpiExecuteWithArgs("DELETE FROM dogdb_internal.kpi_facts WHERE plan_id <> ALL ($1)",
 								1, &arraytype, &planarray, NULL, false, 0, SPI_OK_DELETE);
 	}
 	pfree(ids);
@@ -196,7 +203,7 @@ AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
 		ReportProrationError(st, &r, ks->plans, ks->nplans, a->id, (DateADT) start);
 	if (r.total_cents == 0)
 		return;
-	c = Cell(ks, month, a->size, TierAt(ks, a, month));
+	c = Cell(ks, month, a->size, KpiTierAt(ks, a, month));
 	if (pg_add_s64_overflow(c->revenue, r.total_cents, &c->revenue))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -230,7 +237,7 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 			ks->churn_changed |= (*churn != was);
 		}
 		if (*churn != CHURN_NONE && KpiMonthOf(ks, *churn)->facts_dirty)
-			Cell(ks, *churn, a->size, TierAt(ks, a, *churn))->churned++;
+			Cell(ks, *churn, a->size, KpiTierAt(ks, a, *churn))->churned++;
 
 		for (int k = 0; k < ndirty; k++)
 		{
@@ -239,7 +246,7 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 
 			if (count > 0)
 			{
-				KpiCell    *c = Cell(ks, month, a->size, TierAt(ks, a, month));
+				KpiCell    *c = Cell(ks, month, a->size, KpiTierAt(ks, a, month));
 
 				c->active++;
 				c->sessions += count;
@@ -255,21 +262,21 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 }
 
 /*
- * Write the cells that differ from dogdb.kpi_facts; changed says which
+ * Write the cells that differ from dogdb_internal.kpi_facts; changed says which
  * KPIs (retention, usage, revenue) changed
  */
 void
 KpiStoreFacts(KpiState *ks, bool *changed)
 {
 	Oid			argtypes[7] = {DATEOID, TEXTOID, INT2OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	SPIPlanPtr	upsert = DogdbSpiPrepare("INSERT INTO dogdb.kpi_facts (month, company_size, plan_id, active_accounts,"
+	SPIPlanPtr	upsert = DogdbSpiPrepare("INSERT INTO dogdb_internal.kpi_facts (month, company_size, plan_id, active_accounts,"
 										 " churned_accounts, sessions, revenue_cents) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 										 " ON CONFLICT ON CONSTRAINT kpi_facts_key DO UPDATE SET"
 										 " active_accounts = $4, churned_accounts = $5, sessions = $6, revenue_cents = $7",
 										 7, argtypes);
-	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb.kpi_facts WHERE month = $1 AND company_size = $2 AND plan_id = $3",
+	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2 AND plan_id = $3",
 									  3, argtypes);
-	SPIPlanPtr	del_none = DogdbSpiPrepare("DELETE FROM dogdb.kpi_facts WHERE month = $1 AND company_size = $2"
+	SPIPlanPtr	del_none = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
 										   " AND plan_id IS NULL", 2, argtypes);
 	Datum		sizes[KPI_NSIZES];
 

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * kpi_refresh.c
- *	  dogdb.kpi_update_facts(), the KPI engine's entry point (design note in
+ *	  dogdb_internal.kpi_update_facts(), the KPI engine's entry point (design note in
  *	  kpi.h): a list of named steps over the scans (kpi_scan.c), the matrix
  *	  (kpi_matrix.c) and the facts (kpi_facts.c).  Also dogdb.check_month(),
  *	  the one month validator for SQL callers.
@@ -14,6 +14,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/memutils.h"
@@ -40,6 +41,20 @@ typedef struct KpiChanges
 	int64	   *delta_count;
 	int			ndeltas;
 } KpiChanges;
+
+/* DEBUG1: how long the steps of a refresh took (SET client_min_messages = debug1) */
+static instr_time step_start;
+
+static void
+StepDone(const char *step)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, step_start);
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: %s took %.1f ms", step, INSTR_TIME_GET_MILLISEC(now))));
+	INSTR_TIME_SET_CURRENT(step_start);
+}
 
 /* run a statement under the refresh's snapshot; returns SPI_processed */
 uint64
@@ -83,7 +98,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	SPITupleTable *tt;
 	uint64		n;
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
@@ -98,7 +113,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_accounts RETURNING account_id",
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
@@ -111,7 +126,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_session_deltas RETURNING month, account_id, sessions",
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING month, account_id, sessions",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->delta_month = palloc(sizeof(int32) * Max(n, 1));
@@ -135,6 +150,13 @@ LoadSources(KpiState *ks)
 {
 	KpiLoadAccounts(ks);
 	ks->plans = LoadBillingPlans(CurrentMemoryContext, false, &ks->nplans);
+	for (int p = 0; p < ks->nplans; p++)
+		if (ks->plans[p].plan.plan_id == KPI_NO_PLAN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("plan_id %d is reserved by the KPI engine", KPI_NO_PLAN),
+					 errdetail("The KPI engine stores an account without a plan as plan_id %d.", KPI_NO_PLAN),
+					 errhint("Give the plan another plan_id.")));
 	KpiLoadSubscriptions(ks);
 	ks->first_month = ks->current_month;
 	for (int a = 0; a < ks->naccounts; a++)
@@ -217,10 +239,17 @@ UpdateMatrix(KpiState *ks, KpiChanges *ch, int32 old_first, int32 old_last)
 		KpiMonth   *km = KpiMonthOf(ks, m);
 
 		km->facts_dirty = (m >= m0 || km->revenue_dirty);
+		/* the stored tiers of a month whose revenue changes may change */
+		km->activity_changed = km->revenue_dirty &&
+			(km->stored || (m >= ks->first_month && m <= ks->current_month));
 	}
-	if (account_gone)
+	if (account_gone || ch->naccounts > 0)
 	{
-		/* read every month back, so that the gone accounts' counts are dropped */
+		/*
+		 * read every month back, so that the gone accounts' counts are
+		 * dropped, and a changed account's sessions in months before its
+		 * first month (not marked) move to its new segment
+		 */
 		for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
 			KpiMonthOf(ks, m)->facts_dirty |= KpiMonthOf(ks, m)->stored;
 	}
@@ -266,7 +295,7 @@ SetCells(KpiState *ks, bool full, int32 old_last)
 }
 
 /*
- * dogdb.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
+ * dogdb_internal.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
  *		retention_changed boolean, usage_changed boolean, revenue_changed boolean)
  */
 Datum
@@ -278,7 +307,8 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		result[5];
 	bool		rnulls[5] = {false, false, false, false, false};
-	bool		changed[3];
+	bool		changed[3] = {false, false, false};
+	bool		done = false;
 	int32		old_first = 0;
 	int32		old_last = 0;
 	int32		m0;
@@ -292,32 +322,55 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 
 	DogdbSpiConnect();
 	/* one refresh at a time; readers of the views are not blocked */
-	DogdbSpiExecute("LOCK TABLE dogdb.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
+	DogdbSpiExecute("LOCK TABLE dogdb_internal.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	PushActiveSnapshot(ks->snapshot);
 	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
 
+	INSTR_TIME_SET_CURRENT(step_start);
 	ConsumeChanges(ks, &ch);
-	LoadSources(ks);
-	if (!ch.full)
-		ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
-	if (ch.full)
-		old_last = ks->current_month;
-	if (!ch.full)
-		KpiListStoredMonths(ks);
-	m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
-	SetCells(ks, ch.full, old_last);
-	if (ch.full)
-		DogdbSpiExecute("DELETE FROM dogdb.kpi_facts", false, 0, SPI_OK_DELETE);
-	else
-		KpiKeepFacts(ks);
-	KpiComputeFacts(ks, m0);
-	KpiStoreMonths(ks, ch.full);
-	if (ch.full || ks->churn_changed || old_first != ks->first_month || old_last != ks->current_month)
+	StepDone("consuming the changes");
+	if (!ch.full && ch.nranges == 0 && ch.naccounts == 0 &&
+		KpiLoadCoverage(ks, &old_first, &old_last) && old_last == ks->current_month)
+	{
+		/* the same month: nothing to do, or session deltas alone */
+		if (ch.ndeltas == 0)
+			done = true;
+		else
+			done = KpiApplySessionDeltas(ks, ch.ndeltas, ch.delta_month, ch.delta_account, ch.delta_count,
+										 changed, &months_done);
+		StepDone(done ? "the session deltas" : "the session deltas (given up)");
+	}
+	if (!done)
+	{
+		LoadSources(ks);
+		StepDone("loading accounts and subscriptions");
+		if (!ch.full)
+			ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
+		if (ch.full)
+			old_last = ks->current_month;
+		if (!ch.full)
+			KpiListStoredMonths(ks);
+		StepDone("reading the state");
+		m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
+		StepDone("counting");
+		SetCells(ks, ch.full, old_last);
+		if (ch.full)
+			DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_facts", false, 0, SPI_OK_DELETE);
+		else
+			KpiKeepFacts(ks);
+		KpiComputeFacts(ks, m0);
+		StepDone("computing the facts");
+		KpiStoreMonths(ks, ch.full);
+		StepDone("storing the months");
 		KpiStoreChurnState(ks);
-	KpiStoreFacts(ks, changed);
-	for (int32 m = ks->cell0; m <= ks->cell1; m++)
-		months_done += KpiMonthOf(ks, m)->facts_dirty;
+		KpiStoreCoverage(ks);
+		StepDone("storing churn and coverage");
+		KpiStoreFacts(ks, changed);
+		StepDone("storing the facts");
+		for (int32 m = ks->cell0; m <= ks->cell1; m++)
+			months_done += KpiMonthOf(ks, m)->facts_dirty;
+	}
 
 	PopActiveSnapshot();
 	UnregisterSnapshot(ks->snapshot);
