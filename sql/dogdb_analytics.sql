@@ -519,8 +519,8 @@ CREATE TABLE dogdb_internal.kpi_month_activity (
 	PRIMARY KEY (month, block)
 );
 ALTER TABLE dogdb_internal.kpi_month_activity ALTER session_counts SET STORAGE PLAIN,
-	ALTER plan_ids SET STORAGE PLAIN;	-- 6 kB a row: stays in the heap page, read and written whole
-COMMENT ON TABLE dogdb_internal.kpi_month_activity IS 'KPI engine state: per month and block of 1024 account ids (block = account_id >> 10), each account''s session count (int4 by account_id & 1023) and tier that month (int2 plan_id, -32768 = none); rows for every block with accounts in the months the last refresh covered, and for months with sessions';
+	ALTER plan_ids SET STORAGE PLAIN;	-- 2-6 kB a row: stays in the heap page, read and written whole
+COMMENT ON TABLE dogdb_internal.kpi_month_activity IS 'KPI engine state: per month and block of 1024 account ids (block = account_id >> 10), each account''s session count and tier that month (plan_id, -32768 = none) by account_id & 1023, each array a width byte (1, 2 or 4) then 1024 values of that width (src/kpi_matrix.c); rows for every block with accounts in the months the last refresh covered, and for months with sessions';
 
 CREATE TABLE dogdb_internal.kpi_session_deltas (
 	month		date NOT NULL,

@@ -34,7 +34,8 @@
  * slot's session count and tier (plan_id) that month; kpi_churn_state per
  * block each slot's first month, churn month and company size;
  * kpi_coverage the months the last refresh covered.  Rows are fixed-size
- * (6 kB, 5 kB) and stored PLAIN: one heap tuple, no TOAST.
+ * (2 kB for most month rows, 5 kB) and stored PLAIN: one heap tuple, no
+ * TOAST.
  *
  * What changed is read from plain tables (kpi_session_deltas,
  * kpi_dirty_accounts, kpi_dirty_months), filled on a single node by the
@@ -160,6 +161,18 @@ KpiMonthOf(KpiState *ks, int32 month)
 	return &ks->months[month - KPI_MIN_MONTH];
 }
 
+/* the first day of each month of the horizon and the one after (KpiInitMonthDays) */
+extern int64 kpi_month_days[KPI_NMONTHS + 1];
+extern void KpiInitMonthDays(void);
+
+/* cal_month_first_day() of a month in [KPI_MIN_MONTH, KPI_MAX_MONTH + 1], by table */
+static inline int64
+KpiMonthFirstDay(int32 month)
+{
+	Assert(month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH + 1);
+	return kpi_month_days[month - KPI_MIN_MONTH];
+}
+
 static inline bool
 KpiInHorizon(int32 month)
 {
@@ -186,6 +199,10 @@ extern void KpiStoreChurnState(KpiState *ks);
 extern void KpiStoreCoverage(KpiState *ks);
 extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
 extern Datum KpiMonthDate(int32 month);
+extern bytea *KpiEncodeCounts(const int32 *counts);
+extern bytea *KpiEncodeTiers(const int16 *tiers);
+extern bool KpiDecodeCounts(Datum d, int32 *counts);
+extern bool KpiDecodeTiers(Datum d, int16 *tiers);
 extern int32 KpiDateMonth(Datum d);
 
 /* kpi_facts.c: the facts */

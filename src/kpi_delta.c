@@ -240,8 +240,8 @@ ReadRows(DeltaState *ds)
 		row = hash_search(ds->rows, &key, HASH_FIND, NULL);
 		if (row == NULL)
 			continue;
-		row->found = CopyStored(row->counts, tt->vals[i], tt->tupdesc, 3, sizeof(row->counts)) &&
-			CopyStored(row->tiers, tt->vals[i], tt->tupdesc, 4, sizeof(row->tiers));
+		row->found = KpiDecodeCounts(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull), row->counts) &&
+			KpiDecodeTiers(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull), row->tiers);
 	}
 	SPI_freetuptable(tt);
 }
@@ -343,9 +343,7 @@ WriteState(DeltaState *ds)
 
 		if (!row->changed)
 			continue;
-		b = palloc(VARHDRSZ + sizeof(row->counts));
-		SET_VARSIZE(b, VARHDRSZ + sizeof(row->counts));
-		memcpy(VARDATA(b), row->counts, sizeof(row->counts));
+		b = KpiEncodeCounts(row->counts);
 		arrs[0] = accumArrayResult(arrs[0], KpiMonthDate((int32) row->key.month), false, DATEOID, CurrentMemoryContext);
 		arrs[1] = accumArrayResult(arrs[1], Int64GetDatum(row->key.block), false, INT8OID, CurrentMemoryContext);
 		arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);

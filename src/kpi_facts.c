@@ -75,8 +75,8 @@ int
 KpiTierAt(KpiState *ks, KpiAccount *a, int32 month)
 {
 	ProrationSpan *spans = &ks->spans[a->span0];
-	int64		d = cal_month_first_day(month);
-	int64		next = cal_month_first_day(month + 1);
+	int64		d = KpiMonthFirstDay(month);
+	int64		next = KpiMonthFirstDay(month + 1);
 	const ProrationPlan *plan = NULL;
 	int			k = 0;
 
@@ -194,8 +194,8 @@ static void
 AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
 {
 	ProrationResult r;
-	int64		start = cal_month_first_day(month);
-	ProrationStatus st = prorate_account(start, cal_month_first_day(month + 1),
+	int64		start = KpiMonthFirstDay(month);
+	ProrationStatus st = prorate_account(start, KpiMonthFirstDay(month + 1),
 										 &ks->spans[a->span0], a->nspans, &r);
 	KpiCell    *c;
 

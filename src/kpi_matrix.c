@@ -112,6 +112,127 @@ StoredBytes(Datum d, Size n, const char *what)
 }
 
 /*
+ * The codec of kpi_month_activity's slot arrays: a width byte (1, 2 or 4),
+ * then KPI_BLOCK_SLOTS values of that width, the narrowest that holds every
+ * value of the block (most counts and plan_ids fit in a byte, so a row is
+ * 2 kB, not 6).  A tier of width 1 stores KPI_NO_PLAN as -128.
+ */
+static bytea *
+EncodeSlots(const int32 *values, bool tiers)
+{
+	int32		lo = 0,
+				hi = 0;
+	int			width;
+	bytea	   *b;
+	char	   *p;
+
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		int32		v = (tiers && values[i] == KPI_NO_PLAN) ? -128 : values[i];
+
+		lo = Min(lo, v);
+		hi = Max(hi, v);
+	}
+	width = (lo >= -128 && hi <= 127) ? 1 : (lo >= PG_INT16_MIN && hi <= PG_INT16_MAX) ? 2 : 4;
+	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
+	p = VARDATA(b);
+	*p++ = (char) width;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		int32		v = values[i];
+
+		if (width == 1)
+			*p++ = (tiers && v == KPI_NO_PLAN) ? (int8) -128 : (int8) v;
+		else if (width == 2)
+		{
+			int16		x = (int16) v;
+
+			memcpy(p, &x, 2);
+			p += 2;
+		}
+		else
+		{
+			memcpy(p, &v, 4);
+			p += 4;
+		}
+	}
+	return b;
+}
+
+bytea *
+KpiEncodeCounts(const int32 *counts)
+{
+	return EncodeSlots(counts, false);
+}
+
+bytea *
+KpiEncodeTiers(const int16 *tiers)
+{
+	int32		v[KPI_BLOCK_SLOTS];
+
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+		v[i] = tiers[i];
+	return EncodeSlots(v, true);
+}
+
+/* decode into values; false if the bytes are not a valid encoding */
+static bool
+DecodeSlots(Datum d, int32 *values, bool tiers)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+	const char *p = VARDATA_ANY(b);
+	int			width;
+
+	if (VARSIZE_ANY_EXHDR(b) < 1)
+		return false;
+	width = *p++;
+	if ((width != 1 && width != 2 && width != 4) || (tiers && width == 4) ||
+		VARSIZE_ANY_EXHDR(b) != (Size) (1 + width * KPI_BLOCK_SLOTS))
+		return false;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		if (width == 1)
+		{
+			int8		x = (int8) *p++;
+
+			values[i] = (tiers && x == -128) ? KPI_NO_PLAN : x;
+		}
+		else if (width == 2)
+		{
+			int16		x;
+
+			memcpy(&x, p, 2);
+			p += 2;
+			values[i] = x;
+		}
+		else
+		{
+			memcpy(&values[i], p, 4);
+			p += 4;
+		}
+	}
+	return true;
+}
+
+bool
+KpiDecodeCounts(Datum d, int32 *counts)
+{
+	return DecodeSlots(d, counts, false);
+}
+
+bool
+KpiDecodeTiers(Datum d, int16 *tiers)
+{
+	int32		v[KPI_BLOCK_SLOTS];
+
+	if (!DecodeSlots(d, v, true))
+		return false;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+		tiers[i] = (int16) v[i];
+	return true;
+}
+
+/*
  * Stored months
  */
 /* which months have rows in kpi_month_activity (one index probe a month) */
@@ -173,10 +294,14 @@ KpiLoadStoredMonths(KpiState *ks)
 			bool		isnull;
 			int32		month = KpiDateMonth(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-			const int32 *counts = (const int32 *) StoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull),
-															  sizeof(int32) * KPI_BLOCK_SLOTS,
-															  "dogdb_internal.kpi_month_activity");
+			int32		counts[KPI_BLOCK_SLOTS];
 			KpiMonth   *km = KpiMonthOf(ks, month);
+
+			if (!KpiDecodeCounts(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull), counts))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("KPI engine state in %s is corrupt", "dogdb_internal.kpi_month_activity"),
+						 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild it.")));
 
 			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
 			{
@@ -216,12 +341,11 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 	while (a < ks->naccounts)
 	{
 		int64		block = KpiBlockOf(ks->accounts[a].id);
-		bytea	   *c = NewBytea(sizeof(int32) * KPI_BLOCK_SLOTS);
-		bytea	   *t = NewBytea(sizeof(int16) * KPI_BLOCK_SLOTS);
-		int32	   *cv = (int32 *) VARDATA(c);
-		int16	   *tv = (int16 *) VARDATA(t);
+		int32		cv[KPI_BLOCK_SLOTS];
+		int16		tv[KPI_BLOCK_SLOTS];
 		bool		any = covered;
 
+		memset(cv, 0, sizeof(cv));
 		for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
 			tv[slot] = KPI_NO_PLAN;
 		for (; a < ks->naccounts && KpiBlockOf(ks->accounts[a].id) == block; a++)
@@ -235,8 +359,10 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 		if (any)
 		{
 			blocks = accumArrayResult(blocks, Int64GetDatum(block), false, INT8OID, CurrentMemoryContext);
-			countarr = accumArrayResult(countarr, PointerGetDatum(c), false, BYTEAOID, CurrentMemoryContext);
-			tierarr = accumArrayResult(tierarr, PointerGetDatum(t), false, BYTEAOID, CurrentMemoryContext);
+			countarr = accumArrayResult(countarr, PointerGetDatum(KpiEncodeCounts(cv)), false, BYTEAOID,
+										CurrentMemoryContext);
+			tierarr = accumArrayResult(tierarr, PointerGetDatum(KpiEncodeTiers(tv)), false, BYTEAOID,
+									   CurrentMemoryContext);
 		}
 	}
 	if (blocks == NULL)
@@ -258,8 +384,14 @@ KpiStoreMonths(KpiState *ks, bool full)
 										 " (month, block, session_counts, plan_ids)"
 										 " SELECT $1, b, c, t FROM unnest($2, $3, $4) u(b, c, t)", 4, argtypes);
 
+	/*
+	 * A full rebuild reads no state: TRUNCATE, not DELETE, so that rebuilds
+	 * leave no dead rows behind (only the engine reads these tables, under
+	 * the refresh lock, and a refresh that finds no state rebuilds).
+	 */
 	if (full)
-		DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_month_activity", false, 0, SPI_OK_DELETE);
+		DogdbSpiExecute("TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state",
+						false, 0, SPI_OK_UTILITY);
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
 		KpiMonth   *km = KpiMonthOf(ks, month);

@@ -241,6 +241,8 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		table_close(rel, AccessShareLock);
 		return false;
 	}
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: counting blocks [%u, %u) in a parallel worker",
+									 split, nblocks)));
 	*outside = KpiCountSessionBlocks(ks, 0, split);
 	WaitForParallelWorkersToFinish(pcxt);
 	if (sh->overflowed)

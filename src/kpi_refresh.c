@@ -17,6 +17,7 @@
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -317,6 +318,9 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	ch.full = PG_GETARG_BOOL(0);
+	KpiInitMonthDays();
+	/* the engine's statements are short or one-off: compiling them costs more */
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	ks->cxt = CurrentMemoryContext;
 	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
 
@@ -339,7 +343,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		else
 			done = KpiApplySessionDeltas(ks, ch.ndeltas, ch.delta_month, ch.delta_account, ch.delta_count,
 										 changed, &months_done);
-		StepDone(done ? "the session deltas" : "the session deltas (given up)");
+		StepDone(ch.ndeltas == 0 ? "nothing to do" : done ? "the session deltas" : "the session deltas (given up)");
 	}
 	if (!done)
 	{
@@ -363,8 +367,11 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		StepDone("computing the facts");
 		KpiStoreMonths(ks, ch.full);
 		StepDone("storing the months");
-		KpiStoreChurnState(ks);
-		KpiStoreCoverage(ks);
+		/* sizes and first months change only with the accounts marked */
+		if (ch.full || ks->churn_changed || ch.naccounts > 0)
+			KpiStoreChurnState(ks);
+		if (ch.full || old_first != ks->first_month || old_last != ks->current_month)
+			KpiStoreCoverage(ks);
 		StepDone("storing churn and coverage");
 		KpiStoreFacts(ks, changed);
 		StepDone("storing the facts");

@@ -28,6 +28,18 @@
 
 const char *const kpi_size_names[KPI_NSIZES] = {"small", "large", "unknown"};
 
+int64		kpi_month_days[KPI_NMONTHS + 1];
+
+/* fill kpi_month_days once per backend */
+void
+KpiInitMonthDays(void)
+{
+	if (kpi_month_days[1] != 0)
+		return;
+	for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH + 1; m++)
+		kpi_month_days[m - KPI_MIN_MONTH] = cal_month_first_day(m);
+}
+
 /* what a full scan of the sessions keeps between rows */
 typedef struct SessionScan
 {
