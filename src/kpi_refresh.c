@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
@@ -127,20 +128,48 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING month, account_id, sessions",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	/* as three arrays: one result row however many deltas */
+	KpiQuery(ks, "WITH d AS (DELETE FROM dogdb_internal.kpi_session_deltas RETURNING month, account_id, sessions)"
+			 " SELECT array_agg(month), array_agg(account_id), array_agg(sessions) FROM d",
+			 0, NULL, NULL, false, SPI_OK_SELECT);
 	tt = SPI_tuptable;
-	ch->delta_month = palloc(sizeof(int32) * Max(n, 1));
-	ch->delta_account = palloc(sizeof(int64) * Max(n, 1));
-	ch->delta_count = palloc(sizeof(int64) * Max(n, 1));
-	ch->ndeltas = (int) n;
-	for (uint64 i = 0; i < n; i++)
+	ch->ndeltas = 0;
+	if (SPI_processed == 1)
 	{
 		bool		isnull;
+		Datum		months = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
 
-		ch->delta_month[i] = MonthOfDate(tt->vals[i], tt->tupdesc, 1, KPI_MIN_MONTH - 1);
-		ch->delta_account[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		ch->delta_count[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		if (!isnull)
+		{
+			Datum	   *m;
+			Datum	   *a;
+			Datum	   *c;
+			int			nm,
+						na,
+						nc;
+
+			deconstruct_array(DatumGetArrayTypeP(months), DATEOID, sizeof(DateADT), true, TYPALIGN_INT,
+							  &m, NULL, &nm);
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull)),
+							  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &a, NULL, &na);
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull)),
+							  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c, NULL, &nc);
+			if (na != nm || nc != nm)
+				elog(ERROR, "session deltas of different lengths");
+			ch->ndeltas = nm;
+			ch->delta_month = palloc(sizeof(int32) * Max(nm, 1));
+			ch->delta_account = palloc(sizeof(int64) * Max(nm, 1));
+			ch->delta_count = palloc(sizeof(int64) * Max(nm, 1));
+			for (int i = 0; i < nm; i++)
+			{
+				DateADT		d = DatumGetDateADT(m[i]);
+
+				ch->delta_month[i] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
+					DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
+				ch->delta_account[i] = DatumGetInt64(a[i]);
+				ch->delta_count[i] = DatumGetInt64(c[i]);
+			}
+		}
 	}
 	SPI_freetuptable(tt);
 }
