@@ -219,8 +219,10 @@ extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months
 /* kpi_parallel.c: the full count split with a parallel worker; false: not done */
 extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
 
-/* kpi_refresh.c: a query under the refresh's snapshot */
+/* kpi_refresh.c: the engine's statements (prepared once), a query under the refresh's snapshot */
 extern uint64 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
 					   bool read_only, int expected);
+extern uint64 KpiExecute(const char *query, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+						 int expected);
 
 #endif							/* DOGDB_KPI_H */

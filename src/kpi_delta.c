@@ -355,9 +355,9 @@ WriteState(DeltaState *ds)
 
 		for (int i = 0; i < 3; i++)
 			args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
-		DogdbSpiExecuteWithArgs("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
-								" FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
-								3, argtypes, args, NULL, false, 0, SPI_OK_UPDATE);
+		KpiExecute("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
+				   " FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
+				   3, argtypes, args, NULL, SPI_OK_UPDATE);
 	}
 
 	arrs[0] = arrs[1] = NULL;
@@ -381,9 +381,9 @@ WriteState(DeltaState *ds)
 
 		for (int i = 0; i < 2; i++)
 			args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
-		DogdbSpiExecuteWithArgs("UPDATE dogdb_internal.kpi_churn_state k SET churn_months = u.c"
-								" FROM unnest($1, $2) u(b, c) WHERE k.block = u.b",
-								2, argtypes, args, NULL, false, 0, SPI_OK_UPDATE);
+		KpiExecute("UPDATE dogdb_internal.kpi_churn_state k SET churn_months = u.c"
+				   " FROM unnest($1, $2) u(b, c) WHERE k.block = u.b",
+				   2, argtypes, args, NULL, SPI_OK_UPDATE);
 	}
 }
 
@@ -392,16 +392,17 @@ static void
 WriteFacts(DeltaState *ds, bool *changed)
 {
 	Oid			argtypes[7] = {DATEOID, TEXTOID, INT2OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	SPIPlanPtr	add = DogdbSpiPrepare("INSERT INTO dogdb_internal.kpi_facts AS f (month, company_size, plan_id,"
-									  " active_accounts, churned_accounts, sessions, revenue_cents)"
-									  " VALUES ($1, $2, $3, $4, $5, $6, 0)"
-									  " ON CONFLICT ON CONSTRAINT kpi_facts_key DO UPDATE SET"
-									  " active_accounts = f.active_accounts + $4, churned_accounts = f.churned_accounts + $5,"
-									  " sessions = f.sessions + $6"
-									  " RETURNING active_accounts = 0 AND churned_accounts = 0 AND sessions = 0"
-									  " AND revenue_cents = 0", 6, argtypes);
-	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
-									  " AND plan_id IS NOT DISTINCT FROM $3", 3, argtypes);
+	static const char *const add =
+		"INSERT INTO dogdb_internal.kpi_facts AS f (month, company_size, plan_id,"
+		" active_accounts, churned_accounts, sessions, revenue_cents)"
+		" VALUES ($1, $2, $3, $4, $5, $6, 0)"
+		" ON CONFLICT ON CONSTRAINT kpi_facts_key DO UPDATE SET"
+		" active_accounts = f.active_accounts + $4, churned_accounts = f.churned_accounts + $5,"
+		" sessions = f.sessions + $6"
+		" RETURNING active_accounts = 0 AND churned_accounts = 0 AND sessions = 0 AND revenue_cents = 0";
+	static const char *const del =
+		"DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
+		" AND plan_id IS NOT DISTINCT FROM $3";
 
 	for (int i = 0; i < ds->ncells; i++)
 	{
@@ -421,13 +422,11 @@ WriteFacts(DeltaState *ds, bool *changed)
 		args[3] = Int64GetDatum(dc->d.active);
 		args[4] = Int64GetDatum(dc->d.churned);
 		args[5] = Int64GetDatum(dc->d.sessions);
-		DogdbSpiCheck(SPI_execute_plan(add, args, nulls, false, 0), SPI_OK_INSERT_RETURNING, "add to a KPI fact");
+		KpiExecute(add, 6, argtypes, args, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-			DogdbSpiCheck(SPI_execute_plan(del, args, nulls, false, 0), SPI_OK_DELETE, "delete a KPI fact");
+			KpiExecute(del, 3, argtypes, args, nulls, SPI_OK_DELETE);
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freeplan(add);
-	SPI_freeplan(del);
 }
 
 /*

@@ -58,16 +58,56 @@ StepDone(const char *step)
 	INSTR_TIME_SET_CURRENT(step_start);
 }
 
+/*
+ * The engine's statements, prepared once per backend (SPI_keepplan; the
+ * plan cache replans them when the tables change): a refresh that costs
+ * the change must not spend it on parsing and planning.  Keyed by the
+ * address of the query, always a string literal.
+ */
+#define KPI_MAX_PLANS 48
+static struct
+{
+	const char *query;
+	SPIPlanPtr	plan;
+}			kpi_plans[KPI_MAX_PLANS];
+static int	kpi_nplans;
+
+static SPIPlanPtr
+KpiPlan(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < kpi_nplans; i++)
+		if (kpi_plans[i].query == query)
+			return kpi_plans[i].plan;
+	plan = DogdbSpiPrepare(query, nargs, argtypes);
+	if (kpi_nplans == KPI_MAX_PLANS)
+		elog(ERROR, "too many KPI engine statements");
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	kpi_plans[kpi_nplans].query = query;
+	kpi_plans[kpi_nplans].plan = plan;
+	kpi_nplans++;
+	return plan;
+}
+
 /* run a statement under the refresh's snapshot; returns SPI_processed */
 uint64
 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
 		 bool read_only, int expected)
 {
-	SPIPlanPtr	plan = DogdbSpiPrepare(query, nargs, argtypes);
+	SPIPlanPtr	plan = KpiPlan(query, nargs, argtypes);
 
 	DogdbSpiCheck(SPI_execute_snapshot(plan, args, NULL, ks->snapshot, InvalidSnapshot, read_only, false, 0),
 				  expected, query);
-	SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+/* run a statement that writes (the current snapshot); returns SPI_processed */
+uint64
+KpiExecute(const char *query, int nargs, Oid *argtypes, Datum *args, const char *nulls, int expected)
+{
+	DogdbSpiCheck(SPI_execute_plan(KpiPlan(query, nargs, argtypes), args, nulls, false, 0), expected, query);
 	return SPI_processed;
 }
 

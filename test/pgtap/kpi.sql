@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(93);
+SELECT plan(99);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -233,6 +233,21 @@ UPDATE dogdb.subscriptions SET valid_to = '2021-10-01Z' WHERE valid_to IS NULL A
 INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from)
 SELECT account_id, 4, '2021-10-01Z' FROM dogdb.subscriptions WHERE valid_to = '2021-10-01Z' AND account_id % 13 = 0;
 SELECT pg_temp.check('a new plan with subscribers');
+-- the stored month rows widen: a plan_id beyond a byte, session counts
+-- beyond a byte and beyond two (kpi_matrix.c's codec), by both paths
+INSERT INTO dogdb.pricing_plans VALUES (300, 'wide');
+INSERT INTO dogdb.plan_prices VALUES (300, 2500, '2020-01-01');
+CREATE TEMP TABLE wide AS
+SELECT account_id FROM dogdb.subscriptions s WHERE valid_to IS NULL AND valid_from < '2021-11-01Z' AND account_id % 17 = 0;
+UPDATE dogdb.subscriptions SET valid_to = '2021-11-01Z' WHERE valid_to IS NULL AND account_id IN (TABLE wide);
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from) SELECT account_id, 300, '2021-11-01Z' FROM wide;
+SELECT pg_temp.check('a plan_id beyond a byte');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 34, timestamptz '2021-11-03Z' + i * interval '1 second' FROM generate_series(1, 300) i;
+SELECT pg_temp.check('delta path: 300 sessions of one account in a month');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 34, timestamptz '2021-11-04Z' + i * interval '1 second' FROM generate_series(1, 33000) i;
+SELECT pg_temp.check('delta path: 33300 sessions of one account in a month');
 
 -- accounts, one kind of change at a time: first months later (a stored
 -- churn month before the new first month), earlier, sizes, new accounts
