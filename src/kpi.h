@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * kpi.h
- *	  The KPI engine behind dogdb_refresh_kpis(): brings dogdb.kpi_facts up
- *	  to date, which the materialized views dogdb.kpi_retention, kpi_usage
+ *	  The KPI engine behind dogdb_refresh_kpis(): brings
+ *	  dogdb_internal.kpi_facts up to date, which the materialized views dogdb.kpi_retention, kpi_usage
  *	  and kpi_revenue publish.
  *
  * Design note.  The facts are, per month, company size and tier (plan_id):
@@ -24,7 +24,7 @@
  * What the facts cover: active accounts and sessions in every month with
  * sessions; churn (the first month without a session, from the account's
  * first month) and revenue in the months [first month of any account,
- * current month].  Those two months are stored with the churn state, so an
+ * current month].  Those two months are stored (kpi_coverage), so an
  * incremental refresh knows which months are new.
  *
  * The stored state (dogdb_internal) is small rows keyed by block of
@@ -40,7 +40,10 @@
  * What changed is read from plain tables (kpi_session_deltas,
  * kpi_dirty_accounts, kpi_dirty_months), filled on a single node by the
  * statement triggers; a path without triggers (Citus) can fill the same
- * tables, and the engine does not care who did.
+ * tables, and the engine does not care who did.  Not yet proportional: a
+ * subscription change marks the months from its valid_from on, so its
+ * refresh reloads every account and subscription and recomputes those
+ * months (a per-account path would need each account's old revenue).
  *
  * A refresh takes one of three paths (kpi_refresh.c):
  * - nothing queued and the same current month: return before loading
@@ -115,6 +118,7 @@ typedef struct KpiMonth
 	bool		activity_changed;	/* rewrite that row */
 	bool		revenue_dirty;	/* recompute its revenue and tiers */
 	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
+	int16	   *tiers;			/* per account, its tier, if kept (a full rebuild) */
 } KpiMonth;
 
 typedef struct KpiCell
@@ -152,6 +156,7 @@ typedef struct KpiState
 	KpiCell    *cells;			/* by month, size, tier */
 	KpiCell    *old_cells;		/* the same, as dogdb.kpi_facts has them */
 	bool		facts_dropped;	/* facts of gone plans or months were deleted */
+	bool		keep_tiers;		/* KpiComputeFacts keeps the tiers of the dirty months */
 } KpiState;
 
 static inline KpiMonth *
@@ -177,6 +182,13 @@ static inline bool
 KpiInHorizon(int32 month)
 {
 	return month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH;
+}
+
+/* a tier as kpi_month_activity stores it: its plan_id, KPI_NO_PLAN for none */
+static inline int16
+KpiStoredTier(KpiState *ks, int tier)
+{
+	return tier == ks->nplans ? KPI_NO_PLAN : (int16) ks->plans[tier].plan.plan_id;
 }
 
 /* kpi_scan.c: the source tables, read with the refresh's snapshot */
@@ -210,7 +222,6 @@ extern void KpiKeepFacts(KpiState *ks);
 extern void KpiComputeFacts(KpiState *ks, int32 m0);
 extern void KpiStoreFacts(KpiState *ks, bool *changed);
 extern int	KpiTierAt(KpiState *ks, KpiAccount *a, int32 month);
-extern int16 KpiStoredTier(KpiState *ks, int tier);
 
 /* kpi_delta.c: the refresh of session deltas alone; false: take the full path */
 extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int64 *accounts,

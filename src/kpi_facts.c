@@ -91,13 +91,6 @@ KpiTierAt(KpiState *ks, KpiAccount *a, int32 month)
 	return plan == NULL ? ks->nplans : TierOfPlan(ks, plan);
 }
 
-/* a tier as kpi_month_activity stores it: its plan_id, KPI_NO_PLAN for none */
-int16
-KpiStoredTier(KpiState *ks, int tier)
-{
-	return tier == ks->nplans ? KPI_NO_PLAN : (int16) ks->plans[tier].plan.plan_id;
-}
-
 /*
  * The facts as dogdb_internal.kpi_facts has them (old_cells), and those of the
  * months not recomputed (or their revenue) carried over into cells.  Facts
@@ -189,9 +182,9 @@ ChurnFrom(KpiState *ks, int32 account, int32 from)
 	return CHURN_NONE;
 }
 
-/* add an account's revenue of a month to its cell */
+/* add an account's revenue of a month to its cell; *tier: its tier, -1 if not known yet */
 static void
-AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
+AddRevenue(KpiState *ks, KpiAccount *a, int32 month, int *tier)
 {
 	ProrationResult r;
 	int64		start = KpiMonthFirstDay(month);
@@ -203,7 +196,9 @@ AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
 		ReportProrationError(st, &r, ks->plans, ks->nplans, a->id, (DateADT) start);
 	if (r.total_cents == 0)
 		return;
-	c = Cell(ks, month, a->size, KpiTierAt(ks, a, month));
+	if (*tier < 0)
+		*tier = KpiTierAt(ks, a, month);
+	c = Cell(ks, month, a->size, *tier);
 	if (pg_add_s64_overflow(c->revenue, r.total_cents, &c->revenue))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -222,7 +217,13 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 
 	for (int32 month = ks->cell0; month <= ks->cell1; month++)
 		if (KpiMonthOf(ks, month)->facts_dirty)
+		{
 			dirty[ndirty++] = month;
+			/* a full rebuild keeps every tier for storing the months */
+			if (ks->keep_tiers)
+				KpiMonthOf(ks, month)->tiers = MemoryContextAllocExtended(ks->cxt, sizeof(int16) * Max(ks->naccounts, 1),
+																		  MCXT_ALLOC_HUGE);
+		}
 
 	for (int ai = 0; ai < ks->naccounts; ai++)
 	{
@@ -242,18 +243,22 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 		for (int k = 0; k < ndirty; k++)
 		{
 			int32		month = dirty[k];
+			KpiMonth   *km = KpiMonthOf(ks, month);
 			int32		count = KpiCountOf(ks, ai, month);
+			int			tier = -1;
 
 			if (count > 0)
 			{
-				KpiCell    *c = Cell(ks, month, a->size, KpiTierAt(ks, a, month));
+				KpiCell    *c = Cell(ks, month, a->size, tier = KpiTierAt(ks, a, month));
 
 				c->active++;
 				c->sessions += count;
 			}
-			if (a->nspans > 0 && KpiMonthOf(ks, month)->revenue_dirty &&
+			if (a->nspans > 0 && km->revenue_dirty &&
 				month >= ks->first_month && month <= ks->current_month)
-				AddRevenue(ks, a, month);
+				AddRevenue(ks, a, month, &tier);
+			if (km->tiers != NULL)
+				km->tiers[ai] = (int16) (tier >= 0 ? tier : KpiTierAt(ks, a, month));
 		}
 		if ((ai & 0xFFF) == 0)
 			CHECK_FOR_INTERRUPTS();

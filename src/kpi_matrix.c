@@ -331,7 +331,8 @@ static void
 StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 {
 	bool		covered = (month >= ks->first_month && month <= ks->current_month);
-	const int32 *counts = KpiMonthOf(ks, month)->counts;
+	KpiMonth   *km = KpiMonthOf(ks, month);
+	const int32 *counts = km->counts;
 	ArrayBuildState *blocks = NULL;
 	ArrayBuildState *countarr = NULL;
 	ArrayBuildState *tierarr = NULL;
@@ -353,7 +354,7 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 			int			slot = KpiSlotOf(ks->accounts[a].id);
 
 			cv[slot] = counts == NULL ? 0 : counts[a];
-			tv[slot] = KpiStoredTier(ks, KpiTierAt(ks, &ks->accounts[a], month));
+			tv[slot] = KpiStoredTier(ks, km->tiers != NULL ? km->tiers[a] : KpiTierAt(ks, &ks->accounts[a], month));
 			any |= (cv[slot] != 0);
 		}
 		if (any)

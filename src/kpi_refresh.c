@@ -428,6 +428,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
 		StepDone("counting");
 		SetCells(ks, ch.full, old_last);
+		ks->keep_tiers = ch.full;
 		if (ch.full)
 			DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_facts", false, 0, SPI_OK_DELETE);
 		else
