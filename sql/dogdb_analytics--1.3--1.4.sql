@@ -16,7 +16,7 @@ REVOKE ALL ON SCHEMA dogdb_internal FROM PUBLIC;
 --
 -- the state is rebuilt by the next refresh: drop it, mark a full rebuild
 DROP TABLE dogdb.kpi_month_activity, dogdb.kpi_churn_state;
-ALTER TABLE dogdb.kpi_session_deltas SET SCHEMA dogdb_internal;
+DROP TABLE dogdb.kpi_session_deltas;
 ALTER TABLE dogdb.kpi_dirty_months SET SCHEMA dogdb_internal;
 ALTER TABLE dogdb.kpi_dirty_accounts SET SCHEMA dogdb_internal;
 ALTER TABLE dogdb.kpi_facts SET SCHEMA dogdb_internal;
@@ -26,7 +26,6 @@ ALTER FUNCTION dogdb.kpi_track_billing() SET SCHEMA dogdb_internal;
 ALTER FUNCTION dogdb.kpi_track_accounts() SET SCHEMA dogdb_internal;
 ALTER FUNCTION dogdb.kpi_update_facts(boolean) SET SCHEMA dogdb_internal;
 COMMENT ON FUNCTION dogdb_internal.kpi_update_facts(boolean) IS 'Internal to dogdb_refresh_kpis(): brings dogdb_internal.kpi_facts up to date, incrementally unless a full rebuild is asked for or needed';
-COMMENT ON TABLE dogdb_internal.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh (written by triggers on dogdb.sessions)';
 
 CREATE TABLE dogdb_internal.kpi_month_activity (
 	month		date NOT NULL,
@@ -55,7 +54,16 @@ CREATE TABLE dogdb_internal.kpi_coverage (
 	last_month	date NOT NULL
 );
 COMMENT ON TABLE dogdb_internal.kpi_coverage IS 'KPI engine state: the months [first_month, last_month] whose churn and revenue the last refresh computed (first account month to the then current month); no row: the next refresh rebuilds';
-REVOKE ALL ON dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state, dogdb_internal.kpi_coverage FROM PUBLIC;
+CREATE TABLE dogdb_internal.kpi_session_deltas (
+	months		date[] NOT NULL,
+	account_ids bigint[] NOT NULL,
+	sessions	bigint[] NOT NULL,
+	CHECK (cardinality(months) = cardinality(account_ids) AND cardinality(months) = cardinality(sessions))
+);
+COMMENT ON TABLE dogdb_internal.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh, as three arrays side by side (one row per statement on dogdb.sessions, written by its triggers), so that a refresh consumes a day of sessions in a few rows';
+
+REVOKE ALL ON dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state, dogdb_internal.kpi_coverage,
+	dogdb_internal.kpi_session_deltas FROM PUBLIC;
 INSERT INTO dogdb_internal.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 
 -- the triggers write the moved tables
@@ -72,9 +80,12 @@ BEGIN
 	END IF;
 	-- per account and month: + the new rows, - the old ones
 	FOREACH rel IN ARRAY dogdb_internal.kpi_transition_tables(TG_OP) LOOP
-		EXECUTE format($q$INSERT INTO dogdb_internal.kpi_session_deltas (month, account_id, sessions)
-						  SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date, r.account_id, %s count(*)
-							FROM %I r GROUP BY 1, 2$q$,
+		EXECUTE format($q$INSERT INTO dogdb_internal.kpi_session_deltas (months, account_ids, sessions)
+						  SELECT array_agg(g.month), array_agg(g.account_id), array_agg(g.n)
+							FROM (SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date AS month,
+										 r.account_id, %s count(*) AS n
+									FROM %I r GROUP BY 1, 2) g
+						  HAVING count(*) > 0$q$,
 					   CASE rel WHEN 'kpi_old_rows' THEN '-' ELSE '' END, rel);
 	END LOOP;
 	RETURN NULL;

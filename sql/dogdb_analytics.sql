@@ -523,11 +523,12 @@ ALTER TABLE dogdb_internal.kpi_month_activity ALTER session_counts SET STORAGE P
 COMMENT ON TABLE dogdb_internal.kpi_month_activity IS 'KPI engine state: per month and block of 1024 account ids (block = account_id >> 10), each account''s session count and tier that month (plan_id, -32768 = none) by account_id & 1023, each array a width byte (1, 2 or 4) then 1024 values of that width (src/kpi_matrix.c); rows for every block with accounts in the months the last refresh covered, and for months with sessions';
 
 CREATE TABLE dogdb_internal.kpi_session_deltas (
-	month		date NOT NULL,
-	account_id	bigint NOT NULL,
-	sessions	bigint NOT NULL
+	months		date[] NOT NULL,
+	account_ids bigint[] NOT NULL,
+	sessions	bigint[] NOT NULL,
+	CHECK (cardinality(months) = cardinality(account_ids) AND cardinality(months) = cardinality(sessions))
 );
-COMMENT ON TABLE dogdb_internal.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh (written by triggers on dogdb.sessions)';
+COMMENT ON TABLE dogdb_internal.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh, as three arrays side by side (one row per statement on dogdb.sessions, written by its triggers), so that a refresh consumes a day of sessions in a few rows';
 
 CREATE TABLE dogdb_internal.kpi_dirty_months (
 	from_month	date NOT NULL,
@@ -616,9 +617,12 @@ BEGIN
 	END IF;
 	-- per account and month: + the new rows, - the old ones
 	FOREACH rel IN ARRAY dogdb_internal.kpi_transition_tables(TG_OP) LOOP
-		EXECUTE format($q$INSERT INTO dogdb_internal.kpi_session_deltas (month, account_id, sessions)
-						  SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date, r.account_id, %s count(*)
-							FROM %I r GROUP BY 1, 2$q$,
+		EXECUTE format($q$INSERT INTO dogdb_internal.kpi_session_deltas (months, account_ids, sessions)
+						  SELECT array_agg(g.month), array_agg(g.account_id), array_agg(g.n)
+							FROM (SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date AS month,
+										 r.account_id, %s count(*) AS n
+									FROM %I r GROUP BY 1, 2) g
+						  HAVING count(*) > 0$q$,
 					   CASE rel WHEN 'kpi_old_rows' THEN '-' ELSE '' END, rel);
 	END LOOP;
 	RETURN NULL;

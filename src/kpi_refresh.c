@@ -139,6 +139,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 {
 	SPITupleTable *tt;
 	uint64		n;
+	int			cap;
 
 	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
@@ -168,48 +169,56 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	/* as three arrays: one result row however many deltas */
-	KpiQuery(ks, "WITH d AS (DELETE FROM dogdb_internal.kpi_session_deltas RETURNING month, account_id, sessions)"
-			 " SELECT array_agg(month), array_agg(account_id), array_agg(sessions) FROM d",
-			 0, NULL, NULL, false, SPI_OK_SELECT);
+	/* one row per statement that changed sessions: three arrays side by side */
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions",
+				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->ndeltas = 0;
-	if (SPI_processed == 1)
+	cap = 1024;
+	ch->delta_month = palloc(sizeof(int32) * cap);
+	ch->delta_account = palloc(sizeof(int64) * cap);
+	ch->delta_count = palloc(sizeof(int64) * cap);
+	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
-		Datum		months = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
+		Datum	   *m;
+		Datum	   *a;
+		Datum	   *c;
+		int			nm,
+					na,
+					nc;
 
-		if (!isnull)
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+						  DATEOID, sizeof(DateADT), true, TYPALIGN_INT, &m, NULL, &nm);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
+						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &a, NULL, &na);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)),
+						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c, NULL, &nc);
+		if (na != nm || nc != nm)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("KPI engine input in %s is corrupt", "dogdb_internal.kpi_session_deltas"),
+					 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild.")));
+		if (ch->ndeltas + nm > cap)
 		{
-			Datum	   *m;
-			Datum	   *a;
-			Datum	   *c;
-			int			nm,
-						na,
-						nc;
-
-			deconstruct_array(DatumGetArrayTypeP(months), DATEOID, sizeof(DateADT), true, TYPALIGN_INT,
-							  &m, NULL, &nm);
-			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull)),
-							  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &a, NULL, &na);
-			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull)),
-							  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c, NULL, &nc);
-			if (na != nm || nc != nm)
-				elog(ERROR, "session deltas of different lengths");
-			ch->ndeltas = nm;
-			ch->delta_month = palloc(sizeof(int32) * Max(nm, 1));
-			ch->delta_account = palloc(sizeof(int64) * Max(nm, 1));
-			ch->delta_count = palloc(sizeof(int64) * Max(nm, 1));
-			for (int i = 0; i < nm; i++)
-			{
-				DateADT		d = DatumGetDateADT(m[i]);
-
-				ch->delta_month[i] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
-					DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
-				ch->delta_account[i] = DatumGetInt64(a[i]);
-				ch->delta_count[i] = DatumGetInt64(c[i]);
-			}
+			cap = Max(cap * 2, ch->ndeltas + nm);
+			ch->delta_month = repalloc_huge(ch->delta_month, sizeof(int32) * cap);
+			ch->delta_account = repalloc_huge(ch->delta_account, sizeof(int64) * cap);
+			ch->delta_count = repalloc_huge(ch->delta_count, sizeof(int64) * cap);
 		}
+		for (int j = 0; j < nm; j++)
+		{
+			DateADT		d = DatumGetDateADT(m[j]);
+			int			k = ch->ndeltas++;
+
+			ch->delta_month[k] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
+				DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
+			ch->delta_account[k] = DatumGetInt64(a[j]);
+			ch->delta_count[k] = DatumGetInt64(c[j]);
+		}
+		pfree(m);
+		pfree(a);
+		pfree(c);
 	}
 	SPI_freetuptable(tt);
 }

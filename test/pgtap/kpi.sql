@@ -350,7 +350,7 @@ GRANT EXECUTE ON FUNCTION dogdb_refresh_kpis(boolean) TO kpi_test_refresher;
 SET ROLE kpi_test_inserter;
 SELECT lives_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (2, '2021-05-05Z')$$,
 				'a role with INSERT on dogdb.sessions alone can insert sessions');
-SELECT throws_ok($$INSERT INTO dogdb_internal.kpi_session_deltas VALUES ('2021-03-01', 5, 1000000)$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO dogdb_internal.kpi_session_deltas VALUES ('{2021-03-01}', '{5}', '{1000000}')$$, '42501', NULL,
 				 'but cannot forge session deltas');
 SELECT throws_ok($$SELECT dogdb_internal.kpi_update_facts(false)$$, '42501', NULL, 'nor run the engine');
 SELECT throws_ok($$SELECT dogdb_refresh_kpis()$$, '42501', NULL, 'nor refresh without EXECUTE');
