@@ -599,46 +599,55 @@ COMMENT ON CONSTRAINT sessions_created_at_kpi_horizon ON dogdb.sessions IS 'The 
 -- accounts whose first month or size changed, and ranges of months whose
 -- revenue and tiers must be recomputed.
 --
-CREATE TABLE dogdb.kpi_month_activity (
-	month		date PRIMARY KEY,
-	account_ids bytea NOT NULL,
-	session_counts bytea NOT NULL
-);
-ALTER TABLE dogdb.kpi_month_activity ALTER account_ids SET STORAGE EXTERNAL,
-	ALTER session_counts SET STORAGE EXTERNAL;	-- read whole and often: no compression
-COMMENT ON TABLE dogdb.kpi_month_activity IS 'KPI engine state: per month with sessions, the accounts with sessions (sorted int8 ids) and their session counts (int4, same order)';
-
-CREATE TABLE dogdb.kpi_session_deltas (
+CREATE TABLE dogdb_internal.kpi_month_activity (
 	month		date NOT NULL,
-	account_id	bigint NOT NULL,
-	sessions	bigint NOT NULL
+	block		bigint NOT NULL,
+	session_counts bytea NOT NULL,
+	plan_ids	bytea NOT NULL,
+	PRIMARY KEY (month, block)
 );
-COMMENT ON TABLE dogdb.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh (written by triggers on dogdb.sessions)';
+ALTER TABLE dogdb_internal.kpi_month_activity ALTER session_counts SET STORAGE PLAIN,
+	ALTER plan_ids SET STORAGE PLAIN;	-- 2-6 kB a row: stays in the heap page, read and written whole
+COMMENT ON TABLE dogdb_internal.kpi_month_activity IS 'KPI engine state: per month and block of 1024 account ids (block = account_id >> 10), each account''s session count and tier that month (plan_id, -32768 = none) by account_id & 1023, each array a width byte (1, 2 or 4) then 1024 values of that width (src/kpi_matrix.c); rows for every block with accounts in the months the last refresh covered, and for months with sessions';
 
-CREATE TABLE dogdb.kpi_dirty_months (
+CREATE TABLE dogdb_internal.kpi_session_deltas (
+	months		date[] NOT NULL,
+	account_ids bigint[] NOT NULL,
+	sessions	bigint[] NOT NULL,
+	CHECK (cardinality(months) = cardinality(account_ids) AND cardinality(months) = cardinality(sessions))
+);
+COMMENT ON TABLE dogdb_internal.kpi_session_deltas IS 'KPI engine input: session count changes per account and month since the last refresh, as three arrays side by side (one row per statement on dogdb.sessions, written by its triggers), so that a refresh consumes a day of sessions in a few rows';
+
+CREATE TABLE dogdb_internal.kpi_dirty_months (
 	from_month	date NOT NULL,
 	to_month	date,
 	full_rebuild boolean NOT NULL DEFAULT false
 );
-COMMENT ON TABLE dogdb.kpi_dirty_months IS 'KPI engine input: months whose revenue and tiers must be recomputed (to_month NULL = open), or a full rebuild, since the last refresh';
+COMMENT ON TABLE dogdb_internal.kpi_dirty_months IS 'KPI engine input: months whose revenue and tiers must be recomputed (to_month NULL = open), or a full rebuild, since the last refresh';
 
-CREATE TABLE dogdb.kpi_dirty_accounts (
+CREATE TABLE dogdb_internal.kpi_dirty_accounts (
 	account_id	bigint NOT NULL
 );
-COMMENT ON TABLE dogdb.kpi_dirty_accounts IS 'KPI engine input: accounts inserted, deleted, or whose created_at or company_size changed since the last refresh (their churn is recomputed; a deleted one''s stored counts are dropped)';
+COMMENT ON TABLE dogdb_internal.kpi_dirty_accounts IS 'KPI engine input: accounts inserted, deleted, or whose created_at or company_size changed since the last refresh (their churn is recomputed; a deleted one''s stored counts are dropped)';
 
-CREATE TABLE dogdb.kpi_churn_state (
-	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-	account_ids bytea NOT NULL,
+CREATE TABLE dogdb_internal.kpi_churn_state (
+	block		bigint PRIMARY KEY,
+	first_months bytea NOT NULL,
 	churn_months bytea NOT NULL,
+	company_sizes bytea NOT NULL
+);
+ALTER TABLE dogdb_internal.kpi_churn_state ALTER first_months SET STORAGE PLAIN,
+	ALTER churn_months SET STORAGE PLAIN, ALTER company_sizes SET STORAGE PLAIN;
+COMMENT ON TABLE dogdb_internal.kpi_churn_state IS 'KPI engine state: per block of 1024 account ids (block = account_id >> 10), each account''s first month (int2 months since 2000-01, -32768 = no such account), churn month (int2, -1 = none) and company size (one byte: 0 small, 1 large, 2 unknown), as of the last refresh';
+
+CREATE TABLE dogdb_internal.kpi_coverage (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	first_month date NOT NULL,
 	last_month	date NOT NULL
 );
-ALTER TABLE dogdb.kpi_churn_state ALTER account_ids SET STORAGE EXTERNAL,
-	ALTER churn_months SET STORAGE EXTERNAL;
-COMMENT ON TABLE dogdb.kpi_churn_state IS 'KPI engine state: every account''s churn month as of the last refresh (sorted int8 ids; int4 months since 2000-01, or -1 if none), and the months [first_month, last_month] whose churn and revenue that refresh computed (first account month to the then current month)';
+COMMENT ON TABLE dogdb_internal.kpi_coverage IS 'KPI engine state: the months [first_month, last_month] whose churn and revenue the last refresh computed (first account month to the then current month); no row: the next refresh rebuilds';
 
-CREATE TABLE dogdb.kpi_facts (
+CREATE TABLE dogdb_internal.kpi_facts (
 	month		date NOT NULL,
 	company_size text NOT NULL,
 	plan_id		smallint,
@@ -648,8 +657,8 @@ CREATE TABLE dogdb.kpi_facts (
 	revenue_cents bigint NOT NULL,
 	CONSTRAINT kpi_facts_key UNIQUE NULLS NOT DISTINCT (month, company_size, plan_id)
 );
-COMMENT ON TABLE dogdb.kpi_facts IS 'KPI engine output, published by the materialized views dogdb.kpi_retention, kpi_usage and kpi_revenue';
-COMMENT ON COLUMN dogdb.kpi_facts.plan_id IS 'The tier: a plan of dogdb.pricing_plans (no foreign key: the engine keeps it consistent), NULL for accounts without a subscription (tier ''none''); names are joined when read, so renaming a plan changes no fact';
+COMMENT ON TABLE dogdb_internal.kpi_facts IS 'KPI engine output, published by the materialized views dogdb.kpi_retention, kpi_usage and kpi_revenue';
+COMMENT ON COLUMN dogdb_internal.kpi_facts.plan_id IS 'The tier: a plan of dogdb.pricing_plans (no foreign key: the engine keeps it consistent), NULL for accounts without a subscription (tier ''none''); names are joined when read, so renaming a plan changes no fact';
 
 CREATE TABLE dogdb.kpi_refresh_log (
 	kpi			text PRIMARY KEY,
@@ -659,11 +668,12 @@ CREATE TABLE dogdb.kpi_refresh_log (
 );
 COMMENT ON TABLE dogdb.kpi_refresh_log IS 'When each KPI view was last refreshed, and how';
 
-REVOKE ALL ON dogdb.kpi_month_activity, dogdb.kpi_session_deltas, dogdb.kpi_dirty_months, dogdb.kpi_dirty_accounts,
-	dogdb.kpi_churn_state, dogdb.kpi_facts, dogdb.kpi_refresh_log FROM PUBLIC;
+REVOKE ALL ON dogdb_internal.kpi_month_activity, dogdb_internal.kpi_session_deltas, dogdb_internal.kpi_dirty_months,
+	dogdb_internal.kpi_dirty_accounts, dogdb_internal.kpi_churn_state, dogdb_internal.kpi_coverage,
+	dogdb_internal.kpi_facts, dogdb.kpi_refresh_log FROM PUBLIC;
 
 -- a new installation starts with a full rebuild
-INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
+INSERT INTO dogdb_internal.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 
 -- not registered with pg_extension_config_dump: all of it is rebuilt by a
 -- refresh (a restored database starts with a full rebuild, as above)
@@ -675,14 +685,14 @@ INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity
 --
 -- The transition tables of a statement: new rows unless a DELETE, old rows
 -- unless an INSERT (plpgsql sees them in dynamic SQL too)
-CREATE FUNCTION dogdb.kpi_transition_tables(op text) RETURNS text[]
+CREATE FUNCTION dogdb_internal.kpi_transition_tables(op text) RETURNS text[]
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 	RETURN CASE op WHEN 'INSERT' THEN ARRAY['kpi_new_rows'] WHEN 'DELETE' THEN ARRAY['kpi_old_rows']
 				   ELSE ARRAY['kpi_new_rows', 'kpi_old_rows'] END;
-COMMENT ON FUNCTION dogdb.kpi_transition_tables(text) IS 'Internal to the KPI change-tracking triggers';
+COMMENT ON FUNCTION dogdb_internal.kpi_transition_tables(text) IS 'Internal to the KPI change-tracking triggers';
 
 -- VOLATILE, PARALLEL UNSAFE: a trigger writing the engine's input
-CREATE FUNCTION dogdb.kpi_track_sessions() RETURNS trigger
+CREATE FUNCTION dogdb_internal.kpi_track_sessions() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -690,25 +700,28 @@ DECLARE
 	rel text;
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
-		INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
+		INSERT INTO dogdb_internal.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 		RETURN NULL;
 	END IF;
 	-- per account and month: + the new rows, - the old ones
-	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
-		EXECUTE format($q$INSERT INTO dogdb.kpi_session_deltas (month, account_id, sessions)
-						  SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date, r.account_id, %s count(*)
-							FROM %I r GROUP BY 1, 2$q$,
+	FOREACH rel IN ARRAY dogdb_internal.kpi_transition_tables(TG_OP) LOOP
+		EXECUTE format($q$INSERT INTO dogdb_internal.kpi_session_deltas (months, account_ids, sessions)
+						  SELECT array_agg(g.month), array_agg(g.account_id), array_agg(g.n)
+							FROM (SELECT date_trunc('month', r.created_at AT TIME ZONE 'UTC')::date AS month,
+										 r.account_id, %s count(*) AS n
+									FROM %I r GROUP BY 1, 2) g
+						  HAVING count(*) > 0$q$,
 					   CASE rel WHEN 'kpi_old_rows' THEN '-' ELSE '' END, rel);
 	END LOOP;
 	RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.kpi_track_sessions() IS 'Trigger: records session count changes for the next KPI refresh';
+COMMENT ON FUNCTION dogdb_internal.kpi_track_sessions() IS 'Trigger: records session count changes for the next KPI refresh';
 
 -- Subscriptions and prices: months whose revenue (and tier) changed.  A
 -- subscription counts from the month of valid_from on, open-ended: the tier
 -- rule carries an ended subscription's plan into the months after it.
-CREATE FUNCTION dogdb.kpi_track_billing() RETURNS trigger
+CREATE FUNCTION dogdb_internal.kpi_track_billing() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -716,12 +729,12 @@ DECLARE
 	rel text;
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
-		INSERT INTO dogdb.kpi_dirty_months (from_month) VALUES ('-infinity');
+		INSERT INTO dogdb_internal.kpi_dirty_months (from_month) VALUES ('-infinity');
 		RETURN NULL;
 	END IF;
-	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
+	FOREACH rel IN ARRAY dogdb_internal.kpi_transition_tables(TG_OP) LOOP
 		-- the table is the trigger's argument (on Citus a trigger fires under its shard's name)
-		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
+		EXECUTE format('INSERT INTO dogdb_internal.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
 			CASE TG_ARGV[0]
 			WHEN 'subscriptions' THEN $e$date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date$e$
 			ELSE $e$date_trunc('month', r.effective_from::timestamp)::date$e$
@@ -730,22 +743,22 @@ BEGIN
 	RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records from which month on the next KPI refresh must recompute revenue and tiers';
+COMMENT ON FUNCTION dogdb_internal.kpi_track_billing() IS 'Trigger: records from which month on the next KPI refresh must recompute revenue and tiers';
 
 -- Accounts: the accounts whose KPI columns (id, company_size, created_at)
 -- changed, and the months from their first month on
-CREATE FUNCTION dogdb.kpi_track_accounts() RETURNS trigger
+CREATE FUNCTION dogdb_internal.kpi_track_accounts() RETURNS trigger
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
-		INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
+		INSERT INTO dogdb_internal.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true);
 		RETURN NULL;
 	END IF;
-	EXECUTE format($q$WITH changed AS (%s), a AS (INSERT INTO dogdb.kpi_dirty_accounts (account_id)
+	EXECUTE format($q$WITH changed AS (%s), a AS (INSERT INTO dogdb_internal.kpi_dirty_accounts (account_id)
 												SELECT DISTINCT account_id FROM changed)
-					  INSERT INTO dogdb.kpi_dirty_months (from_month)
+					  INSERT INTO dogdb_internal.kpi_dirty_months (from_month)
 					  SELECT min(date_trunc('month', created_at AT TIME ZONE 'UTC')::date) FROM changed
 					  HAVING count(*) > 0$q$,
 		CASE TG_OP
@@ -761,9 +774,9 @@ BEGIN
 	RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION dogdb.kpi_track_accounts() IS 'Trigger: records the accounts (and months) whose churn, segment or revenue the next KPI refresh must recompute';
+COMMENT ON FUNCTION dogdb_internal.kpi_track_accounts() IS 'Trigger: records the accounts (and months) whose churn, segment or revenue the next KPI refresh must recompute';
 
-REVOKE ALL ON FUNCTION dogdb.kpi_track_sessions(), dogdb.kpi_track_billing(), dogdb.kpi_track_accounts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION dogdb_internal.kpi_track_sessions(), dogdb_internal.kpi_track_billing(), dogdb_internal.kpi_track_accounts() FROM PUBLIC;
 
 -- statement triggers with transition tables: no per-row cost.  Plans need
 -- none: facts are keyed by plan_id and names are joined when read.
@@ -775,14 +788,14 @@ BEGIN
 								   ('plan_prices', 'kpi_track_billing'), ('accounts', 'kpi_track_accounts')) v(tab, fn)
 	LOOP
 		EXECUTE format('CREATE TRIGGER kpi_track_insert AFTER INSERT ON dogdb.%I REFERENCING NEW TABLE AS kpi_new_rows'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.%I(%L)', t.tab, t.fn, t.tab);
 		EXECUTE format('CREATE TRIGGER kpi_track_update AFTER UPDATE ON dogdb.%I'
 					   ' REFERENCING OLD TABLE AS kpi_old_rows NEW TABLE AS kpi_new_rows'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.%I(%L)', t.tab, t.fn, t.tab);
 		EXECUTE format('CREATE TRIGGER kpi_track_delete AFTER DELETE ON dogdb.%I REFERENCING OLD TABLE AS kpi_old_rows'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.%I(%L)', t.tab, t.fn, t.tab);
 		EXECUTE format('CREATE TRIGGER kpi_track_truncate AFTER TRUNCATE ON dogdb.%I'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb.%I(%L)', t.tab, t.fn, t.tab);
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.%I(%L)', t.tab, t.fn, t.tab);
 	END LOOP;
 END
 $do$;
@@ -792,26 +805,26 @@ $do$;
 --
 
 -- VOLATILE: writes the engine's tables
-CREATE FUNCTION dogdb.kpi_update_facts(full_rebuild boolean, OUT months integer, OUT rebuilt boolean,
+CREATE FUNCTION dogdb_internal.kpi_update_facts(full_rebuild boolean, OUT months integer, OUT rebuilt boolean,
 	OUT retention_changed boolean, OUT usage_changed boolean, OUT revenue_changed boolean)
 	AS 'MODULE_PATHNAME', 'dogdb_kpi_update_facts'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION dogdb.kpi_update_facts(boolean) IS 'Internal to dogdb_refresh_kpis(): brings dogdb.kpi_facts up to date, incrementally unless a full rebuild is asked for or needed';
-REVOKE ALL ON FUNCTION dogdb.kpi_update_facts(boolean) FROM PUBLIC;
+COMMENT ON FUNCTION dogdb_internal.kpi_update_facts(boolean) IS 'Internal to dogdb_refresh_kpis(): brings dogdb_internal.kpi_facts up to date, incrementally unless a full rebuild is asked for or needed';
+REVOKE ALL ON FUNCTION dogdb_internal.kpi_update_facts(boolean) FROM PUBLIC;
 
 -- the views carry the plan_id (NULL: no plan); the functions join the names
 CREATE MATERIALIZED VIEW dogdb.kpi_retention AS
-	SELECT month, company_size, plan_id, active_accounts, churned_accounts FROM dogdb.kpi_facts
+	SELECT month, company_size, plan_id, active_accounts, churned_accounts FROM dogdb_internal.kpi_facts
 	 WHERE active_accounts <> 0 OR churned_accounts <> 0;
 CREATE UNIQUE INDEX kpi_retention_key ON dogdb.kpi_retention (month, company_size, plan_id) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW dogdb.kpi_retention IS 'Retention KPI by month, company size and plan_id (read it through dogdb_kpi_retention())';
 CREATE MATERIALIZED VIEW dogdb.kpi_usage AS
-	SELECT month, company_size, plan_id, active_accounts, sessions FROM dogdb.kpi_facts
+	SELECT month, company_size, plan_id, active_accounts, sessions FROM dogdb_internal.kpi_facts
 	 WHERE active_accounts <> 0 OR sessions <> 0;
 CREATE UNIQUE INDEX kpi_usage_key ON dogdb.kpi_usage (month, company_size, plan_id) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW dogdb.kpi_usage IS 'Usage KPI by month, company size and plan_id (read it through dogdb_kpi_usage())';
 CREATE MATERIALIZED VIEW dogdb.kpi_revenue AS
-	SELECT month, company_size, plan_id, revenue_cents FROM dogdb.kpi_facts WHERE revenue_cents <> 0;
+	SELECT month, company_size, plan_id, revenue_cents FROM dogdb_internal.kpi_facts WHERE revenue_cents <> 0;
 CREATE UNIQUE INDEX kpi_revenue_key ON dogdb.kpi_revenue (month, company_size, plan_id) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW dogdb.kpi_revenue IS 'Revenue KPI by month, company size and plan_id (read it through dogdb_kpi_revenue())';
 
@@ -826,7 +839,7 @@ DECLARE
 	t0 timestamptz := clock_timestamp();
 	u record;
 BEGIN
-	SELECT * INTO u FROM dogdb.kpi_update_facts(rebuild);
+	SELECT * INTO u FROM dogdb_internal.kpi_update_facts(rebuild);
 	-- a view whose facts did not change is already up to date
 	IF u.retention_changed OR rebuild THEN
 		REFRESH MATERIALIZED VIEW CONCURRENTLY dogdb.kpi_retention;

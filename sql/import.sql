@@ -142,9 +142,9 @@ SELECT * FROM dogdb_import_legacy('legacy') WHERE source_table = 'customer_accou
 SELECT source_row->>'account_id' AS account_id, reason FROM dogdb.import_rejects
  WHERE source_row->>'account_id' IN ('900', '901') ORDER BY 1;
 SELECT DISTINCT full_rebuild FROM dogdb_refresh_kpis();
-CREATE TEMP TABLE kpi_incremental AS SELECT * FROM dogdb.kpi_facts;
+CREATE TEMP TABLE kpi_incremental AS SELECT * FROM dogdb_internal.kpi_facts;
 SELECT count(*) FROM dogdb_refresh_kpis(true);
 SELECT count(*) AS differing_facts
-  FROM ((TABLE kpi_incremental EXCEPT ALL TABLE dogdb.kpi_facts)
-		UNION ALL (TABLE dogdb.kpi_facts EXCEPT ALL TABLE kpi_incremental)) d;
+  FROM ((TABLE kpi_incremental EXCEPT ALL TABLE dogdb_internal.kpi_facts)
+		UNION ALL (TABLE dogdb_internal.kpi_facts EXCEPT ALL TABLE kpi_incremental)) d;
 RESET TimeZone;

@@ -68,7 +68,7 @@ DELETE FROM dogdb.plan_prices WHERE monthly_price_cents = 6000;
 -- plan changes no fact: facts are keyed by plan_id, the names are joined
 SELECT count(*) AS kpis_refreshed FROM dogdb_refresh_kpis();
 UPDATE dogdb.pricing_plans SET name = 'pro' WHERE plan_id = 3;
-SELECT retention_changed, usage_changed, revenue_changed FROM dogdb.kpi_update_facts(false);
+SELECT retention_changed, usage_changed, revenue_changed FROM dogdb_internal.kpi_update_facts(false);
 SELECT * FROM dogdb_kpi_revenue('2021-02-01', '2021-03-01', 'tier');
 UPDATE dogdb.pricing_plans SET name = 'enterprise' WHERE plan_id = 3;
 -- the plan of an ended subscription: the tier rule carries it into April
@@ -87,11 +87,11 @@ SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
 INSERT INTO dogdb.accounts (account_id, company_size, created_at) VALUES (4, 'small', '2021-03-05Z');
 SELECT kpi, full_rebuild FROM dogdb_refresh_kpis() ORDER BY 1;
 SELECT * FROM dogdb_kpi_usage('2021-03-01', '2021-04-01', 'all');
-CREATE TEMP TABLE incremental AS SELECT * FROM dogdb.kpi_facts;
+CREATE TEMP TABLE incremental AS SELECT * FROM dogdb_internal.kpi_facts;
 SELECT count(*) AS kpis_rebuilt FROM dogdb_refresh_kpis(true);
 SELECT count(*) AS rows_that_differ
-  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb.kpi_facts)
-		UNION ALL (SELECT * FROM dogdb.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
+  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts)
+		UNION ALL (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
 
 -- the KPI horizon (issue 8, finding 5): rows outside 2000-01..2199-12 are
 -- refused when written, so none can stall or break a refresh

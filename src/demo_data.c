@@ -186,7 +186,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	}
 
 	/* accounts, all acquired at the start */
-	handled[0] = DogdbFunctionId("kpi_track_accounts");
+	handled[0] = DogdbInternalFunctionId("kpi_track_accounts");
 	bulk = BulkInsertBegin(accounts_rel, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS, NULL, 0, handled, 1);
 	nulls[4] = true;
 	for (int32 i = 0; i < ncompanies; i++)
@@ -207,7 +207,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 
 	/* sessions, month by month, until a company's first month without one */
 	refs[0] = (BulkInsertForeignKey) {"account_id", accounts_rel, "account_id"};
-	handled[0] = DogdbFunctionId("kpi_track_sessions");
+	handled[0] = DogdbInternalFunctionId("kpi_track_sessions");
 	bulk = BulkInsertBegin(DogdbRelationId("sessions"), session_columns, lengthof(session_columns), refs, 1, handled, 1);
 	next_id = IdentityStart(DogdbRelationId("sessions"), &seq);
 	for (int32 m = 0; m < nmonths; m++)
@@ -248,7 +248,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 	 * company without a session in its first month has none
 	 */
 	refs[1] = (BulkInsertForeignKey) {"plan_id", plans_rel, "plan_id"};
-	handled[0] = DogdbFunctionId("kpi_track_billing");
+	handled[0] = DogdbInternalFunctionId("kpi_track_billing");
 	handled[1] = DogdbInternalFunctionId("support_track");	/* new accounts: no interactions */
 	bulk = BulkInsertBegin(DogdbRelationId("subscriptions"), bulk_subscription_columns, BULK_SUBSCRIPTION_NCOLUMNS,
 						   refs, 2, handled, 2);
@@ -273,7 +273,7 @@ dogdb_generate_demo_data(PG_FUNCTION_ARGS)
 		IdentityEnd(seq, next_id + nsubscriptions - 1);
 
 	/* the triggers were not fired: the next KPI refresh rebuilds */
-	DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true)",
+	DogdbSpiExecute("INSERT INTO dogdb_internal.kpi_dirty_months (from_month, full_rebuild) VALUES ('-infinity', true)",
 					false, 0, SPI_OK_INSERT);
 	DogdbSpiFinish();
 	DogdbRestoreSearchPath(nestlevel);

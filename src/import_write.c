@@ -381,10 +381,10 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 	{
 		case IMPORT_ACCOUNTS:
 			/* the work of the KPI triggers is done below, for the whole batch */
-			handled[0] = DogdbFunctionId("kpi_track_accounts");
+			handled[0] = DogdbInternalFunctionId("kpi_track_accounts");
 			w.bulk = BulkInsertBegin(accounts, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS,
 									 NULL, 0, handled, 1);
-			handled[0] = DogdbFunctionId("kpi_track_billing");
+			handled[0] = DogdbInternalFunctionId("kpi_track_billing");
 			/* the support model: new accounts have no interactions yet */
 			handled[1] = DogdbInternalFunctionId("support_track");
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
@@ -404,7 +404,7 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			 * which costs nothing), and the months from the first new one on
 			 * (their subscriptions start when they were created)
 			 */
-			DogdbSpiExecute("INSERT INTO dogdb.kpi_dirty_accounts (account_id)"
+			DogdbSpiExecute("INSERT INTO dogdb_internal.kpi_dirty_accounts (account_id)"
 							" SELECT account_id FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED,
 							false, 0, SPI_OK_INSERT);
 			if (w.written > 0)
@@ -412,7 +412,7 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 				Oid			argtype = TIMESTAMPTZOID;
 				Datum		arg = TimestampTzGetDatum(w.first_created);
 
-				DogdbSpiExecuteWithArgs("INSERT INTO dogdb.kpi_dirty_months (from_month, to_month)"
+				DogdbSpiExecuteWithArgs("INSERT INTO dogdb_internal.kpi_dirty_months (from_month, to_month)"
 										" VALUES (date_trunc('month', $1 AT TIME ZONE 'UTC')::date, NULL)",
 										1, &argtype, &arg, NULL, false, 0, SPI_OK_INSERT);
 			}

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * kpi.h
- *	  The KPI engine behind dogdb_refresh_kpis(): brings dogdb.kpi_facts up
- *	  to date, which the materialized views dogdb.kpi_retention, kpi_usage
+ *	  The KPI engine behind dogdb_refresh_kpis(): brings
+ *	  dogdb_internal.kpi_facts up to date, which the materialized views dogdb.kpi_retention, kpi_usage
  *	  and kpi_revenue publish.
  *
  * Design note.  The facts are, per month, company size and tier (plan_id):
@@ -24,22 +24,49 @@
  * What the facts cover: active accounts and sessions in every month with
  * sessions; churn (the first month without a session, from the account's
  * first month) and revenue in the months [first month of any account,
- * current month].  Those two months are stored with the churn state, so an
+ * current month].  Those two months are stored (kpi_coverage), so an
  * incremental refresh knows which months are new.
  *
- * The matrix is kept between refreshes in dogdb.kpi_month_activity, one row
- * per month with sessions.  A full rebuild fills it with one sequential
- * scan of dogdb.sessions (kpi_scan.c).  An incremental refresh reads back
- * the months it needs and adds the per-account deltas the statement
- * triggers recorded, then rewrites only the months that changed
- * (kpi_matrix.c).  Churn is recomputed for the accounts whose churn month
- * may have moved; facts only for the months marked (kpi_facts.c).
+ * The stored state (dogdb_internal) is small rows keyed by block of
+ * accounts, block = account_id >> KPI_BLOCK_SHIFT, slot = the low bits, so
+ * that a change rewrites the rows of the blocks it touches, never a value
+ * holding every account: kpi_month_activity has per (month, block) each
+ * slot's session count and tier (plan_id) that month; kpi_churn_state per
+ * block each slot's first month, churn month and company size;
+ * kpi_coverage the months the last refresh covered.  Rows are fixed-size
+ * (2 kB for most month rows, 5 kB) and stored PLAIN: one heap tuple, no
+ * TOAST.
+ *
+ * What changed is read from plain tables (kpi_session_deltas,
+ * kpi_dirty_accounts, kpi_dirty_months), filled on a single node by the
+ * statement triggers; a path without triggers (Citus) can fill the same
+ * tables, and the engine does not care who did.  Not yet proportional: a
+ * subscription change marks the months from its valid_from on, so its
+ * refresh reloads every account and subscription and recomputes those
+ * months (a per-account path would need each account's old revenue).
+ *
+ * A refresh takes one of three paths (kpi_refresh.c):
+ * - nothing queued and the same current month: return before loading
+ *   anything (dogdb_refresh_kpis() then refreshes no view);
+ * - only session deltas (kpi_delta.c): read the (month, block) rows and the
+ *   account blocks the deltas touch, apply each account's old and new
+ *   contribution to its cells (active, sessions; churn where its churn
+ *   month moves) as differences to kpi_facts, and rewrite those rows.
+ *   The tier of every slot is stored per month, so no subscription is
+ *   read;
+ * - anything else (accounts, subscriptions, prices, a new month, a full
+ *   rebuild): load accounts, plans and subscriptions, read back the months
+ *   that must be recomputed, recompute their facts (kpi_facts.c) and
+ *   rewrite those months' rows (kpi_matrix.c).  A full rebuild counts the
+ *   sessions with one heap scan split between the leader and a parallel
+ *   worker (kpi_scan.c, kpi_parallel.c).
  *
  * One snapshot serves the whole refresh (kpi_refresh.c): it is the active
  * snapshot for every read, and the marks and deltas consumed are deleted
  * under it, so a change committed meanwhile is neither lost nor counted
  * twice; it waits for the next refresh.  Refreshes serialize on an
- * EXCLUSIVE lock on dogdb.kpi_month_activity (readers are not blocked).
+ * EXCLUSIVE lock on dogdb_internal.kpi_month_activity (readers are not
+ * blocked).
  *
  *-------------------------------------------------------------------------
  */
@@ -47,6 +74,7 @@
 #define DOGDB_KPI_H
 
 #include "executor/spi.h"
+#include "storage/block.h"
 #include "utils/snapshot.h"
 
 #include "billing.h"
@@ -55,6 +83,14 @@
 #define KPI_MIN_MONTH 0
 #define KPI_MAX_MONTH (200 * 12 - 1)
 #define KPI_NMONTHS (KPI_MAX_MONTH - KPI_MIN_MONTH + 1)
+
+/* the stored state's blocks of accounts */
+#define KPI_BLOCK_SHIFT 10
+#define KPI_BLOCK_SLOTS (1 << KPI_BLOCK_SHIFT)
+#define KpiBlockOf(id) ((id) >> KPI_BLOCK_SHIFT)
+#define KpiSlotOf(id) ((int) ((id) & (KPI_BLOCK_SLOTS - 1)))
+#define KPI_NO_PLAN PG_INT16_MIN	/* stored tier of an account without a plan */
+#define KPI_NO_ACCOUNT PG_INT16_MIN /* stored first month of an empty slot */
 
 /* company sizes: index into kpi_size_names */
 #define KPI_NSIZES 3
@@ -77,11 +113,12 @@ typedef struct KpiAccount
 typedef struct KpiMonth
 {
 	int32	   *counts;			/* session counts per account, NULL until touched */
-	bool		stored;			/* it has a row in dogdb.kpi_month_activity */
+	bool		stored;			/* it has a row in dogdb_internal.kpi_month_activity */
 	bool		loaded;			/* that row has been read into counts */
 	bool		activity_changed;	/* rewrite that row */
 	bool		revenue_dirty;	/* recompute its revenue and tiers */
 	bool		facts_dirty;	/* recompute its facts (its counts are loaded) */
+	int16	   *tiers;			/* per account, its tier, if kept (a full rebuild) */
 } KpiMonth;
 
 typedef struct KpiCell
@@ -117,8 +154,9 @@ typedef struct KpiState
 	int32		cell0;			/* cells cover months [cell0, cell1] */
 	int32		cell1;
 	KpiCell    *cells;			/* by month, size, tier */
-	KpiCell    *old_cells;		/* the same, as dogdb.kpi_facts has them */
+	KpiCell    *old_cells;		/* the same, as dogdb_internal.kpi_facts has them */
 	bool		facts_dropped;	/* facts of gone plans or months were deleted */
+	bool		keep_tiers;		/* KpiComputeFacts keeps the tiers of the dirty months */
 } KpiState;
 
 static inline KpiMonth *
@@ -128,10 +166,29 @@ KpiMonthOf(KpiState *ks, int32 month)
 	return &ks->months[month - KPI_MIN_MONTH];
 }
 
+/* the first day of each month of the horizon and the one after (KpiInitMonthDays) */
+extern int64 kpi_month_days[KPI_NMONTHS + 1];
+extern void KpiInitMonthDays(void);
+
+/* cal_month_first_day() of a month in [KPI_MIN_MONTH, KPI_MAX_MONTH + 1], by table */
+static inline int64
+KpiMonthFirstDay(int32 month)
+{
+	Assert(month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH + 1);
+	return kpi_month_days[month - KPI_MIN_MONTH];
+}
+
 static inline bool
 KpiInHorizon(int32 month)
 {
 	return month >= KPI_MIN_MONTH && month <= KPI_MAX_MONTH;
+}
+
+/* a tier as kpi_month_activity stores it: its plan_id, KPI_NO_PLAN for none */
+static inline int16
+KpiStoredTier(KpiState *ks, int tier)
+{
+	return tier == ks->nplans ? KPI_NO_PLAN : (int16) ks->plans[tier].plan.plan_id;
 }
 
 /* kpi_scan.c: the source tables, read with the refresh's snapshot */
@@ -139,6 +196,7 @@ extern void KpiLoadAccounts(KpiState *ks);
 extern int32 KpiAccountIndex(KpiState *ks, int64 id);
 extern void KpiLoadSubscriptions(KpiState *ks);
 extern void KpiCountSessions(KpiState *ks);
+extern uint64 KpiCountSessionBlocks(KpiState *ks, BlockNumber start, BlockNumber nblocks);
 
 /* kpi_matrix.c: the session matrix and its stored form */
 extern int32 *KpiMonthRow(KpiState *ks, int32 month);
@@ -150,14 +208,32 @@ extern void KpiLoadStoredMonths(KpiState *ks);
 extern void KpiStoreMonths(KpiState *ks, bool full);
 extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
 extern void KpiStoreChurnState(KpiState *ks);
+extern void KpiStoreCoverage(KpiState *ks);
+extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
+extern Datum KpiMonthDate(int32 month);
+extern bytea *KpiEncodeCounts(const int32 *counts);
+extern bytea *KpiEncodeTiers(const int16 *tiers);
+extern bool KpiDecodeCounts(Datum d, int32 *counts);
+extern bool KpiDecodeTiers(Datum d, int16 *tiers);
+extern int32 KpiDateMonth(Datum d);
 
 /* kpi_facts.c: the facts */
 extern void KpiKeepFacts(KpiState *ks);
 extern void KpiComputeFacts(KpiState *ks, int32 m0);
 extern void KpiStoreFacts(KpiState *ks, bool *changed);
+extern int	KpiTierAt(KpiState *ks, KpiAccount *a, int32 month);
 
-/* kpi_refresh.c: a query under the refresh's snapshot */
+/* kpi_delta.c: the refresh of session deltas alone; false: take the full path */
+extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int64 *accounts,
+								  const int64 *counts, bool *changed, int *months_done);
+
+/* kpi_parallel.c: the full count split with a parallel worker; false: not done */
+extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
+
+/* kpi_refresh.c: the engine's statements (prepared once), a query under the refresh's snapshot */
 extern uint64 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
 					   bool read_only, int expected);
+extern uint64 KpiExecute(const char *query, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+						 int expected);
 
 #endif							/* DOGDB_KPI_H */

@@ -3,7 +3,7 @@
  * kpi_facts.c
  *	  The KPI engine's facts (kpi.h): per month, company size and tier, the
  *	  active accounts, churned accounts, sessions and revenue, computed from
- *	  the matrix and the subscriptions, compared with dogdb.kpi_facts and
+ *	  the matrix and the subscriptions, compared with dogdb_internal.kpi_facts and
  *	  written where they differ.
  *
  * A tier is a plan of dogdb.pricing_plans, stored as its plan_id (NULL for
@@ -71,12 +71,12 @@ TierOfPlanId(KpiState *ks, int16 plan_id)
  * plan in force on the first day; without one, the plan it had before;
  * without one, the first plan it starts that month.
  */
-static int
-TierAt(KpiState *ks, KpiAccount *a, int32 month)
+int
+KpiTierAt(KpiState *ks, KpiAccount *a, int32 month)
 {
 	ProrationSpan *spans = &ks->spans[a->span0];
-	int64		d = cal_month_first_day(month);
-	int64		next = cal_month_first_day(month + 1);
+	int64		d = KpiMonthFirstDay(month);
+	int64		next = KpiMonthFirstDay(month + 1);
 	const ProrationPlan *plan = NULL;
 	int			k = 0;
 
@@ -92,7 +92,7 @@ TierAt(KpiState *ks, KpiAccount *a, int32 month)
 }
 
 /*
- * The facts as dogdb.kpi_facts has them (old_cells), and those of the
+ * The facts as dogdb_internal.kpi_facts has them (old_cells), and those of the
  * months not recomputed (or their revenue) carried over into cells.  Facts
  * of plans that no longer exist, or of months outside the cells, are
  * deleted: no account can have such a tier or month.
@@ -109,7 +109,7 @@ KpiKeepFacts(KpiState *ks)
 	uint64		n;
 
 	n = KpiQuery(ks, "SELECT month, company_size, plan_id, active_accounts, churned_accounts, sessions, revenue_cents"
-				 " FROM dogdb.kpi_facts", 0, NULL, NULL, true, SPI_OK_SELECT);
+				 " FROM dogdb_internal.kpi_facts", 0, NULL, NULL, true, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -164,9 +164,9 @@ KpiKeepFacts(KpiState *ks)
 		planarray = PointerGetDatum(construct_array(ids, ks->nplans, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
 		args[0] = DateADTGetDatum((DateADT) cal_month_first_day(ks->cell0));
 		args[1] = DateADTGetDatum((DateADT) cal_month_first_day(ks->cell1));
-		DogdbSpiExecuteWithArgs("DELETE FROM dogdb.kpi_facts WHERE month < $1 OR month > $2",
+		DogdbSpiExecuteWithArgs("DELETE FROM dogdb_internal.kpi_facts WHERE month < $1 OR month > $2",
 								2, argtypes, args, NULL, false, 0, SPI_OK_DELETE);
-		DogdbSpiExecuteWithArgs("DELETE FROM dogdb.kpi_facts WHERE plan_id <> ALL ($1)",
+		DogdbSpiExecuteWithArgs("DELETE FROM dogdb_internal.kpi_facts WHERE plan_id <> ALL ($1)",
 								1, &arraytype, &planarray, NULL, false, 0, SPI_OK_DELETE);
 	}
 	pfree(ids);
@@ -182,13 +182,13 @@ ChurnFrom(KpiState *ks, int32 account, int32 from)
 	return CHURN_NONE;
 }
 
-/* add an account's revenue of a month to its cell */
+/* add an account's revenue of a month to its cell; *tier: its tier, -1 if not known yet */
 static void
-AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
+AddRevenue(KpiState *ks, KpiAccount *a, int32 month, int *tier)
 {
 	ProrationResult r;
-	int64		start = cal_month_first_day(month);
-	ProrationStatus st = prorate_account(start, cal_month_first_day(month + 1),
+	int64		start = KpiMonthFirstDay(month);
+	ProrationStatus st = prorate_account(start, KpiMonthFirstDay(month + 1),
 										 &ks->spans[a->span0], a->nspans, &r);
 	KpiCell    *c;
 
@@ -196,7 +196,9 @@ AddRevenue(KpiState *ks, KpiAccount *a, int32 month)
 		ReportProrationError(st, &r, ks->plans, ks->nplans, a->id, (DateADT) start);
 	if (r.total_cents == 0)
 		return;
-	c = Cell(ks, month, a->size, TierAt(ks, a, month));
+	if (*tier < 0)
+		*tier = KpiTierAt(ks, a, month);
+	c = Cell(ks, month, a->size, *tier);
 	if (pg_add_s64_overflow(c->revenue, r.total_cents, &c->revenue))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -215,7 +217,13 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 
 	for (int32 month = ks->cell0; month <= ks->cell1; month++)
 		if (KpiMonthOf(ks, month)->facts_dirty)
+		{
 			dirty[ndirty++] = month;
+			/* a full rebuild keeps every tier for storing the months */
+			if (ks->keep_tiers)
+				KpiMonthOf(ks, month)->tiers = MemoryContextAllocExtended(ks->cxt, sizeof(int16) * Max(ks->naccounts, 1),
+																		  MCXT_ALLOC_HUGE);
+		}
 
 	for (int ai = 0; ai < ks->naccounts; ai++)
 	{
@@ -230,23 +238,27 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 			ks->churn_changed |= (*churn != was);
 		}
 		if (*churn != CHURN_NONE && KpiMonthOf(ks, *churn)->facts_dirty)
-			Cell(ks, *churn, a->size, TierAt(ks, a, *churn))->churned++;
+			Cell(ks, *churn, a->size, KpiTierAt(ks, a, *churn))->churned++;
 
 		for (int k = 0; k < ndirty; k++)
 		{
 			int32		month = dirty[k];
+			KpiMonth   *km = KpiMonthOf(ks, month);
 			int32		count = KpiCountOf(ks, ai, month);
+			int			tier = -1;
 
 			if (count > 0)
 			{
-				KpiCell    *c = Cell(ks, month, a->size, TierAt(ks, a, month));
+				KpiCell    *c = Cell(ks, month, a->size, tier = KpiTierAt(ks, a, month));
 
 				c->active++;
 				c->sessions += count;
 			}
-			if (a->nspans > 0 && KpiMonthOf(ks, month)->revenue_dirty &&
+			if (a->nspans > 0 && km->revenue_dirty &&
 				month >= ks->first_month && month <= ks->current_month)
-				AddRevenue(ks, a, month);
+				AddRevenue(ks, a, month, &tier);
+			if (km->tiers != NULL)
+				km->tiers[ai] = (int16) (tier >= 0 ? tier : KpiTierAt(ks, a, month));
 		}
 		if ((ai & 0xFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
@@ -255,21 +267,21 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 }
 
 /*
- * Write the cells that differ from dogdb.kpi_facts; changed says which
+ * Write the cells that differ from dogdb_internal.kpi_facts; changed says which
  * KPIs (retention, usage, revenue) changed
  */
 void
 KpiStoreFacts(KpiState *ks, bool *changed)
 {
 	Oid			argtypes[7] = {DATEOID, TEXTOID, INT2OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	SPIPlanPtr	upsert = DogdbSpiPrepare("INSERT INTO dogdb.kpi_facts (month, company_size, plan_id, active_accounts,"
+	SPIPlanPtr	upsert = DogdbSpiPrepare("INSERT INTO dogdb_internal.kpi_facts (month, company_size, plan_id, active_accounts,"
 										 " churned_accounts, sessions, revenue_cents) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 										 " ON CONFLICT ON CONSTRAINT kpi_facts_key DO UPDATE SET"
 										 " active_accounts = $4, churned_accounts = $5, sessions = $6, revenue_cents = $7",
 										 7, argtypes);
-	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb.kpi_facts WHERE month = $1 AND company_size = $2 AND plan_id = $3",
+	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2 AND plan_id = $3",
 									  3, argtypes);
-	SPIPlanPtr	del_none = DogdbSpiPrepare("DELETE FROM dogdb.kpi_facts WHERE month = $1 AND company_size = $2"
+	SPIPlanPtr	del_none = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
 										   " AND plan_id IS NULL", 2, argtypes);
 	Datum		sizes[KPI_NSIZES];
 

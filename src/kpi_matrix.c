@@ -4,12 +4,11 @@
  *	  The KPI engine's session matrix (kpi.h): session counts per account
  *	  and month, and their stored form between refreshes.
  *
- * Stored state is pairs of bytea arrays, sorted int8 account ids and an
- * int4 value for each: one row of dogdb.kpi_month_activity per month with
- * sessions (the counts), and one row of dogdb.kpi_churn_state (every
- * account's churn month, with the months that refresh covered).  Entries
- * of accounts that no longer exist are dropped when read, and the month
- * is rewritten without them.
+ * Stored state is rows by block of accounts (kpi.h): per (month, block) in
+ * dogdb_internal.kpi_month_activity the slots' session counts and tiers,
+ * per block in dogdb_internal.kpi_churn_state the slots' first month,
+ * churn month and size.  Counts of accounts that no longer exist are
+ * dropped when read, and the month is rewritten without them.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,14 +25,14 @@
 #include "common.h"
 #include "kpi.h"
 
-static Datum
-MonthDate(int32 month)
+Datum
+KpiMonthDate(int32 month)
 {
 	return DateADTGetDatum((DateADT) cal_month_first_day(month));
 }
 
-static int32
-DateMonth(Datum d)
+int32
+KpiDateMonth(Datum d)
 {
 	DateADT		date = DatumGetDateADT(d);
 
@@ -88,72 +87,168 @@ KpiMonthHasSessions(KpiState *ks, int32 month)
 	return false;
 }
 
-/*
- * The pairs codec
- */
-/* the number of pairs, after checking that the two arrays agree */
-static Size
-PairCount(bytea *ids, bytea *values, const char *what)
+/* a bytea of n bytes, zeroed */
+static bytea *
+NewBytea(Size n)
 {
-	Size		n = VARSIZE_ANY_EXHDR(ids) / sizeof(int64);
+	bytea	   *b = palloc0(VARHDRSZ + n);
 
-	if (VARSIZE_ANY_EXHDR(ids) % sizeof(int64) != 0 || VARSIZE_ANY_EXHDR(values) != n * sizeof(int32))
+	SET_VARSIZE(b, VARHDRSZ + n);
+	return b;
+}
+
+/* a stored bytea of the expected size, or an error */
+static char *
+StoredBytes(Datum d, Size n, const char *what)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+
+	if (VARSIZE_ANY_EXHDR(b) != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("KPI engine state in %s is corrupt", what),
 				 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild it.")));
-	return n;
+	return VARDATA_ANY(b);
 }
 
-/* pair i: its account position (-1 if the account is gone) and value */
-static int32
-PairAt(KpiState *ks, bytea *ids, bytea *values, Size i, int32 *value)
+/*
+ * The codec of kpi_month_activity's slot arrays: a width byte (1, 2 or 4),
+ * then KPI_BLOCK_SLOTS values of that width, the narrowest that holds every
+ * value of the block (most counts and plan_ids fit in a byte, so a row is
+ * 2 kB, not 6).  A tier of width 1 stores KPI_NO_PLAN as -128.
+ */
+static bytea *
+EncodeSlots(const int32 *values, bool tiers)
 {
-	int64		id;
+	int32		lo = 0,
+				hi = 0;
+	int			width;
+	bytea	   *b;
+	char	   *p;
 
-	memcpy(&id, VARDATA_ANY(ids) + i * sizeof(int64), sizeof(int64));
-	memcpy(value, VARDATA_ANY(values) + i * sizeof(int32), sizeof(int32));
-	return KpiAccountIndex(ks, id);
-}
-
-/* every account's value (values NULL: all 0), without the zeros if asked */
-static void
-MakePairs(KpiState *ks, const int32 *values, bool skip_zero, bytea **ids, bytea **out)
-{
-	Size		n = 0;
-
-	for (int a = 0; a < ks->naccounts; a++)
-		n += !(skip_zero && (values == NULL || values[a] == 0));
-	*ids = palloc_extended(VARHDRSZ + n * sizeof(int64), MCXT_ALLOC_HUGE);
-	*out = palloc_extended(VARHDRSZ + n * sizeof(int32), MCXT_ALLOC_HUGE);
-	SET_VARSIZE(*ids, VARHDRSZ + n * sizeof(int64));
-	SET_VARSIZE(*out, VARHDRSZ + n * sizeof(int32));
-	n = 0;
-	for (int a = 0; a < ks->naccounts; a++)
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
 	{
-		int32		v = values == NULL ? 0 : values[a];
+		int32		v = (tiers && values[i] == KPI_NO_PLAN) ? -128 : values[i];
 
-		if (skip_zero && v == 0)
-			continue;
-		memcpy(VARDATA(*ids) + n * sizeof(int64), &ks->accounts[a].id, sizeof(int64));
-		memcpy(VARDATA(*out) + n * sizeof(int32), &v, sizeof(int32));
-		n++;
+		lo = Min(lo, v);
+		hi = Max(hi, v);
 	}
+	width = (lo >= -128 && hi <= 127) ? 1 : (lo >= PG_INT16_MIN && hi <= PG_INT16_MAX) ? 2 : 4;
+	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
+	p = VARDATA(b);
+	*p++ = (char) width;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		int32		v = values[i];
+
+		if (width == 1)
+			*p++ = (tiers && v == KPI_NO_PLAN) ? (int8) -128 : (int8) v;
+		else if (width == 2)
+		{
+			int16		x = (int16) v;
+
+			memcpy(p, &x, 2);
+			p += 2;
+		}
+		else
+		{
+			memcpy(p, &v, 4);
+			p += 4;
+		}
+	}
+	return b;
+}
+
+bytea *
+KpiEncodeCounts(const int32 *counts)
+{
+	return EncodeSlots(counts, false);
+}
+
+bytea *
+KpiEncodeTiers(const int16 *tiers)
+{
+	int32		v[KPI_BLOCK_SLOTS];
+
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+		v[i] = tiers[i];
+	return EncodeSlots(v, true);
+}
+
+/* decode into values; false if the bytes are not a valid encoding */
+static bool
+DecodeSlots(Datum d, int32 *values, bool tiers)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+	const char *p = VARDATA_ANY(b);
+	int			width;
+
+	if (VARSIZE_ANY_EXHDR(b) < 1)
+		return false;
+	width = *p++;
+	if ((width != 1 && width != 2 && width != 4) || (tiers && width == 4) ||
+		VARSIZE_ANY_EXHDR(b) != (Size) (1 + width * KPI_BLOCK_SLOTS))
+		return false;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		if (width == 1)
+		{
+			int8		x = (int8) *p++;
+
+			values[i] = (tiers && x == -128) ? KPI_NO_PLAN : x;
+		}
+		else if (width == 2)
+		{
+			int16		x;
+
+			memcpy(&x, p, 2);
+			p += 2;
+			values[i] = x;
+		}
+		else
+		{
+			memcpy(&values[i], p, 4);
+			p += 4;
+		}
+	}
+	return true;
+}
+
+bool
+KpiDecodeCounts(Datum d, int32 *counts)
+{
+	return DecodeSlots(d, counts, false);
+}
+
+bool
+KpiDecodeTiers(Datum d, int16 *tiers)
+{
+	int32		v[KPI_BLOCK_SLOTS];
+
+	if (!DecodeSlots(d, v, true))
+		return false;
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+		tiers[i] = (int16) v[i];
+	return true;
 }
 
 /*
  * Stored months
  */
-/* which months have a row in dogdb.kpi_month_activity */
+/* which months have rows in kpi_month_activity (one index probe a month) */
 void
 KpiListStoredMonths(KpiState *ks)
 {
-	uint64		n = KpiQuery(ks, "SELECT month FROM dogdb.kpi_month_activity", 0, NULL, NULL, true, SPI_OK_SELECT);
+	uint64		n = KpiQuery(ks, "WITH RECURSIVE m AS ("
+							 " (SELECT month FROM dogdb_internal.kpi_month_activity ORDER BY month LIMIT 1)"
+							 " UNION ALL SELECT (SELECT k.month FROM dogdb_internal.kpi_month_activity k"
+							 "   WHERE k.month > m.month ORDER BY k.month LIMIT 1) FROM m WHERE m.month IS NOT NULL)"
+							 " SELECT month FROM m WHERE month IS NOT NULL", 0, NULL, NULL, true, SPI_OK_SELECT);
 
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
-		int32		month = DateMonth(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int32		month = KpiDateMonth(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
 		if (KpiInHorizon(month))	/* else a damaged row; a rebuild removes it */
 			KpiMonthOf(ks, month)->stored = true;
@@ -168,150 +263,287 @@ KpiLoadStoredMonths(KpiState *ks)
 	ArrayBuildState *wanted = NULL;
 	Oid			argtype = DATEARRAYOID;
 	Datum		arg;
-	SPITupleTable *tt;
-	uint64		n;
+	SPIPlanPtr	plan;
+	Portal		portal;
 
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
 		KpiMonth   *km = KpiMonthOf(ks, month);
 
 		if (km->stored && !km->loaded && km->facts_dirty)
-			wanted = accumArrayResult(wanted, MonthDate(month), false, DATEOID, CurrentMemoryContext);
+			wanted = accumArrayResult(wanted, KpiMonthDate(month), false, DATEOID, CurrentMemoryContext);
 	}
 	if (wanted == NULL)
 		return;
 	arg = makeArrayResult(wanted, CurrentMemoryContext);
-	n = KpiQuery(ks, "SELECT month, account_ids, session_counts FROM dogdb.kpi_month_activity WHERE month = ANY ($1)",
-				 1, &argtype, &arg, true, SPI_OK_SELECT);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < n; i++)
+	plan = DogdbSpiPrepare("SELECT month, block, session_counts FROM dogdb_internal.kpi_month_activity"
+						   " WHERE month = ANY ($1)", 1, &argtype);
+	portal = SPI_cursor_open(NULL, plan, &arg, NULL, true);
+	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
+		KpiMonthOf(ks, month)->loaded |= KpiMonthOf(ks, month)->stored && KpiMonthOf(ks, month)->facts_dirty;
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(ks->tmpcxt);
-		bool		isnull;
-		int32		month = DateMonth(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		bytea	   *ids = DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		bytea	   *counts = DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
-		Size		npairs = PairCount(ids, counts, "dogdb.kpi_month_activity");
-		KpiMonth   *km = KpiMonthOf(ks, month);
+		SPITupleTable *tt;
 
-		MemoryContextSwitchTo(old);
-		for (Size p = 0; p < npairs; p++)
+		SPI_cursor_fetch(portal, true, 256);
+		tt = SPI_tuptable;
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			int32		c;
-			int32		account = PairAt(ks, ids, counts, p, &c);
+			bool		isnull;
+			int32		month = KpiDateMonth(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+			int32		counts[KPI_BLOCK_SLOTS];
+			KpiMonth   *km = KpiMonthOf(ks, month);
 
-			if (account >= 0)
-				KpiAddCount(ks, account, month, c);
-			else
-				km->activity_changed = true;	/* drop a deleted account's counts */
+			if (!KpiDecodeCounts(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull), counts))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("KPI engine state in %s is corrupt", "dogdb_internal.kpi_month_activity"),
+						 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild it.")));
+
+			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+			{
+				int32		account;
+
+				if (counts[slot] == 0)
+					continue;
+				account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
+				if (account >= 0)
+					KpiAddCount(ks, account, month, counts[slot]);
+				else
+					km->activity_changed = true;	/* drop a deleted account's counts */
+			}
 		}
-		km->loaded = true;
-		MemoryContextReset(ks->tmpcxt);
+		SPI_freetuptable(tt);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_freetuptable(tt);
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
 }
 
-/* write the months whose counts changed (all months if full) */
+/*
+ * The rows of one month: every block with accounts if the month is covered
+ * (so that the delta path finds every tier), else the blocks with sessions
+ */
+static void
+StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
+{
+	bool		covered = (month >= ks->first_month && month <= ks->current_month);
+	KpiMonth   *km = KpiMonthOf(ks, month);
+	const int32 *counts = km->counts;
+	ArrayBuildState *blocks = NULL;
+	ArrayBuildState *countarr = NULL;
+	ArrayBuildState *tierarr = NULL;
+	Datum		args[4];
+	int			a = 0;
+
+	while (a < ks->naccounts)
+	{
+		int64		block = KpiBlockOf(ks->accounts[a].id);
+		int32		cv[KPI_BLOCK_SLOTS];
+		int16		tv[KPI_BLOCK_SLOTS];
+		bool		any = covered;
+
+		memset(cv, 0, sizeof(cv));
+		for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+			tv[slot] = KPI_NO_PLAN;
+		for (; a < ks->naccounts && KpiBlockOf(ks->accounts[a].id) == block; a++)
+		{
+			int			slot = KpiSlotOf(ks->accounts[a].id);
+
+			cv[slot] = counts == NULL ? 0 : counts[a];
+			tv[slot] = KpiStoredTier(ks, km->tiers != NULL ? km->tiers[a] : KpiTierAt(ks, &ks->accounts[a], month));
+			any |= (cv[slot] != 0);
+		}
+		if (any)
+		{
+			blocks = accumArrayResult(blocks, Int64GetDatum(block), false, INT8OID, CurrentMemoryContext);
+			countarr = accumArrayResult(countarr, PointerGetDatum(KpiEncodeCounts(cv)), false, BYTEAOID,
+										CurrentMemoryContext);
+			tierarr = accumArrayResult(tierarr, PointerGetDatum(KpiEncodeTiers(tv)), false, BYTEAOID,
+									   CurrentMemoryContext);
+		}
+	}
+	if (blocks == NULL)
+		return;
+	args[0] = KpiMonthDate(month);
+	args[1] = makeArrayResult(blocks, CurrentMemoryContext);
+	args[2] = makeArrayResult(countarr, CurrentMemoryContext);
+	args[3] = makeArrayResult(tierarr, CurrentMemoryContext);
+	DogdbSpiCheck(SPI_execute_plan(insert, args, NULL, false, 0), SPI_OK_INSERT, "store a month");
+}
+
+/* write the months whose counts or tiers changed (all months if full) */
 void
 KpiStoreMonths(KpiState *ks, bool full)
 {
-	Oid			argtypes[3] = {DATEOID, BYTEAOID, BYTEAOID};
-	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb.kpi_month_activity WHERE month = $1", 1, argtypes);
-	SPIPlanPtr	upsert = DogdbSpiPrepare("INSERT INTO dogdb.kpi_month_activity (month, account_ids, session_counts)"
-										 " VALUES ($1, $2, $3) ON CONFLICT (month) DO UPDATE"
-										 " SET account_ids = $2, session_counts = $3", 3, argtypes);
+	Oid			argtypes[4] = {DATEOID, INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+	SPIPlanPtr	del = DogdbSpiPrepare("DELETE FROM dogdb_internal.kpi_month_activity WHERE month = $1", 1, argtypes);
+	SPIPlanPtr	insert = DogdbSpiPrepare("INSERT INTO dogdb_internal.kpi_month_activity"
+										 " (month, block, session_counts, plan_ids)"
+										 " SELECT $1, b, c, t FROM unnest($2, $3, $4) u(b, c, t)", 4, argtypes);
 
+	/*
+	 * A full rebuild reads no state: TRUNCATE, not DELETE, so that rebuilds
+	 * leave no dead rows behind (only the engine reads these tables, under
+	 * the refresh lock, and a refresh that finds no state rebuilds).
+	 */
 	if (full)
-		DogdbSpiExecute("DELETE FROM dogdb.kpi_month_activity", false, 0, SPI_OK_DELETE);
+		DogdbSpiExecute("TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state",
+						false, 0, SPI_OK_UTILITY);
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
 		KpiMonth   *km = KpiMonthOf(ks, month);
+		bool		covered = (month >= ks->first_month && month <= ks->current_month);
 		MemoryContext old;
-		Datum		args[3];
-		bytea	   *ids;
-		bytea	   *counts;
+		Datum		arg;
 
-		if (!(full ? km->counts != NULL : km->activity_changed))
+		if (!(full ? (km->counts != NULL || covered) : km->activity_changed))
 			continue;
-		args[0] = MonthDate(month);
-		if (!KpiMonthHasSessions(ks, month))
-		{
-			if (km->stored && !full)
-				DogdbSpiCheck(SPI_execute_plan(del, args, NULL, false, 0), SPI_OK_DELETE, "delete a month");
+		arg = KpiMonthDate(month);
+		if (km->stored && !full)
+			DogdbSpiCheck(SPI_execute_plan(del, &arg, NULL, false, 0), SPI_OK_DELETE, "delete a month");
+		if (!covered && !KpiMonthHasSessions(ks, month))
 			continue;
-		}
 		old = MemoryContextSwitchTo(ks->tmpcxt);
-		MakePairs(ks, km->counts, true, &ids, &counts);
+		StoreMonth(ks, insert, month);
 		MemoryContextSwitchTo(old);
-		args[1] = PointerGetDatum(ids);
-		args[2] = PointerGetDatum(counts);
-		DogdbSpiCheck(SPI_execute_plan(upsert, args, NULL, false, 0), SPI_OK_INSERT, "store a month");
 		MemoryContextReset(ks->tmpcxt);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_freeplan(del);
-	SPI_freeplan(upsert);
+	SPI_freeplan(insert);
 }
 
 /*
- * Churn state
+ * Churn state and coverage
  */
-/* read every account's churn month and the months it covers; false if none */
+/* the months the last refresh covered; false if none (or damaged) */
 bool
-KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
+KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month)
 {
 	bool		isnull;
 	SPITupleTable *tt;
-	bytea	   *ids;
-	bytea	   *months;
-	Size		n;
 
-	if (KpiQuery(ks, "SELECT account_ids, churn_months, first_month, last_month FROM dogdb.kpi_churn_state",
+	if (KpiQuery(ks, "SELECT first_month, last_month FROM dogdb_internal.kpi_coverage",
 				 0, NULL, NULL, true, SPI_OK_SELECT) != 1)
 		return false;
 	tt = SPI_tuptable;
-	*first_month = DateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
-	*last_month = DateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
-	if (!KpiInHorizon(*first_month) || !KpiInHorizon(*last_month))
-	{
-		SPI_freetuptable(tt);
-		return false;			/* damaged: rebuild */
-	}
-	ids = DatumGetByteaPP(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	months = DatumGetByteaPP(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
-	n = PairCount(ids, months, "dogdb.kpi_churn_state");
-	for (Size i = 0; i < n; i++)
-	{
-		int32		c;
-		int32		account = PairAt(ks, ids, months, i, &c);
-
-		if (account >= 0)
-			ks->churn[account] = c;
-		else
-			ks->churn_changed = true;	/* drop a deleted account */
-	}
+	*first_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	*last_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
 	SPI_freetuptable(tt);
+	return KpiInHorizon(*first_month) && KpiInHorizon(*last_month);
+}
+
+/* read every account's churn month and the months covered; false if none */
+bool
+KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+
+	if (!KpiLoadCoverage(ks, first_month, last_month))
+		return false;
+	plan = DogdbSpiPrepare("SELECT block, first_months, churn_months FROM dogdb_internal.kpi_churn_state", 0, NULL);
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	for (;;)
+	{
+		SPITupleTable *tt;
+
+		SPI_cursor_fetch(portal, true, 256);
+		tt = SPI_tuptable;
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			const int16 *first = (const int16 *) StoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull),
+															 sizeof(int16) * KPI_BLOCK_SLOTS,
+															 "dogdb_internal.kpi_churn_state");
+			const int16 *churn = (const int16 *) StoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull),
+															 sizeof(int16) * KPI_BLOCK_SLOTS,
+															 "dogdb_internal.kpi_churn_state");
+
+			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+			{
+				int32		account;
+
+				if (first[slot] == KPI_NO_ACCOUNT)
+					continue;
+				account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
+				if (account >= 0)
+					ks->churn[account] = churn[slot];
+				else
+					ks->churn_changed = true;	/* drop a deleted account */
+			}
+		}
+		SPI_freetuptable(tt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
 	return true;
 }
 
-/* write every account's churn month and the months computed */
+/* write every account's first month, churn month and size, by block */
 void
 KpiStoreChurnState(KpiState *ks)
 {
-	Oid			argtypes[4] = {BYTEAOID, BYTEAOID, DATEOID, DATEOID};
+	Oid			argtypes[4] = {INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+	ArrayBuildState *arrs[4] = {NULL, NULL, NULL, NULL};
 	Datum		args[4];
-	bytea	   *ids;
-	bytea	   *months;
+	int			a = 0;
+	MemoryContext old = MemoryContextSwitchTo(ks->tmpcxt);
 
-	MakePairs(ks, ks->churn, false, &ids, &months);
-	args[0] = PointerGetDatum(ids);
-	args[1] = PointerGetDatum(months);
-	args[2] = MonthDate(ks->first_month);
-	args[3] = MonthDate(ks->current_month);
-	DogdbSpiExecute("DELETE FROM dogdb.kpi_churn_state", false, 0, SPI_OK_DELETE);
-	DogdbSpiExecuteWithArgs("INSERT INTO dogdb.kpi_churn_state (account_ids, churn_months, first_month, last_month)"
-							" VALUES ($1, $2, $3, $4)", 4, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
-	pfree(ids);
-	pfree(months);
+	while (a < ks->naccounts)
+	{
+		int64		block = KpiBlockOf(ks->accounts[a].id);
+		bytea	   *f = NewBytea(sizeof(int16) * KPI_BLOCK_SLOTS);
+		bytea	   *c = NewBytea(sizeof(int16) * KPI_BLOCK_SLOTS);
+		bytea	   *z = NewBytea(KPI_BLOCK_SLOTS);
+		int16	   *fv = (int16 *) VARDATA(f);
+		int16	   *cv = (int16 *) VARDATA(c);
+
+		for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+			fv[slot] = KPI_NO_ACCOUNT;
+		for (; a < ks->naccounts && KpiBlockOf(ks->accounts[a].id) == block; a++)
+		{
+			int			slot = KpiSlotOf(ks->accounts[a].id);
+
+			fv[slot] = (int16) ks->accounts[a].first_month;
+			cv[slot] = (int16) ks->churn[a];
+			VARDATA(z)[slot] = (char) ks->accounts[a].size;
+		}
+		arrs[0] = accumArrayResult(arrs[0], Int64GetDatum(block), false, INT8OID, ks->tmpcxt);
+		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(f), false, BYTEAOID, ks->tmpcxt);
+		arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(c), false, BYTEAOID, ks->tmpcxt);
+		arrs[3] = accumArrayResult(arrs[3], PointerGetDatum(z), false, BYTEAOID, ks->tmpcxt);
+	}
+	DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_churn_state", false, 0, SPI_OK_DELETE);
+	if (arrs[0] != NULL)
+	{
+		for (int i = 0; i < 4; i++)
+			args[i] = makeArrayResult(arrs[i], ks->tmpcxt);
+		DogdbSpiExecuteWithArgs("INSERT INTO dogdb_internal.kpi_churn_state (block, first_months, churn_months, company_sizes)"
+								" SELECT * FROM unnest($1, $2, $3, $4)", 4, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ks->tmpcxt);
+}
+
+/* record the months this refresh covered */
+void
+KpiStoreCoverage(KpiState *ks)
+{
+	Oid			argtypes[2] = {DATEOID, DATEOID};
+	Datum		args[2];
+
+	args[0] = KpiMonthDate(ks->first_month);
+	args[1] = KpiMonthDate(ks->current_month);
+	DogdbSpiExecuteWithArgs("INSERT INTO dogdb_internal.kpi_coverage (first_month, last_month) VALUES ($1, $2)"
+							" ON CONFLICT (singleton) DO UPDATE SET first_month = $1, last_month = $2",
+							2, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
 }

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * kpi_refresh.c
- *	  dogdb.kpi_update_facts(), the KPI engine's entry point (design note in
+ *	  dogdb_internal.kpi_update_facts(), the KPI engine's entry point (design note in
  *	  kpi.h): a list of named steps over the scans (kpi_scan.c), the matrix
  *	  (kpi_matrix.c) and the facts (kpi_facts.c).  Also dogdb.check_month(),
  *	  the one month validator for SQL callers.
@@ -14,8 +14,11 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -42,16 +45,70 @@ typedef struct KpiChanges
 	int			ndeltas;
 } KpiChanges;
 
+/* DEBUG1: how long the steps of a refresh took (SET client_min_messages = debug1) */
+static instr_time step_start;
+
+static void
+StepDone(const char *step)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, step_start);
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: %s took %.1f ms", step, INSTR_TIME_GET_MILLISEC(now))));
+	INSTR_TIME_SET_CURRENT(step_start);
+}
+
+/*
+ * The engine's statements, prepared once per backend (SPI_keepplan; the
+ * plan cache replans them when the tables change): a refresh that costs
+ * the change must not spend it on parsing and planning.  Keyed by the
+ * address of the query, always a string literal.
+ */
+#define KPI_MAX_PLANS 48
+static struct
+{
+	const char *query;
+	SPIPlanPtr	plan;
+}			kpi_plans[KPI_MAX_PLANS];
+static int	kpi_nplans;
+
+static SPIPlanPtr
+KpiPlan(const char *query, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < kpi_nplans; i++)
+		if (kpi_plans[i].query == query)
+			return kpi_plans[i].plan;
+	plan = DogdbSpiPrepare(query, nargs, argtypes);
+	if (kpi_nplans == KPI_MAX_PLANS)
+		elog(ERROR, "too many KPI engine statements");
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	kpi_plans[kpi_nplans].query = query;
+	kpi_plans[kpi_nplans].plan = plan;
+	kpi_nplans++;
+	return plan;
+}
+
 /* run a statement under the refresh's snapshot; returns SPI_processed */
 uint64
 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,
 		 bool read_only, int expected)
 {
-	SPIPlanPtr	plan = DogdbSpiPrepare(query, nargs, argtypes);
+	SPIPlanPtr	plan = KpiPlan(query, nargs, argtypes);
 
 	DogdbSpiCheck(SPI_execute_snapshot(plan, args, NULL, ks->snapshot, InvalidSnapshot, read_only, false, 0),
 				  expected, query);
-	SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+/* run a statement that writes (the current snapshot); returns SPI_processed */
+uint64
+KpiExecute(const char *query, int nargs, Oid *argtypes, Datum *args, const char *nulls, int expected)
+{
+	DogdbSpiCheck(SPI_execute_plan(KpiPlan(query, nargs, argtypes), args, nulls, false, 0), expected, query);
 	return SPI_processed;
 }
 
@@ -83,8 +140,9 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 {
 	SPITupleTable *tt;
 	uint64		n;
+	int			cap;
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
@@ -99,7 +157,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_dirty_accounts RETURNING account_id",
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
 	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
@@ -112,20 +170,56 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb.kpi_session_deltas RETURNING month, account_id, sessions",
+	/* one row per statement that changed sessions: three arrays side by side */
+	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions",
 				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
 	tt = SPI_tuptable;
-	ch->delta_month = palloc(sizeof(int32) * Max(n, 1));
-	ch->delta_account = palloc(sizeof(int64) * Max(n, 1));
-	ch->delta_count = palloc(sizeof(int64) * Max(n, 1));
-	ch->ndeltas = (int) n;
+	ch->ndeltas = 0;
+	cap = 1024;
+	ch->delta_month = palloc(sizeof(int32) * cap);
+	ch->delta_account = palloc(sizeof(int64) * cap);
+	ch->delta_count = palloc(sizeof(int64) * cap);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
+		Datum	   *m;
+		Datum	   *a;
+		Datum	   *c;
+		int			nm,
+					na,
+					nc;
 
-		ch->delta_month[i] = MonthOfDate(tt->vals[i], tt->tupdesc, 1, KPI_MIN_MONTH - 1);
-		ch->delta_account[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		ch->delta_count[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+						  DATEOID, sizeof(DateADT), true, TYPALIGN_INT, &m, NULL, &nm);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
+						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &a, NULL, &na);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)),
+						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c, NULL, &nc);
+		if (na != nm || nc != nm)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("KPI engine input in %s is corrupt", "dogdb_internal.kpi_session_deltas"),
+					 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild.")));
+		if (ch->ndeltas + nm > cap)
+		{
+			cap = Max(cap * 2, ch->ndeltas + nm);
+			ch->delta_month = repalloc_huge(ch->delta_month, sizeof(int32) * cap);
+			ch->delta_account = repalloc_huge(ch->delta_account, sizeof(int64) * cap);
+			ch->delta_count = repalloc_huge(ch->delta_count, sizeof(int64) * cap);
+		}
+		for (int j = 0; j < nm; j++)
+		{
+			DateADT		d = DatumGetDateADT(m[j]);
+			int			k = ch->ndeltas++;
+
+			ch->delta_month[k] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
+				DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
+			ch->delta_account[k] = DatumGetInt64(a[j]);
+			ch->delta_count[k] = DatumGetInt64(c[j]);
+		}
+		pfree(m);
+		pfree(a);
+		pfree(c);
 	}
 	SPI_freetuptable(tt);
 }
@@ -136,6 +230,13 @@ LoadSources(KpiState *ks)
 {
 	KpiLoadAccounts(ks);
 	ks->plans = LoadBillingPlans(CurrentMemoryContext, false, &ks->nplans);
+	for (int p = 0; p < ks->nplans; p++)
+		if (ks->plans[p].plan.plan_id == KPI_NO_PLAN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("plan_id %d is reserved by the KPI engine", KPI_NO_PLAN),
+					 errdetail("The KPI engine stores an account without a plan as plan_id %d.", KPI_NO_PLAN),
+					 errhint("Give the plan another plan_id.")));
 	KpiLoadSubscriptions(ks);
 	ks->first_month = ks->current_month;
 	for (int a = 0; a < ks->naccounts; a++)
@@ -218,10 +319,17 @@ UpdateMatrix(KpiState *ks, KpiChanges *ch, int32 old_first, int32 old_last)
 		KpiMonth   *km = KpiMonthOf(ks, m);
 
 		km->facts_dirty = (m >= m0 || km->revenue_dirty);
+		/* the stored tiers of a month whose revenue changes may change */
+		km->activity_changed = km->revenue_dirty &&
+			(km->stored || (m >= ks->first_month && m <= ks->current_month));
 	}
-	if (account_gone)
+	if (account_gone || ch->naccounts > 0)
 	{
-		/* read every month back, so that the gone accounts' counts are dropped */
+		/*
+		 * read every month back, so that the gone accounts' counts are
+		 * dropped, and a changed account's sessions in months before its
+		 * first month (not marked) move to its new segment
+		 */
 		for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH; m++)
 			KpiMonthOf(ks, m)->facts_dirty |= KpiMonthOf(ks, m)->stored;
 	}
@@ -267,7 +375,7 @@ SetCells(KpiState *ks, bool full, int32 old_last)
 }
 
 /*
- * dogdb.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
+ * dogdb_internal.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
  *		retention_changed boolean, usage_changed boolean, revenue_changed boolean)
  */
 Datum
@@ -279,7 +387,8 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		result[5];
 	bool		rnulls[5] = {false, false, false, false, false};
-	bool		changed[3];
+	bool		changed[3] = {false, false, false};
+	bool		done = false;
 	int32		old_first = 0;
 	int32		old_last = 0;
 	int32		m0;
@@ -294,37 +403,67 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		return DogdbKpiUpdateFactsOnCitus(desc);
 	}
 	ch.full = PG_GETARG_BOOL(0);
+	KpiInitMonthDays();
+	/* the engine's statements are short or one-off: compiling them costs more */
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	ks->cxt = CurrentMemoryContext;
 	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
 
 	DogdbSpiConnect();
 	/* one refresh at a time; readers of the views are not blocked */
-	DogdbSpiExecute("LOCK TABLE dogdb.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
+	DogdbSpiExecute("LOCK TABLE dogdb_internal.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	PushActiveSnapshot(ks->snapshot);
 	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
 
+	INSTR_TIME_SET_CURRENT(step_start);
 	ConsumeChanges(ks, &ch);
-	LoadSources(ks);
-	if (!ch.full)
-		ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
-	if (ch.full)
-		old_last = ks->current_month;
-	if (!ch.full)
-		KpiListStoredMonths(ks);
-	m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
-	SetCells(ks, ch.full, old_last);
-	if (ch.full)
-		DogdbSpiExecute("DELETE FROM dogdb.kpi_facts", false, 0, SPI_OK_DELETE);
-	else
-		KpiKeepFacts(ks);
-	KpiComputeFacts(ks, m0);
-	KpiStoreMonths(ks, ch.full);
-	if (ch.full || ks->churn_changed || old_first != ks->first_month || old_last != ks->current_month)
-		KpiStoreChurnState(ks);
-	KpiStoreFacts(ks, changed);
-	for (int32 m = ks->cell0; m <= ks->cell1; m++)
-		months_done += KpiMonthOf(ks, m)->facts_dirty;
+	StepDone("consuming the changes");
+	if (!ch.full && ch.nranges == 0 && ch.naccounts == 0 &&
+		KpiLoadCoverage(ks, &old_first, &old_last) && old_last == ks->current_month)
+	{
+		/* the same month: nothing to do, or session deltas alone */
+		if (ch.ndeltas == 0)
+			done = true;
+		else
+			done = KpiApplySessionDeltas(ks, ch.ndeltas, ch.delta_month, ch.delta_account, ch.delta_count,
+										 changed, &months_done);
+		StepDone(ch.ndeltas == 0 ? "nothing to do" : done ? "the session deltas" : "the session deltas (given up)");
+	}
+	if (!done)
+	{
+		LoadSources(ks);
+		StepDone("loading accounts and subscriptions");
+		if (!ch.full)
+			ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
+		if (ch.full)
+			old_last = ks->current_month;
+		if (!ch.full)
+			KpiListStoredMonths(ks);
+		StepDone("reading the state");
+		m0 = ch.full ? RebuildMatrix(ks) : UpdateMatrix(ks, &ch, old_first, old_last);
+		StepDone("counting");
+		SetCells(ks, ch.full, old_last);
+		ks->keep_tiers = ch.full;
+		if (ch.full)
+			DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_facts", false, 0, SPI_OK_DELETE);
+		else
+			KpiKeepFacts(ks);
+		KpiComputeFacts(ks, m0);
+		StepDone("computing the facts");
+		KpiStoreMonths(ks, ch.full);
+		StepDone("storing the months");
+		/* sizes and first months change only with the accounts marked */
+		if (ch.full || ks->churn_changed || ch.naccounts > 0)
+			KpiStoreChurnState(ks);
+		if (ch.full || old_first != ks->first_month || old_last != ks->current_month)
+			KpiStoreCoverage(ks);
+		StepDone("storing churn and coverage");
+		KpiStoreFacts(ks, changed);
+		StepDone("storing the facts");
+		for (int32 m = ks->cell0; m <= ks->cell1; m++)
+			months_done += KpiMonthOf(ks, m)->facts_dirty;
+	}
 
 	PopActiveSnapshot();
 	UnregisterSnapshot(ks->snapshot);

@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "executor/tuptable.h"
@@ -27,6 +28,18 @@
 
 const char *const kpi_size_names[KPI_NSIZES] = {"small", "large", "unknown"};
 
+int64		kpi_month_days[KPI_NMONTHS + 1];
+
+/* fill kpi_month_days once per backend */
+void
+KpiInitMonthDays(void)
+{
+	if (kpi_month_days[1] != 0)
+		return;
+	for (int32 m = KPI_MIN_MONTH; m <= KPI_MAX_MONTH + 1; m++)
+		kpi_month_days[m - KPI_MIN_MONTH] = cal_month_first_day(m);
+}
+
 /* what a full scan of the sessions keeps between rows */
 typedef struct SessionScan
 {
@@ -39,10 +52,14 @@ typedef struct SessionScan
 
 typedef void (*KpiRowFn) (KpiState *ks, void *arg, Datum *values, bool *nulls);
 
-/* every row of dogdb.<relname>, the given columns, under the snapshot */
+/*
+ * every row of dogdb.<relname>, the given columns, under the snapshot; of
+ * heap blocks [start, start + nblocks) only if nblocks is not
+ * InvalidBlockNumber (a heap table)
+ */
 static void
-ScanTable(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
-		  KpiRowFn fn, void *arg)
+ScanTableBlocks(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
+				KpiRowFn fn, void *arg, BlockNumber start, BlockNumber nblocks)
 {
 	Oid			relid = DogdbRelationId(relname);
 	Relation	rel = table_open(relid, AccessShareLock);
@@ -65,7 +82,13 @@ ScanTable(KpiState *ks, const char *relname, const char *const *columns, int nco
 		maxatt = Max(maxatt, attnums[i]);
 	}
 	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, ks->snapshot, 0, NULL);
+	if (nblocks == InvalidBlockNumber)
+		scan = table_beginscan(rel, ks->snapshot, 0, NULL);
+	else
+	{
+		scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
+		heap_setscanlimits(scan, start, nblocks);
+	}
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		slot_getsomeattrs(slot, maxatt);
@@ -81,6 +104,13 @@ ScanTable(KpiState *ks, const char *relname, const char *const *columns, int nco
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
+}
+
+static void
+ScanTable(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
+		  KpiRowFn fn, void *arg)
+{
+	ScanTableBlocks(ks, relname, columns, ncolumns, fn, arg, 0, InvalidBlockNumber);
 }
 
 /* the month of a timestamp, or KPI_MIN_MONTH - 1 if outside the horizon */
@@ -302,18 +332,33 @@ CountSession(KpiState *ks, void *arg, Datum *values, bool *nulls)
 		scan->row[account]++;
 }
 
-/* count every session of dogdb.sessions into the matrix */
-void
-KpiCountSessions(KpiState *ks)
+/*
+ * count the sessions of dogdb.sessions into the matrix: of heap blocks
+ * [start, start + nblocks) only unless nblocks is InvalidBlockNumber;
+ * returns the number outside the horizon
+ */
+uint64
+KpiCountSessionBlocks(KpiState *ks, BlockNumber start, BlockNumber nblocks)
 {
 	static const char *const columns[] = {"account_id", "created_at"};
 	SessionScan scan = {0, 0, 0, NULL, 0};
 
-	ScanTable(ks, "sessions", columns, lengthof(columns), CountSession, &scan);
-	if (scan.outside > 0)
+	ScanTableBlocks(ks, "sessions", columns, lengthof(columns), CountSession, &scan, start, nblocks);
+	return scan.outside;
+}
+
+/* count every session of dogdb.sessions into the matrix */
+void
+KpiCountSessions(KpiState *ks)
+{
+	uint64		outside;
+
+	if (!KpiCountSessionsParallel(ks, &outside))
+		outside = KpiCountSessionBlocks(ks, 0, InvalidBlockNumber);
+	if (outside > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("%llu sessions outside the KPI horizon were ignored", (unsigned long long) scan.outside),
+				 errmsg("%llu sessions outside the KPI horizon were ignored", (unsigned long long) outside),
 				 errdetail("KPIs cover the UTC months from 2000-01 through 2199-12."),
 				 errhint("Restore the constraint sessions_created_at_kpi_horizon on dogdb.sessions.")));
 }

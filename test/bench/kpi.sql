@@ -172,7 +172,7 @@ SELECT month, company_size, tier, count(*) FILTER (WHERE n > 0) AS active_accoun
 CREATE VIEW pg_temp.kpi_named AS
 SELECT f.month, f.company_size, coalesce(p.name, 'none') AS tier, f.active_accounts, f.churned_accounts,
 	   f.sessions, f.revenue_cents
-  FROM dogdb.kpi_facts f LEFT JOIN dogdb.pricing_plans p USING (plan_id);
+  FROM dogdb_internal.kpi_facts f LEFT JOIN dogdb.pricing_plans p USING (plan_id);
 -- the strongest plain SQL found for the full refresh: a single-pass view.
 -- One hash aggregate of the sessions by account and month bucket
 -- (width_bucket over the month edges, computed once), the churn month
@@ -257,7 +257,7 @@ SELECT (SELECT count(*) FROM (SELECT * FROM bench_kpi.kpi_plain EXCEPT ALL SELEC
 	   AS "KPI rows that differ (1.2 view)",
 	   (SELECT count(*) FROM (SELECT * FROM bench_kpi.kpi_single EXCEPT ALL SELECT * FROM pg_temp.kpi_named) d)
 	 + (SELECT count(*) FROM (SELECT * FROM pg_temp.kpi_named EXCEPT ALL SELECT * FROM bench_kpi.kpi_single) d)
-	   AS "KPI rows that differ (single-pass view)", (SELECT count(*) FROM dogdb.kpi_facts) AS "KPI rows";
+	   AS "KPI rows that differ (single-pass view)", (SELECT count(*) FROM dogdb_internal.kpi_facts) AS "KPI rows";
 -- the single-pass view at the cluster's work_mem (64MB: its aggregates
 -- spill) and tuned (1GB: none does); the faster is the baseline
 SELECT pg_temp.best_ms('SELECT dogdb_refresh_kpis(true)') AS c_full_ms,
@@ -307,10 +307,10 @@ SELECT 'incremental refresh after one day (c)',
 	   pg_temp.best_ms('SELECT dogdb_refresh_kpis()', 5, 'SELECT pg_temp.add_day()'),
 	   :c_full_ms, 10;
 -- the incremental result is the full rebuild's
-CREATE TEMP TABLE incremental AS SELECT * FROM dogdb.kpi_facts;
+CREATE TEMP TABLE incremental AS SELECT * FROM dogdb_internal.kpi_facts;
 SELECT dogdb_refresh_kpis(true);
-SELECT (SELECT count(*) FROM (SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb.kpi_facts) d)
-	 + (SELECT count(*) FROM (SELECT * FROM dogdb.kpi_facts EXCEPT ALL SELECT * FROM incremental) d)
+SELECT (SELECT count(*) FROM (SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts) d)
+	 + (SELECT count(*) FROM (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM incremental) d)
 	   AS "incremental rows that differ from a full rebuild";
 
 SELECT * FROM pg_temp.report();

@@ -19,7 +19,7 @@ END
 $$;
 SELECT pg_temp.timed('demo data, single node', format('SELECT * FROM dogdb_generate_demo_data(%s, 12)', :'companies'));
 SELECT pg_temp.timed('KPI full refresh, single node (C engine)', 'SELECT * FROM dogdb_refresh_kpis(true)');
-CREATE TEMP TABLE facts_single AS SELECT * FROM dogdb.kpi_facts;
+CREATE TEMP TABLE facts_single AS SELECT * FROM dogdb_internal.kpi_facts;
 SELECT pg_temp.timed('invoices 2021-06, single node', $$SELECT * FROM dogdb_generate_invoices('2021-06-01')$$);
 CREATE TEMP TABLE inv_single AS SELECT invoice_number, account_id, total_cents FROM dogdb.invoices;
 TRUNCATE dogdb.invoices, dogdb.invoice_lines, dogdb.invoice_number_counters;
@@ -28,8 +28,8 @@ SELECT pg_temp.timed('KPI full refresh, Citus (one pushed-down query)', 'SELECT 
 SELECT pg_temp.timed('invoices 2021-06, Citus', $$SELECT * FROM dogdb_generate_invoices('2021-06-01')$$);
 CREATE TEMP TABLE inv_citus AS SELECT invoice_number, account_id, total_cents FROM dogdb.invoices;
 INSERT INTO t SELECT 'check: KPI facts equal', NULL,
-	(SELECT count(*) FROM ((TABLE facts_single EXCEPT ALL TABLE dogdb.kpi_facts)
-						   UNION ALL (TABLE dogdb.kpi_facts EXCEPT ALL TABLE facts_single)) d) || ' rows differ';
+	(SELECT count(*) FROM ((TABLE facts_single EXCEPT ALL TABLE dogdb_internal.kpi_facts)
+						   UNION ALL (TABLE dogdb_internal.kpi_facts EXCEPT ALL TABLE facts_single)) d) || ' rows differ';
 INSERT INTO t SELECT 'check: invoices equal', NULL,
 	(SELECT count(*) FROM ((TABLE inv_single EXCEPT ALL TABLE inv_citus)
 						   UNION ALL (TABLE inv_citus EXCEPT ALL TABLE inv_single)) d) || ' rows differ';

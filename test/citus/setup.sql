@@ -51,7 +51,7 @@ SELECT l.account_id, i.period_start, l.line_no, l.plan_id, l.line_start, l.line_
   FROM dogdb.invoice_lines l JOIN dogdb.invoices i USING (account_id, invoice_id);
 -- the KPIs of the single node (the C engine)
 SELECT count(*) FROM dogdb_refresh_kpis(true);
-CREATE TABLE lab.exp_kpi_facts AS SELECT * FROM dogdb.kpi_facts;
+CREATE TABLE lab.exp_kpi_facts AS SELECT * FROM dogdb_internal.kpi_facts;
 CREATE TABLE lab.exp_kpi AS
 SELECT 'retention' AS kpi, to_jsonb(k) AS r FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier') k
 UNION ALL SELECT 'usage', to_jsonb(k) FROM dogdb_kpi_usage('2021-01-01', '2021-12-01', 'company_size') k

@@ -8,8 +8,7 @@ SELECT plan(31);
 SELECT tables_are('dogdb', ARRAY['pricing_plans', 'plan_prices', 'accounts', 'subscriptions',
 	'service_reps', 'interactions', 'licenses', 'sessions', 'import_rejects',
 	'invoices', 'invoice_lines', 'invoice_number_counters',
-	'kpi_month_activity', 'kpi_session_deltas', 'kpi_dirty_months', 'kpi_dirty_accounts', 'kpi_churn_state', 'kpi_facts', 'kpi_refresh_log',
-	'support_interactions',
+	'kpi_refresh_log', 'support_interactions',
 	'web_events', 'stripe_events', 'stripe_webhook_secrets', 'stripe_customers', 'stripe_customer_accounts',
 	'stripe_subscriptions', 'stripe_subscription_versions', 'stripe_invoices', 'stripe_payments', 'stripe_refunds']);
 SELECT results_eq('SELECT name FROM dogdb.pricing_plans ORDER BY plan_id',

@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(83);
+SELECT plan(100);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -105,8 +105,17 @@ $$;
 CREATE VIEW pg_temp.named_facts AS
 SELECT f.month, f.company_size, coalesce(p.name, 'none') AS tier, f.active_accounts, f.churned_accounts,
 	   f.sessions, f.revenue_cents
-  FROM dogdb.kpi_facts f LEFT JOIN dogdb.pricing_plans p USING (plan_id);
+  FROM dogdb_internal.kpi_facts f LEFT JOIN dogdb.pricing_plans p USING (plan_id);
 SELECT lives_ok('SELECT dogdb_refresh_kpis()', 'refresh after generating: a full rebuild');
+-- that rebuild split the count of the sessions (1360 heap blocks) with a
+-- parallel worker (kpi_parallel.c); counted serially, the facts are the same
+CREATE TEMP TABLE parallel_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+SET max_parallel_workers_per_gather = 0;
+SELECT months FROM dogdb_internal.kpi_update_facts(true) \g /dev/null
+RESET max_parallel_workers_per_gather;
+SELECT is((SELECT count(*) FROM ((TABLE parallel_facts EXCEPT ALL TABLE dogdb_internal.kpi_facts)
+								 UNION ALL (TABLE dogdb_internal.kpi_facts EXCEPT ALL TABLE parallel_facts)) d),
+		  0::bigint, 'a full rebuild counting serially equals the one split with a parallel worker');
 SELECT bag_eq('SELECT * FROM pg_temp.named_facts',
 			  'SELECT * FROM pg_temp.expected_facts()', 'the KPI facts equal the independent computation');
 SELECT results_eq($$SELECT month, segment, active_accounts, churned_accounts FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier')$$,
@@ -127,26 +136,26 @@ SELECT results_eq($$SELECT month, revenue_cents FROM dogdb_kpi_revenue('2021-01-
 -- receive, interleaved with refreshes.  pg_temp.check() refreshes
 -- incrementally, then rebuilds in a subtransaction it rolls back, so the
 -- chain of incremental refreshes goes on.
-CREATE TEMP TABLE incremental (LIKE dogdb.kpi_facts);
+CREATE TEMP TABLE incremental (LIKE dogdb_internal.kpi_facts);
 CREATE FUNCTION pg_temp.check(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
 	u record;
 	vs_full bigint;
 	vs_expected bigint;
 BEGIN
-	SELECT * INTO u FROM dogdb.kpi_update_facts(false);
+	SELECT * INTO u FROM dogdb_internal.kpi_update_facts(false);
 	DELETE FROM incremental;
-	INSERT INTO incremental SELECT * FROM dogdb.kpi_facts;
+	INSERT INTO incremental SELECT * FROM dogdb_internal.kpi_facts;
 	CREATE TEMP TABLE expected ON COMMIT DROP AS SELECT * FROM pg_temp.expected_facts();
 	SELECT count(*) INTO vs_expected
 	  FROM ((SELECT * FROM pg_temp.named_facts EXCEPT ALL SELECT * FROM expected)
 			UNION ALL (SELECT * FROM expected EXCEPT ALL SELECT * FROM pg_temp.named_facts)) d;
 	DROP TABLE expected;
 	BEGIN
-		PERFORM dogdb.kpi_update_facts(true);
+		PERFORM dogdb_internal.kpi_update_facts(true);
 		SELECT count(*) INTO vs_full
-		  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb.kpi_facts)
-				UNION ALL (SELECT * FROM dogdb.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
+		  FROM ((SELECT * FROM incremental EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts)
+				UNION ALL (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM incremental)) d;
 		RAISE EXCEPTION 'roll the rebuild back';
 	EXCEPTION WHEN raise_exception THEN
 		NULL;
@@ -172,6 +181,36 @@ UPDATE dogdb.sessions SET created_at = created_at - interval '40 days' WHERE ses
 UPDATE dogdb.sessions SET account_id = account_id % 1499 + 1 WHERE session_id % 1009 = 0;
 SELECT pg_temp.check('sessions inserted, deleted, moved');
 
+-- session changes alone take the delta path (kpi_delta.c): churn months
+-- moving back (a month emptied), forward (a session in the churn month,
+-- once and twice in a row), sessions of the current month and before an
+-- account's first month, and a mix in one refresh
+DELETE FROM dogdb.sessions WHERE account_id % 7 = 0 AND created_at >= '2021-06-01Z' AND created_at < '2021-07-01Z';
+SELECT pg_temp.check('delta path: a month emptied, churn moves back');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT account_id, (churn_month + interval '3 hours') AT TIME ZONE 'UTC' FROM dogdb_account_churn(current_date)
+ WHERE churn_month IS NOT NULL AND account_id % 3 = 0;
+SELECT pg_temp.check('delta path: a session in the churn month, churn moves forward');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT account_id, (churn_month + interval '5 hours') AT TIME ZONE 'UTC' FROM dogdb_account_churn(current_date)
+ WHERE churn_month IS NOT NULL AND account_id % 3 = 0
+UNION ALL
+SELECT account_id, (churn_month + interval '5 hours' + interval '1 month') AT TIME ZONE 'UTC' FROM dogdb_account_churn(current_date)
+ WHERE churn_month IS NOT NULL AND account_id % 3 = 0;
+SELECT pg_temp.check('delta path: sessions in the churn month and the next one');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 1 + (random() * 1499)::int, date_trunc('month', now()) + random() * (now() - date_trunc('month', now()))
+  FROM generate_series(1, 500);
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT account_id, created_at - interval '2 months' FROM dogdb.accounts WHERE account_id % 11 = 0;
+SELECT pg_temp.check('delta path: sessions this month and before first months');
+DELETE FROM dogdb.sessions WHERE session_id IN (SELECT session_id FROM dogdb.sessions ORDER BY random() LIMIT 3000);
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 1 + (random() * 1499)::int, timestamptz '2021-01-01Z' + random() * (now() - timestamptz '2021-01-01Z')
+  FROM generate_series(1, 3000);
+UPDATE dogdb.sessions SET created_at = created_at + interval '1 month' WHERE session_id % 13 = 0 AND created_at < now() - interval '1 month';
+SELECT pg_temp.check('delta path: a mix of random inserts, deletes and moves');
+
 -- subscriptions, one kind of change at a time: ended; the plan of ended
 -- ones changed (the tier rule carries it into the months after); deleted;
 -- added
@@ -195,7 +234,7 @@ DELETE FROM dogdb.plan_prices WHERE plan_id = 3 AND effective_from = '2021-05-20
 SELECT pg_temp.check('prices added, changed, deleted');
 UPDATE dogdb.pricing_plans SET name = 'pro' WHERE plan_id = 3;
 SELECT pg_temp.check('a plan renamed');
-SELECT is((SELECT count(*) FROM dogdb.kpi_update_facts(false) WHERE revenue_changed OR retention_changed OR usage_changed),
+SELECT is((SELECT count(*) FROM dogdb_internal.kpi_update_facts(false) WHERE revenue_changed OR retention_changed OR usage_changed),
 		  0::bigint, 'a rename changes no fact');
 INSERT INTO dogdb.pricing_plans VALUES (4, 'starter');
 INSERT INTO dogdb.plan_prices VALUES (4, 1500, '2020-01-01');
@@ -203,6 +242,21 @@ UPDATE dogdb.subscriptions SET valid_to = '2021-10-01Z' WHERE valid_to IS NULL A
 INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from)
 SELECT account_id, 4, '2021-10-01Z' FROM dogdb.subscriptions WHERE valid_to = '2021-10-01Z' AND account_id % 13 = 0;
 SELECT pg_temp.check('a new plan with subscribers');
+-- the stored month rows widen: a plan_id beyond a byte, session counts
+-- beyond a byte and beyond two (kpi_matrix.c's codec), by both paths
+INSERT INTO dogdb.pricing_plans VALUES (300, 'wide');
+INSERT INTO dogdb.plan_prices VALUES (300, 2500, '2020-01-01');
+CREATE TEMP TABLE wide AS
+SELECT account_id FROM dogdb.subscriptions s WHERE valid_to IS NULL AND valid_from < '2021-11-01Z' AND account_id % 17 = 0;
+UPDATE dogdb.subscriptions SET valid_to = '2021-11-01Z' WHERE valid_to IS NULL AND account_id IN (TABLE wide);
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from) SELECT account_id, 300, '2021-11-01Z' FROM wide;
+SELECT pg_temp.check('a plan_id beyond a byte');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 34, timestamptz '2021-11-03Z' + i * interval '1 second' FROM generate_series(1, 300) i;
+SELECT pg_temp.check('delta path: 300 sessions of one account in a month');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT 34, timestamptz '2021-11-04Z' + i * interval '1 second' FROM generate_series(1, 33000) i;
+SELECT pg_temp.check('delta path: 33300 sessions of one account in a month');
 
 -- accounts, one kind of change at a time: first months later (a stored
 -- churn month before the new first month), earlier, sizes, new accounts
@@ -241,7 +295,7 @@ INSERT INTO dogdb.sessions (account_id, created_at) VALUES (20, '2150-06-01Z'), 
 SELECT pg_temp.check('sessions in 2150 and 2199');
 DELETE FROM dogdb.sessions WHERE created_at > '2100-01-01Z';
 SELECT pg_temp.check('and deleted');
-SELECT is((SELECT max(month) FROM dogdb.kpi_facts), date_trunc('month', now() AT TIME ZONE 'UTC')::date,
+SELECT is((SELECT max(month) FROM dogdb_internal.kpi_facts), date_trunc('month', now() AT TIME ZONE 'UTC')::date,
 		  'no fact is left beyond the current month');
 
 -- TRUNCATE: a rebuild, then incremental refreshes go on
@@ -277,13 +331,13 @@ SELECT throws_ok($$UPDATE dogdb.accounts SET created_at = '1999-12-31 23:59Z' WH
 ALTER TABLE dogdb.sessions DROP CONSTRAINT sessions_created_at_kpi_horizon;
 INSERT INTO dogdb.sessions (account_id, created_at) VALUES (1, 'infinity'), (1, '294276-12-31Z'), (1, '5000-01-01Z');
 SET LOCAL client_min_messages = error;	-- a warning says how many were ignored
-SELECT lives_ok('SELECT dogdb.kpi_update_facts(false)', 'without the constraint: sessions outside the horizon are ignored');
+SELECT lives_ok('SELECT dogdb_internal.kpi_update_facts(false)', 'without the constraint: sessions outside the horizon are ignored');
 DELETE FROM dogdb.sessions WHERE created_at > '2200-01-01Z';
 SELECT pg_temp.check('and deleted again');
 SET LOCAL client_min_messages = warning;
 ALTER TABLE dogdb.accounts DROP CONSTRAINT accounts_created_at_kpi_horizon;
 UPDATE dogdb.accounts SET created_at = '-infinity' WHERE account_id = 1;
-SELECT throws_ok('SELECT dogdb.kpi_update_facts(false)', '23514', NULL, 'an account outside the horizon: a clear error');
+SELECT throws_ok('SELECT dogdb_internal.kpi_update_facts(false)', '23514', NULL, 'an account outside the horizon: a clear error');
 UPDATE dogdb.accounts SET created_at = '2021-01-01Z' WHERE account_id = 1;
 SELECT pg_temp.check('which correcting the row clears');
 
@@ -306,14 +360,14 @@ GRANT EXECUTE ON FUNCTION dogdb_refresh_kpis(boolean) TO kpi_test_refresher;
 SET ROLE kpi_test_inserter;
 SELECT lives_ok($$INSERT INTO dogdb.sessions (account_id, created_at) VALUES (2, '2021-05-05Z')$$,
 				'a role with INSERT on dogdb.sessions alone can insert sessions');
-SELECT throws_ok($$INSERT INTO dogdb.kpi_session_deltas VALUES ('2021-03-01', 5, 1000000)$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO dogdb_internal.kpi_session_deltas VALUES ('{2021-03-01}', '{5}', '{1000000}')$$, '42501', NULL,
 				 'but cannot forge session deltas');
-SELECT throws_ok($$SELECT dogdb.kpi_update_facts(false)$$, '42501', NULL, 'nor run the engine');
+SELECT throws_ok($$SELECT dogdb_internal.kpi_update_facts(false)$$, '42501', NULL, 'nor run the engine');
 SELECT throws_ok($$SELECT dogdb_refresh_kpis()$$, '42501', NULL, 'nor refresh without EXECUTE');
 RESET ROLE;
 SET ROLE kpi_test_refresher;
 SELECT lives_ok($$SELECT dogdb_refresh_kpis()$$, 'a role granted EXECUTE on dogdb_refresh_kpis can refresh');
-SELECT throws_ok($$DELETE FROM dogdb.kpi_facts$$, '42501', NULL, 'but not write the facts');
+SELECT throws_ok($$DELETE FROM dogdb_internal.kpi_facts$$, '42501', NULL, 'but not write the facts');
 RESET ROLE;
 SELECT is((SELECT sessions FROM dogdb_kpi_usage('2021-05-01', '2021-05-01', 'all')),
 		  (SELECT count(*) FROM dogdb.sessions WHERE created_at >= '2021-05-01Z' AND created_at < '2021-06-01Z'),

@@ -1,0 +1,259 @@
+/*-------------------------------------------------------------------------
+ *
+ * kpi_parallel.c
+ *	  The KPI engine's full count of the sessions on two cores (kpi.h): a
+ *	  parallel worker counts the upper half of dogdb.sessions' heap blocks
+ *	  into shared memory while the leader counts the lower half into its
+ *	  own matrix; the leader then adds the worker's counts.
+ *
+ * Design note.  The worker counts into a dense matrix in the parallel
+ * context's shared memory, indexed by month within a window and by
+ * account_id - min_id (the leader's dense index, kpi_scan.c), so it needs
+ * neither the account list nor the leader's memory.  The window is the
+ * months from the first account's month to the current one, where nearly
+ * every session falls; a session outside it goes to a short overflow list,
+ * and if that fills the leader discards the worker's counts and counts its
+ * half itself.  Both scans run under the refresh's snapshot (the worker
+ * restores the leader's active snapshot), over block ranges fixed after
+ * the snapshot was taken: every row it can see is in a block below that.
+ * Without a worker (none free, ids not compact, a window too large, not a
+ * heap), the caller counts serially.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/parallel.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "storage/bufmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "calendar.h"
+#include "common.h"
+#include "kpi.h"
+
+#define KPI_PARALLEL_KEY 0x6B706901
+#define KPI_OVERFLOW_MAX 65536
+/* the shared matrix no larger than this (1M accounts x 24 months: 96 MB) */
+#define KPI_PARALLEL_MAX_BYTES ((Size) 1024 * 1024 * 1024)
+
+typedef struct KpiOverflow
+{
+	int32		month;
+	int64		offset;			/* account_id - min_id */
+} KpiOverflow;
+
+typedef struct KpiParallelShared
+{
+	Oid			relid;
+	AttrNumber	account_att;
+	AttrNumber	created_att;
+	BlockNumber start;			/* the worker's blocks */
+	BlockNumber nblocks;
+	int64		min_id;
+	int64		dense_len;
+	int32		month0;			/* the window: months [month0, month0 + nmonths) */
+	int32		nmonths;
+	/* written by the worker */
+	bool		overflowed;
+	int32		noverflow;
+	uint64		outside;		/* sessions outside the horizon */
+	KpiOverflow overflow[KPI_OVERFLOW_MAX];
+	int32		counts[FLEXIBLE_ARRAY_MEMBER];	/* [month - month0][account_id - min_id] */
+} KpiParallelShared;
+
+PGDLLEXPORT void KpiParallelScanMain(dsm_segment *seg, shm_toc *toc);
+
+/* the worker: count its blocks into the shared matrix */
+void
+KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
+{
+	KpiParallelShared *sh = shm_toc_lookup(toc, KPI_PARALLEL_KEY, false);
+	Relation	rel = table_open(sh->relid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan;
+	AttrNumber	maxatt = Max(sh->account_att, sh->created_att);
+	int64		lo = 0,
+				hi = 0;
+	int32	   *row = NULL;
+	int32		month = 0;
+	uint64		n = 0;
+
+	memset(sh->counts, 0, sizeof(int32) * sh->nmonths * sh->dense_len);
+	scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
+	heap_setscanlimits(scan, sh->start, sh->nblocks);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int64		off;
+		TimestampTz ts;
+
+		slot_getsomeattrs(slot, maxatt);
+		off = DatumGetInt64(slot->tts_values[sh->account_att - 1]) - sh->min_id;
+		ts = DatumGetTimestampTz(slot->tts_values[sh->created_att - 1]);
+		if ((++n & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if ((uint64) off >= (uint64) sh->dense_len)
+			continue;			/* no such account (the leader checks the others) */
+		if (ts < lo || ts >= hi)
+		{
+			month = TIMESTAMP_NOT_FINITE(ts) ? KPI_MIN_MONTH - 1 : cal_month_of_timestamp(ts);
+			lo = hi = 0;
+			row = NULL;
+			if (!KpiInHorizon(month))
+			{
+				sh->outside++;
+				continue;
+			}
+			lo = cal_month_first_day(month) * USECS_PER_DAY;
+			hi = cal_month_first_day(month + 1) * USECS_PER_DAY;
+			if (month >= sh->month0 && month < sh->month0 + sh->nmonths)
+				row = &sh->counts[(Size) (month - sh->month0) * sh->dense_len];
+		}
+		if (row != NULL)
+		{
+			if (row[off] < PG_INT32_MAX)
+				row[off]++;
+		}
+		else if (sh->noverflow < KPI_OVERFLOW_MAX)
+		{
+			sh->overflow[sh->noverflow].month = month;
+			sh->overflow[sh->noverflow].offset = off;
+			sh->noverflow++;
+		}
+		else
+			sh->overflowed = true;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+}
+
+/* add the worker's counts to the leader's matrix */
+static void
+MergeShared(KpiState *ks, KpiParallelShared *sh)
+{
+	for (int32 m = 0; m < sh->nmonths; m++)
+	{
+		const int32 *src = &sh->counts[(Size) m * sh->dense_len];
+		int32	   *dst = NULL;
+
+		for (int64 off = 0; off < sh->dense_len; off++)
+		{
+			int32		a;
+
+			if (src[off] == 0 || (a = ks->dense[off]) < 0)
+				continue;
+			if (dst == NULL)
+				dst = KpiMonthRow(ks, sh->month0 + m);
+			dst[a] = (int32) Min((int64) dst[a] + src[off], PG_INT32_MAX);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	for (int32 i = 0; i < sh->noverflow; i++)
+	{
+		int32		a = ks->dense[sh->overflow[i].offset];
+
+		if (a >= 0)
+			KpiAddCount(ks, a, sh->overflow[i].month, 1);
+	}
+}
+
+/*
+ * Count every session with one parallel worker; false if the count was
+ * not done (the caller counts serially)
+ */
+bool
+KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
+{
+	Oid			relid = DogdbRelationId("sessions");
+	Relation	rel;
+	BlockNumber nblocks;
+	BlockNumber split;
+	int32		month0;
+	int32		nmonths;
+	Size		size;
+	ParallelContext *pcxt;
+	KpiParallelShared *sh;
+
+	if (ks->dense == NULL || ks->naccounts == 0 || max_parallel_workers_per_gather < 1)
+		return false;
+	month0 = ks->current_month;
+	for (int a = 0; a < ks->naccounts; a++)
+		month0 = Min(month0, ks->accounts[a].first_month);
+	nmonths = ks->current_month - month0 + 1;
+	size = offsetof(KpiParallelShared, counts) + sizeof(int32) * (Size) nmonths * (Size) ks->dense_len;
+	if ((Size) nmonths * (Size) ks->dense_len * sizeof(int32) > KPI_PARALLEL_MAX_BYTES)
+		return false;
+
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	nblocks = RelationGetNumberOfBlocks(rel);
+	if (nblocks < 1024)
+	{
+		table_close(rel, AccessShareLock);
+		return false;			/* not worth a worker */
+	}
+	split = nblocks / 2;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("dogdb_analytics", "KpiParallelScanMain", 1);
+	shm_toc_estimate_chunk(&pcxt->estimator, size);
+	shm_toc_estimate_keys(&pcxt->estimator, 1);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	sh = shm_toc_allocate(pcxt->toc, size);
+	memset(sh, 0, offsetof(KpiParallelShared, counts));
+	sh->relid = relid;
+	sh->account_att = get_attnum(relid, "account_id");
+	sh->created_att = get_attnum(relid, "created_at");
+	sh->start = split;
+	sh->nblocks = nblocks - split;
+	sh->min_id = ks->min_id;
+	sh->dense_len = ks->dense_len;
+	sh->month0 = month0;
+	sh->nmonths = nmonths;
+	shm_toc_insert(pcxt->toc, KPI_PARALLEL_KEY, sh);
+	LaunchParallelWorkers(pcxt);
+
+	if (pcxt->nworkers_launched == 0)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: counting blocks [%u, %u) in a parallel worker",
+									 split, nblocks)));
+	*outside = KpiCountSessionBlocks(ks, 0, split);
+	WaitForParallelWorkersToFinish(pcxt);
+	if (sh->overflowed)
+		*outside += KpiCountSessionBlocks(ks, split, nblocks - split);
+	else
+	{
+		MergeShared(ks, sh);
+		*outside += sh->outside;
+	}
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	table_close(rel, AccessShareLock);
+	return true;
+}
