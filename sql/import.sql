@@ -148,3 +148,35 @@ SELECT count(*) AS differing_facts
   FROM ((TABLE kpi_incremental EXCEPT ALL TABLE dogdb_internal.kpi_facts)
 		UNION ALL (TABLE dogdb_internal.kpi_facts EXCEPT ALL TABLE kpi_incremental)) d;
 RESET TimeZone;
+
+-- more new accounts than the writer queues subscriptions for at once
+-- (65,536, written interleaved for the GiST index): every account gets
+-- exactly its one open subscription, on its tier's plan, from its creation
+CREATE SCHEMA legacy_chunk;
+CREATE TABLE legacy_chunk.customer_accounts (account_id int, email text, current_tier text,
+	created_at timestamp, updated_at timestamp);
+CREATE TABLE legacy_chunk.customer_interactions (account_id int, channel text, category text,
+	service_rep text, status text, created_at timestamp, completed_at timestamp);
+CREATE TABLE legacy_chunk.customer_licenses (account_id int, license_data text,
+	created_at timestamp, updated_at timestamp);
+INSERT INTO legacy_chunk.customer_accounts
+SELECT 1000000 + i, NULL, (ARRAY['free', 'medium', 'enterprise'])[1 + i % 3],
+	   '2021-01-01'::timestamp + i * interval '1 minute', NULL
+  FROM generate_series(1, 70001) i;
+INSERT INTO legacy_chunk.customer_interactions
+SELECT 1000000 + (i * 7919) % 70001 + 1, 'email', NULL, 'Rep' || i % 3, 'open',
+	   '2021-03-01'::timestamp + i * interval '1 second', NULL
+  FROM generate_series(1, 2000) i;
+SELECT * FROM dogdb_import_legacy('legacy_chunk');
+SELECT count(*) AS accounts,
+	   count(*) FILTER (WHERE s.n = 1 AND s.plan = (ARRAY['free', 'medium', 'enterprise'])[1 + (a.account_id - 1000000) % 3]
+						AND s.valid_from = a.created_at AND s.open) AS with_their_subscription
+  FROM dogdb.accounts a
+  LEFT JOIN LATERAL (SELECT count(*) AS n, min(p.name) AS plan, min(u.valid_from) AS valid_from,
+							bool_and(u.valid_to IS NULL) AS open
+					   FROM dogdb.subscriptions u JOIN dogdb.pricing_plans p USING (plan_id)
+					  WHERE u.account_id = a.account_id) s ON true
+ WHERE a.account_id > 1000000;
+SELECT count(*) AS interactions FROM dogdb.interactions i JOIN legacy_chunk.customer_interactions t
+	ON t.account_id = i.account_id AND t.created_at AT TIME ZONE 'UTC' = i.created_at;
+DROP SCHEMA legacy_chunk CASCADE;
