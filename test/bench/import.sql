@@ -76,7 +76,7 @@ $$;
 CREATE FUNCTION pg_temp.clear() RETURNS void LANGUAGE sql AS $$
 	TRUNCATE dogdb.accounts, dogdb.subscriptions, dogdb.service_reps, dogdb.interactions,
 			 dogdb.licenses, dogdb.import_rejects CASCADE;
-	DELETE FROM dogdb.kpi_dirty_months WHERE NOT full_rebuild;
+	DELETE FROM dogdb_internal.kpi_dirty_months WHERE NOT full_rebuild;
 $$;
 
 CREATE FUNCTION pg_temp.import_sql() RETURNS void LANGUAGE plpgsql AS $fn$
