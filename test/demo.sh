@@ -36,6 +36,9 @@ SELECT source_table, source_row->>'account_id' AS account_id, reason
   FROM dogdb.import_rejects ORDER BY source_table, reject_id;
 \echo '== Data-quality report'
 SELECT * FROM dogdb_check_data_quality();
+\echo '== Support interactions of the import by channel, 2021-01 to 2021-04 (the model is refreshed with the KPIs)'
+SELECT count(*) AS kpis_refreshed FROM dogdb_refresh_kpis();
+SELECT * FROM dogdb_kpi_support('2021-01-01', '2021-04-01', 'channel');
 ROLLBACK;
 
 -- Part 2: the demo dataset, a year of invoices, the KPIs
@@ -64,6 +67,10 @@ SELECT r.month, r.revenue_cents, i.invoiced_cents, r.revenue_cents = i.invoiced_
   FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') r
   LEFT JOIN (SELECT period_start, sum(total_cents) AS invoiced_cents FROM dogdb.invoices GROUP BY 1) i
 	ON i.period_start = r.month;
+\echo '== What a query builder browses without calling a function: dogdb.kpi_monthly, complete months, by tier (first 12 rows)'
+SELECT month_label, tier, sum(active_accounts) AS active, sum(churned_accounts) AS churned,
+	   sum(revenue) AS revenue, currency
+  FROM dogdb.kpi_monthly WHERE is_complete GROUP BY 1, 2, currency ORDER BY 1, 2 LIMIT 12;
 -- Part 3: web events and the signup funnel: four questions, one call each
 \echo '== Demo web events: 20000 visitors over 28 days from 2024-01-01 through the loader (skipped if dogdb.web_events has rows)'
 SELECT NOT EXISTS (SELECT FROM dogdb.web_events) AS no_events \gset
