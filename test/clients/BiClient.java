@@ -45,7 +45,7 @@ public class BiClient {
 			try (Statement s = c.createStatement()) {
 				ok(count(s.executeQuery("SELECT * FROM dogdb_kpi_revenue('2021-01-01', '2021-03-01', 'tier')")) > 0,
 				   "JDBC: dogdb_kpi_revenue");
-				ok(count(s.executeQuery("SELECT * FROM dogdb_kpi_last_refresh()")) == 3, "JDBC: dogdb_kpi_last_refresh");
+				ok(count(s.executeQuery("SELECT * FROM dogdb_kpi_last_refresh()")) == 4, "JDBC: dogdb_kpi_last_refresh (retention, revenue, support, usage)");
 				ResultSet rs = s.executeQuery("SELECT month_label, revenue, is_complete FROM dogdb.kpi_monthly ORDER BY month");
 				boolean any = rs.next();
 				ok(any && rs.getString(1).matches("\\d{4}-\\d{2}") && rs.getBigDecimal(2).scale() == 2,
