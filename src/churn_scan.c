@@ -37,7 +37,6 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -260,7 +259,7 @@ FastChurn(DateADT as_of, Tuplestorestate *store, TupleDesc desc)
 	cs.asof = cal_month_of_day(as_of);
 	if (cs.asof < MONTH_BITMAP_MIN_MONTH || cs.asof > MONTH_BITMAP_MAX_MONTH)
 		return false;
-	if (get_extension_oid("citus", true) != InvalidOid ||
+	if (DogdbIsDistributed(accounts) || DogdbIsDistributed(sessions) ||
 		!DirectScanAllowed(accounts) || !DirectScanAllowed(sessions))
 		return false;
 
