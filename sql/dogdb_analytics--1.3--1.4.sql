@@ -38,30 +38,8 @@ ALTER TABLE dogdb.invoice_lines ADD PRIMARY KEY (account_id, invoice_id, line_no
 	ADD FOREIGN KEY (account_id, invoice_id) REFERENCES dogdb.invoices ON DELETE CASCADE;
 COMMENT ON COLUMN dogdb.invoice_lines.account_id IS 'The invoice''s account (the distribution key: lines live on the shard of their invoice)';
 COMMENT ON CONSTRAINT invoices_invoice_number_key ON dogdb.invoices IS 'Invoice numbers are unique. On Citus dogdb_distribute() drops this key (it lacks the distribution column); numbers stay unique and gapless because they are drawn from the locked row of dogdb.invoice_number_counters, a reference table, in the transaction that writes the invoices';
-CREATE OR REPLACE FUNCTION dogdb.kpi_track_billing() RETURNS trigger
-	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	rel text;
-BEGIN
-	IF TG_OP = 'TRUNCATE' THEN
-		INSERT INTO dogdb.kpi_dirty_months (from_month) VALUES ('-infinity');
-		RETURN NULL;
-	END IF;
-	FOREACH rel IN ARRAY dogdb.kpi_transition_tables(TG_OP) LOOP
-		-- the table is the trigger's argument (on Citus a trigger fires under its shard's name)
-		EXECUTE format('INSERT INTO dogdb.kpi_dirty_months (from_month) SELECT min(%s) FROM %I r HAVING count(*) > 0',
-			CASE TG_ARGV[0]
-			WHEN 'subscriptions' THEN $e$date_trunc('month', r.valid_from AT TIME ZONE 'UTC')::date$e$
-			ELSE $e$date_trunc('month', r.effective_from::timestamp)::date$e$
-			END, rel);
-	END LOOP;
-	RETURN NULL;
-END
-$fn$;
-COMMENT ON FUNCTION dogdb.kpi_track_billing() IS 'Trigger: records from which month on the next KPI refresh must recompute revenue and tiers';
--- the tracking triggers name their table in their argument
+-- the tracking triggers name their table in their argument (the billing
+-- trigger's body that reads it is in the [hkpi2] section below)
 DO $do$
 DECLARE
 	t record;
