@@ -54,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "common.h"
 #include "import.h"
 
@@ -380,6 +381,15 @@ dogdb_import_legacy(PG_FUNCTION_ARGS)
 	DogdbSpiExecute("LOCK TABLE dogdb.import_rejects IN SHARE ROW EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 	for (size_t i = 0; i < lengthof(import_specs); i++)
 		relids[i] = LegacyTable(source_schema, import_specs[i].source_table);
+
+	/* distributed tables: the route Citus can run (import_citus.c) */
+	if (DogdbImportOnCitus())
+	{
+		DogdbImportLegacyOnCitus(rsinfo, relids, lengthof(import_specs), extschema);
+		DogdbSpiFinish();
+		DogdbRestoreSearchPath(save_nestlevel);
+		return (Datum) 0;
+	}
 
 	/* the plans subscriptions will reference: locked before they are read */
 	DogdbSpiExecute("SELECT FROM dogdb.pricing_plans FOR KEY SHARE", false, 0, SPI_OK_SELECT);

@@ -19,7 +19,8 @@
 #	   still local tables, the single-node results kept, dogdb_distribute()),
 #	   two invoice runs at once, then test/citus/suite.sql: every result on
 #	   the distributed tables against the single node's, pushdown asserted
-#	   from EXPLAIN (TAP lines; "# TODO" marks what is not supported yet);
+#	   from EXPLAIN (TAP lines; "# TODO" marks what is not supported yet),
+#	   then two legacy imports at once claiming one license id;
 #	4. stops and removes everything.
 # With CITUS_LAB_BENCH=<companies> it runs test/citus/bench.sql instead of
 # the suite.  Without a source tree it says "skipped" and exits 0.  Nothing of Citus is
@@ -126,7 +127,22 @@ status=0
 	{ psql_on coord -At -c "SELECT 'run 1: ' || count(*) FROM dogdb_generate_invoices('2021-06-01')" & p1=$!
 	  psql_on coord -At -c "SELECT 'run 2: ' || count(*) FROM dogdb_generate_invoices('2021-06-01')" & p2=$!
 	  wait $p1 && wait $p2; } &&
-	psql_on coord -f test/citus/suite.sql
+	psql_on coord -f test/citus/suite.sql &&
+	# license ids unique across accounts: two imports at once claim one new
+	# license id for accounts 1 and 2 (on different shards)
+	for s in 1 2; do
+		psql_on coord -q -c "SET client_min_messages = warning" -c "CREATE SCHEMA lic_$s" -c "SET search_path = lic_$s" \
+			-f test/legacy_sample.sql -c "TRUNCATE customer_accounts, customer_interactions, customer_licenses" \
+			-c "INSERT INTO customer_licenses VALUES ($s, '{\"license_id\": \"cafe0001\", \"role\": \"admin\", \"status\": \"active\"}', '2021-06-01', NULL)" ||
+			exit 1
+	done &&
+	{ psql_on coord -At -c "SELECT 'import 1: ' || imported FROM dogdb_import_legacy('lic_1') WHERE source_table = 'customer_licenses'" & p1=$!
+	  psql_on coord -At -c "SELECT 'import 2: ' || imported FROM dogdb_import_legacy('lic_2') WHERE source_table = 'customer_licenses'" & p2=$!
+	  wait $p1 && wait $p2; } &&
+	psql_on coord -At -c "SELECT CASE WHEN (SELECT count(*) FROM dogdb.licenses WHERE license_id = 'cafe0001') = 1
+			AND (SELECT count(*) FROM dogdb.import_rejects WHERE reason = 'license cafe0001 was already imported with different data') = 1
+			AND (SELECT count(*) = count(DISTINCT license_id) FROM dogdb.licenses)
+		THEN 'ok' ELSE 'not ok' END || ' - two concurrent imports claim one license id for accounts on two shards: one license, one reject'"
 } >"$work/suite.out" 2>&1 || status=$?
 cat "$work/suite.out"
 fails=$(grep '^not ok' "$work/suite.out" | grep -vc '# TODO' || true)

@@ -6,6 +6,45 @@
 SET client_min_messages = warning;
 CREATE SCHEMA lab;
 
+-- the legacy import on the single node: the sample (test/legacy_sample.sql),
+-- a rerun, then a second source (legacy2) with changed rows, a new account
+-- and a license id that account 1 holds claimed for account 2
+CREATE SCHEMA legacy;
+CREATE SCHEMA legacy2;
+SET search_path = legacy, public;
+\i test/legacy_sample.sql
+SET search_path = legacy2, public;
+\i test/legacy_sample.sql
+RESET search_path;
+UPDATE legacy2.customer_accounts SET email = 'bob@new.example' WHERE account_id = 2;
+INSERT INTO legacy2.customer_accounts VALUES (12, 'heidi@new.example', 'Medium', '2021-06-01 10:00', NULL),
+	(13, NULL, 'Enterprise', '1999-12-31 23:00', NULL);
+INSERT INTO legacy2.customer_interactions VALUES (12, 'email', 'billing', 'Zoe', 'open', '2021-06-02 10:00', NULL),
+	(12, 'email', 'billing', 'Zoe', 'open', '2021-06-02 10:00', NULL);
+UPDATE legacy2.customer_interactions SET status = 'reopened' WHERE account_id = 3;
+INSERT INTO legacy2.customer_licenses VALUES
+	(2, '{"license_id": "d17cb11cda9ba249c22f67e4aed65d0f65f1a80c", "role": "admin", "status": "active"}', '2021-06-01 10:00', NULL),
+	(12, '{"license_id": "0000aaaa", "role": "admin", "status": "active"}', '2021-06-01 10:00', NULL),
+	(12, '{"license_id": "0000aaaa", "role": "viewer", "status": "active"}', '2021-06-01 10:00', '2021-06-03 10:00');
+-- what an import leaves: its result and the rows (surrogate ids by rank, reps by name)
+CREATE FUNCTION lab.import_state() RETURNS TABLE (t text, r jsonb) LANGUAGE sql AS $$
+	SELECT 'accounts', to_jsonb(a) FROM dogdb.accounts a
+	UNION ALL SELECT 'subscriptions', to_jsonb(s) - 'subscription_id'
+		   || jsonb_build_object('rank', rank() OVER (ORDER BY s.subscription_id)) FROM dogdb.subscriptions s
+	UNION ALL SELECT 'interactions', to_jsonb(i) - 'interaction_id' - 'rep_id'
+		   || jsonb_build_object('rep', r.name, 'rank', rank() OVER (ORDER BY i.interaction_id))
+	  FROM dogdb.interactions i LEFT JOIN dogdb.service_reps r USING (rep_id)
+	UNION ALL SELECT 'licenses', to_jsonb(l) FROM dogdb.licenses l
+	UNION ALL SELECT 'rejects', to_jsonb(j) - 'reject_id' - 'rejected_at' FROM dogdb.import_rejects j
+$$;
+CREATE TABLE lab.exp_import (run int, source text, r jsonb);
+INSERT INTO lab.exp_import SELECT 1, 'legacy', to_jsonb(i) FROM dogdb_import_legacy('legacy') i;
+INSERT INTO lab.exp_import SELECT 2, 'legacy', to_jsonb(i) FROM dogdb_import_legacy('legacy') i;
+INSERT INTO lab.exp_import SELECT 3, 'legacy2', to_jsonb(i) FROM dogdb_import_legacy('legacy2') i;
+CREATE TABLE lab.exp_import_state AS SELECT * FROM lab.import_state();
+TRUNCATE dogdb.licenses, dogdb.interactions, dogdb.subscriptions, dogdb.sessions, dogdb.invoice_lines,
+		 dogdb.invoices, dogdb.accounts, dogdb.import_rejects, dogdb.service_reps RESTART IDENTITY;
+
 -- the same data as a single node would hold
 SELECT dogdb_generate_demo_data(400, 12, '2021-01-01', 7);
 -- the demo data as generated, for the demo run on Citus
