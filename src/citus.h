@@ -15,11 +15,12 @@
 #include "nodes/execnodes.h"
 
 /*
- * dogdb.kpi_update_facts() on Citus: the facts recomputed in full by the
- * pushed-down query dogdb_internal.kpi_facts_sql(); returns the function's
- * result row (described by desc).
+ * dogdb_internal.kpi_update_facts() on Citus: the facts of the blocks of
+ * accounts that changed (all if full) recomputed by pushed-down queries
+ * (dogdb_internal.kpi_citus_refresh()); returns the function's result row
+ * (described by desc).
  */
-extern Datum DogdbKpiUpdateFactsOnCitus(TupleDesc desc);
+extern Datum DogdbKpiUpdateFactsOnCitus(TupleDesc desc, bool full);
 
 /*
  * dogdb_import_legacy() on Citus (import_citus.c): whether its tables are

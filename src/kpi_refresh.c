@@ -400,7 +400,7 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 	if (DogdbAnyDistributed((const char *const[]) {"sessions", "accounts", "subscriptions", "plan_prices", NULL}))
 	{
 		DogdbRestoreSearchPath(nestlevel);
-		return DogdbKpiUpdateFactsOnCitus(desc);
+		return DogdbKpiUpdateFactsOnCitus(desc, PG_GETARG_BOOL(0));
 	}
 	ch.full = PG_GETARG_BOOL(0);
 	KpiInitMonthDays();

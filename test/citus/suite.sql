@@ -118,10 +118,10 @@ SELECT pg_temp.tap((SELECT count(*) FROM dogdb.invoice_lines l
 SELECT pg_temp.tap(pg_temp.sqlstate_of($$INSERT INTO dogdb.invoice_lines VALUES (999999, 1, 2, '2021-03-01', '2021-03-01', 1, 1, 1, 1)$$) = '23503',
 				   'the shards check the invoice_lines foreign key');
 
--- the KPIs: on Citus every refresh recomputes the facts with one pushed-down query
+-- the KPIs: on Citus the facts are computed by pushed-down queries; the first refresh computes them all
 DELETE FROM dogdb_internal.kpi_facts;		-- (so that nothing is left from the single node)
 SELECT pg_temp.tap((SELECT bool_and(full_rebuild) FROM dogdb_refresh_kpis()),
-				   'dogdb_refresh_kpis() on Citus: a full recompute');
+				   'dogdb_refresh_kpis() on Citus, the first time: a full recompute');
 SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_kpi_facts) > 0
 				   AND pg_temp.same_rows('SELECT * FROM lab.exp_kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts'),
 				   'the KPI facts equal the single node''s (C engine)');
@@ -140,11 +140,62 @@ SELECT count(*) FROM dogdb_refresh_kpis() \g /dev/null
 SELECT pg_temp.tap(pg_temp.same_rows('SELECT * FROM dogdb_internal.kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts_sql()')
 				   AND NOT pg_temp.same_rows('SELECT * FROM lab.exp_kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts'),
 				   'a refresh after new sessions on Citus takes them');
+-- incremental refreshes on Citus: change tracking by blocks of 1024 accounts
+-- (fingerprints computed on the workers), equal to a full rebuild
+CREATE FUNCTION pg_temp.refresh_blocks(rebuild boolean DEFAULT false, OUT rebuilt boolean, OUT kpi_blocks int, OUT support_blocks int)
+LANGUAGE plpgsql AS $$
+BEGIN
+	SELECT bool_or(r.full_rebuild) INTO rebuilt FROM dogdb_refresh_kpis(rebuild) r;
+	SELECT s.blocks_changed INTO kpi_blocks FROM dogdb_internal.citus_refresh_state s WHERE s.consumer = 'kpi';
+	SELECT s.blocks_changed INTO support_blocks FROM dogdb_internal.citus_refresh_state s WHERE s.consumer = 'support';
+END
+$$;
+INSERT INTO dogdb.accounts (account_id, email, company_size, created_at)
+VALUES (2048, 'x@block2.example', 'small', '2021-03-01Z'), (4096, 'y@block4.example', 'large', '2021-04-01Z');
+INSERT INTO dogdb.subscriptions (account_id, plan_id, valid_from) VALUES (2048, 2, '2021-03-01Z'), (4096, 3, '2021-04-01Z');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT a, '2021-04-10Z'::timestamptz + g * interval '1 day' FROM unnest('{2048,4096}'::bigint[]) a, generate_series(0, 90) g;
+INSERT INTO dogdb.interactions (account_id, rep_id, channel, status, created_at)
+VALUES (2048, 1, 'chat', 'open', '2021-05-01Z'), (4096, 2, 'phone', 'open', '2021-05-02Z');
+SELECT pg_temp.tap((SELECT NOT rebuilt AND kpi_blocks = 2 AND support_blocks = 2 FROM pg_temp.refresh_blocks())
+				   AND pg_temp.same_rows('SELECT * FROM dogdb_internal.kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts_sql()')
+				   AND pg_temp.same_rows('SELECT * FROM dogdb.support_interactions', 'SELECT * FROM dogdb_internal.support_source'),
+				   'incremental refresh on Citus: two new blocks of accounts recomputed (no rebuild), facts and support model equal to a recompute');
+SELECT pg_temp.tap((SELECT NOT rebuilt AND kpi_blocks = 0 AND support_blocks = 0 FROM pg_temp.refresh_blocks()),
+				   'nothing changed: no block recomputed');
+DELETE FROM dogdb.sessions WHERE account_id = 4096 AND created_at > '2021-06-01Z';
+UPDATE dogdb.accounts SET company_size = 'small' WHERE account_id = 4096;
+UPDATE dogdb.subscriptions SET valid_to = '2021-08-01Z' WHERE account_id = 4096;
+UPDATE dogdb.interactions SET status = 'closed', completed_at = '2021-05-03Z' WHERE account_id = 4096;
+SELECT pg_temp.tap((SELECT NOT rebuilt AND kpi_blocks = 1 AND support_blocks = 1 FROM pg_temp.refresh_blocks()),
+				   'deletes and updates in one block: that block only is recomputed');
+CREATE TEMP TABLE inc_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+CREATE TEMP TABLE inc_support AS SELECT * FROM dogdb.support_interactions;
+CREATE TEMP TABLE inc_kpi AS
+SELECT 'retention' AS kpi, to_jsonb(k) AS r FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier') k
+UNION ALL SELECT 'revenue', to_jsonb(k) FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') k
+UNION ALL SELECT 'support', to_jsonb(k) FROM dogdb_kpi_support('2021-01-01', '2021-12-01', 'company_size') k;
+SELECT pg_temp.tap((SELECT rebuilt FROM pg_temp.refresh_blocks(true))
+				   AND pg_temp.same_rows('SELECT * FROM inc_facts', 'SELECT * FROM dogdb_internal.kpi_facts')
+				   AND pg_temp.same_rows('SELECT * FROM inc_support', 'SELECT * FROM dogdb.support_interactions')
+				   AND pg_temp.same_rows('SELECT * FROM inc_kpi', $$
+	SELECT 'retention' AS kpi, to_jsonb(k) AS r FROM dogdb_kpi_retention('2021-01-01', '2021-12-01', 'tier') k
+	UNION ALL SELECT 'revenue', to_jsonb(k) FROM dogdb_kpi_revenue('2021-01-01', '2021-12-01', 'all') k
+	UNION ALL SELECT 'support', to_jsonb(k) FROM dogdb_kpi_support('2021-01-01', '2021-12-01', 'company_size') k$$),
+				   'incremental = full rebuild on Citus (facts, KPIs, support model)');
+UPDATE dogdb.plan_prices SET monthly_price_cents = monthly_price_cents + 1
+ WHERE (plan_id, effective_from) = (SELECT plan_id, max(effective_from) FROM dogdb.plan_prices WHERE plan_id = 2 GROUP BY 1);
+SELECT pg_temp.tap((SELECT rebuilt FROM pg_temp.refresh_blocks())
+				   AND pg_temp.same_rows('SELECT * FROM dogdb_internal.kpi_facts', 'SELECT * FROM dogdb_internal.kpi_facts_sql()'),
+				   'a price change (every block depends on it): a rebuild');
+UPDATE dogdb.plan_prices SET monthly_price_cents = monthly_price_cents - 1
+ WHERE (plan_id, effective_from) = (SELECT plan_id, max(effective_from) FROM dogdb.plan_prices WHERE plan_id = 2 GROUP BY 1);
 -- the facts query with the values of its variables, to EXPLAIN it
 CREATE TEMP TABLE kpi_query AS
-SELECT regexp_replace(regexp_replace(substring(prosrc FROM '(WITH usage AS .*GROUP BY 1, 2, 3)'),
-									 '\mm0\M', '''2021-01-01''::date', 'g'), '\mm1\M', '''2021-12-01''::date', 'g') AS q
-  FROM pg_proc WHERE proname = 'kpi_facts_sql';
+SELECT regexp_replace(regexp_replace(regexp_replace(substring(prosrc FROM '(WITH usage AS .*GROUP BY 1, 2, 3, 4)'),
+									 '\mm0\M', '''2021-01-01''::date', 'g'), '\mm1\M', '''2021-12-01''::date', 'g'),
+					  '\mblocks\M', 'NULL::bigint[]', 'g') AS q
+  FROM pg_proc WHERE proname = 'kpi_block_facts_sql';
 SELECT pg_temp.tap((SELECT pg_temp.plan_of(q) FROM kpi_query)
 				   ~ '^HashAggregate\n[^\n]*\n\s+->  Custom Scan \(Citus Adaptive\)\n\s+->  Distributed Subplan \S+\n\s+->  Function Scan on generate_series g\n\s+Task Count: 8'
 				   AND (SELECT pg_temp.plan_of(q) FROM kpi_query) ~ 'Seq Scan on sessions_\d+',
