@@ -2959,6 +2959,9 @@ DECLARE
 	g bigint[];
 	blocks bigint[];
 BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN '{}';
+	END IF;
 	EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
 	   INTO distributed USING 'dogdb.interactions'::regclass;
 	IF NOT distributed THEN

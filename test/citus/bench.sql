@@ -25,6 +25,25 @@ CREATE TEMP TABLE inv_single AS SELECT invoice_number, account_id, total_cents F
 TRUNCATE dogdb.invoices, dogdb.invoice_lines, dogdb.invoice_number_counters;
 SELECT pg_temp.timed('dogdb_distribute(32) (moves the data)', 'SELECT * FROM dogdb_distribute(32)');
 SELECT pg_temp.timed('KPI full refresh, Citus (one pushed-down query)', 'SELECT * FROM dogdb_refresh_kpis(true)');
+-- incremental on Citus: block fingerprints on the workers, changed blocks recomputed
+SELECT pg_temp.timed('KPI refresh, Citus, nothing changed', 'SELECT * FROM dogdb_refresh_kpis()');
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT a, '2021-11-20Z' FROM generate_series(1, 1000, 100) a;
+SELECT pg_temp.timed('KPI refresh, Citus, 10 accounts of one block changed', 'SELECT * FROM dogdb_refresh_kpis()');
+INSERT INTO t SELECT 'check: blocks recomputed', NULL,
+	(SELECT blocks_changed FROM dogdb_internal.citus_refresh_state WHERE consumer = 'kpi')::text;
+INSERT INTO dogdb.sessions (account_id, created_at)
+SELECT a, '2021-11-21Z' FROM generate_series(1, :'companies'::int, 1000) a;
+SELECT pg_temp.timed('KPI refresh, Citus, 1 account in every block changed', 'SELECT * FROM dogdb_refresh_kpis()');
+INSERT INTO t SELECT 'check: blocks recomputed', NULL,
+	(SELECT blocks_changed FROM dogdb_internal.citus_refresh_state WHERE consumer = 'kpi')::text;
+CREATE TEMP TABLE facts_inc AS SELECT * FROM dogdb_internal.kpi_facts;
+SELECT pg_temp.timed('KPI full refresh, Citus, same data', 'SELECT * FROM dogdb_refresh_kpis(true)');
+INSERT INTO t SELECT 'check: incremental = full', NULL,
+	(SELECT count(*) FROM ((TABLE facts_inc EXCEPT ALL TABLE dogdb_internal.kpi_facts)
+						   UNION ALL (TABLE dogdb_internal.kpi_facts EXCEPT ALL TABLE facts_inc)) d) || ' rows differ';
+DELETE FROM dogdb.sessions WHERE created_at IN ('2021-11-20Z', '2021-11-21Z');
+SELECT pg_temp.timed('KPI refresh, Citus, back to the data of the single node', 'SELECT * FROM dogdb_refresh_kpis()');
 SELECT pg_temp.timed('invoices 2021-06, Citus', $$SELECT * FROM dogdb_generate_invoices('2021-06-01')$$);
 CREATE TEMP TABLE inv_citus AS SELECT invoice_number, account_id, total_cents FROM dogdb.invoices;
 INSERT INTO t SELECT 'check: KPI facts equal', NULL,

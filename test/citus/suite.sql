@@ -216,6 +216,11 @@ SELECT pg_temp.tap(pg_temp.plan_of($$SELECT lower(b.email) FROM dogdb.accounts b
 				   ~ 'Custom Scan \(Citus Adaptive\)(.|\n)*Task(.|\n)*Aggregate',
 				   'the shared-e-mail check groups on the workers first');
 
+SELECT pg_temp.tap(pg_temp.plan_of($$SELECT s.account_id >> 10, count(*), sum(hashint8(s.account_id) # hashfloat8(date_part('epoch', s.created_at)))
+										FROM dogdb.sessions s GROUP BY 1$$)
+				   ~ '^HashAggregate\n(.|\n)*Custom Scan \(Citus Adaptive\)\n\s+Task Count: 8(.|\n)*Aggregate(.|\n)*Seq Scan on sessions_\d+',
+				   'change tracking: the fingerprints of blocks are partial aggregates on the workers');
+
 -- funnels and Stripe: the readers on the distributed tables
 SELECT pg_temp.tap((SELECT count(*) FROM lab.exp_funnel_client) > 0 AND pg_temp.same_rows('SELECT * FROM lab.exp_funnel_client',
 		$$SELECT * FROM dogdb_funnel_report(ARRAY['/', '/signup', 'account_created'], '2024-01-01', '2024-01-15', '1 day', 'client')$$),
@@ -318,3 +323,9 @@ SELECT pg_temp.tap((SELECT accounts FROM lab.exp_demo)
 				   = (SELECT md5(string_agg(format('%s|%s', account_id, created_at), ',' ORDER BY account_id, created_at))
 						FROM dogdb.sessions),
 				   'the demo data equals the single node''s');
+
+-- back to a single node: Citus's undistribute_table() rebuilds a table under
+-- a new name and refuses tables an extension owns (README "Running on Citus")
+SELECT pg_temp.tap(pg_temp.sqlstate_of($$SELECT undistribute_table('dogdb.web_events')$$) <> '00000'
+				   AND (SELECT count(*) FROM pg_dist_partition WHERE logicalrelid IN (SELECT relation FROM dogdb_internal.distribution_plan())) = 24,
+				   'undistribute_table() refuses the extension''s tables: distributing is one-way');

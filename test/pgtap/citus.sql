@@ -3,7 +3,7 @@
 -- dogdb_distribute() without Citus, and the 1.3 -> 1.4 migration of
 -- invoice_lines.  The 3-node run is test/citus/lab.sh.
 \ir setup.psql
-SELECT plan(17);
+SELECT plan(28);
 CREATE EXTENSION dogdb_analytics CASCADE;
 
 -- no Citus here: a clear refusal, nothing changed
@@ -79,6 +79,39 @@ SELECT bag_eq('SELECT * FROM dogdb_internal.kpi_facts', 'SELECT * FROM dogdb_int
 			  'the KPI facts of the one-query path (Citus) equal the engine''s');
 SELECT ok((SELECT count(*) FROM dogdb_internal.kpi_facts WHERE plan_id IS NULL OR company_size = 'unknown') > 0
 		  AND (SELECT count(*) FROM dogdb_internal.kpi_facts WHERE churned_accounts > 0) > 0, '(with every kind of fact)');
+SELECT bag_eq('SELECT * FROM dogdb_internal.kpi_block_facts_sql(ARRAY[1]::bigint[])',
+			  'SELECT * FROM dogdb_internal.kpi_block_facts_sql(NULL) WHERE block = 1',
+			  'the facts of one block of 1024 accounts computed alone equal its share of all');
+
+-- the Citus refresh (change tracking by block fingerprints, no triggers) is
+-- plain SQL: here it runs against the C engine, incremental = full
+CREATE TEMP TABLE engine_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+SELECT results_eq('SELECT rebuilt, changed FROM dogdb_internal.kpi_citus_refresh(false)', 'VALUES (true, true)',
+				  'block-fingerprint refresh: the first one computes all');
+SELECT bag_eq('SELECT * FROM dogdb_internal.kpi_facts', 'SELECT * FROM engine_facts', 'and equals the engine''s facts');
+SELECT results_eq('SELECT rebuilt, changed FROM dogdb_internal.kpi_citus_refresh(false)', 'VALUES (false, false)',
+				  'nothing changed: nothing recomputed');
+INSERT INTO dogdb.sessions (account_id, created_at) SELECT 1100, now() - g * interval '9 days' FROM generate_series(1, 60) g;
+DELETE FROM dogdb.sessions WHERE account_id = 1101;
+UPDATE dogdb.accounts SET company_size = 'large' WHERE account_id = 1050 AND company_size IS DISTINCT FROM 'large';
+UPDATE dogdb.subscriptions SET valid_to = valid_from + interval '3 days' WHERE account_id = 1030 AND valid_to IS NULL;
+SELECT results_eq('SELECT rebuilt, changed FROM dogdb_internal.kpi_citus_refresh(false)', 'VALUES (false, true)',
+				  'sessions added and deleted, an account and a subscription changed: no rebuild');
+SELECT is((SELECT blocks_changed FROM dogdb_internal.citus_refresh_state WHERE consumer = 'kpi'), 1,
+		  'only their block of 1024 accounts is recomputed');
+CREATE TEMP TABLE citus_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+SELECT count(*) FROM dogdb_refresh_kpis() \g /dev/null
+SELECT bag_eq('SELECT * FROM citus_facts', 'SELECT * FROM dogdb_internal.kpi_facts',
+			  'the block-incremental facts equal the engine''s incremental refresh');
+SELECT ok(EXISTS (SELECT 1 FROM (TABLE engine_facts EXCEPT ALL TABLE citus_facts) d), '(the changes changed facts)');
+UPDATE dogdb.plan_prices SET monthly_price_cents = monthly_price_cents + 100 WHERE plan_id = 2 AND effective_from = '2025-03-01';
+SELECT results_eq('SELECT rebuilt FROM dogdb_internal.kpi_citus_refresh(false)', 'VALUES (true)',
+				  'a price change (every block depends on it): a rebuild');
+DROP TABLE citus_facts;
+CREATE TEMP TABLE citus_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+SELECT count(*) FROM dogdb_refresh_kpis() \g /dev/null
+SELECT bag_eq('SELECT * FROM citus_facts', 'SELECT * FROM dogdb_internal.kpi_facts', 'and equals the engine''s facts');
+SELECT is(dogdb_internal.support_citus_accounts(false), '{}'::bigint[], 'the support model''s Citus tracking: nothing on a single node');
 
 -- 1.3 -> 1.4: the lines of existing invoices get their account
 DROP EXTENSION dogdb_analytics;
