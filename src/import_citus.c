@@ -31,10 +31,10 @@
  * Foreign keys are checked by the shards (every referencing table is
  * co-located with dogdb.accounts or references a reference table), so no
  * row is locked.  Imports serialize on the SHARE ROW EXCLUSIVE lock of
- * dogdb.import_rejects (import.c takes it, Citus propagates it to every
- * node): a license id looked up across all accounts cannot be taken by a
- * concurrent import, which keeps license ids unique across accounts after
- * dogdb_distribute() drops the unique key Citus cannot enforce.
+ * dogdb.import_rejects that import.c takes first: a license id looked up
+ * across all accounts cannot be taken by a concurrent import, which keeps
+ * license ids unique across accounts after dogdb_distribute() drops the
+ * unique key Citus cannot enforce (the lab runs two imports at once).
  *
  *-------------------------------------------------------------------------
  */
