@@ -2825,28 +2825,28 @@ BEGIN
 	IF 'accounts' = ANY (tabs) THEN
 		RETURN QUERY
 		SELECT 'accounts'::text, a.account_id >> 10, count(*),
-			   coalesce(sum(hashtext(concat_ws('|', a.account_id, a.company_size, date_part('epoch', a.created_at)))), 0)::bigint
+			   coalesce(sum(hashtextextended(concat_ws('|', a.account_id, a.company_size, date_part('epoch', a.created_at)), 0)) % 9223372036854775807, 0)::bigint
 		  FROM dogdb.accounts a GROUP BY 2;
 	END IF;
 	IF 'sessions' = ANY (tabs) THEN
 		RETURN QUERY
 		SELECT 'sessions'::text, s.account_id >> 10, count(*),
-			   coalesce(sum(hashint8(s.account_id) # hashfloat8(date_part('epoch', s.created_at))), 0)::bigint
+			   coalesce(sum(hashint8extended(s.account_id, 0) # hashfloat8extended(date_part('epoch', s.created_at), 0)) % 9223372036854775807, 0)::bigint
 		  FROM dogdb.sessions s GROUP BY 2;
 	END IF;
 	IF 'subscriptions' = ANY (tabs) THEN
 		RETURN QUERY
 		SELECT 'subscriptions'::text, u.account_id >> 10, count(*),
-			   coalesce(sum(hashtext(concat_ws('|', u.account_id, u.subscription_id, u.plan_id, date_part('epoch', u.valid_from),
-											   date_part('epoch', u.valid_to)))), 0)::bigint
+			   coalesce(sum(hashtextextended(concat_ws('|', u.account_id, u.subscription_id, u.plan_id, date_part('epoch', u.valid_from),
+											   date_part('epoch', u.valid_to)), 0)) % 9223372036854775807, 0)::bigint
 		  FROM dogdb.subscriptions u GROUP BY 2;
 	END IF;
 	IF 'interactions' = ANY (tabs) THEN
 		RETURN QUERY
 		SELECT 'interactions'::text, i.account_id >> 10, count(*),
-			   coalesce(sum(hashtext(format('%s|%s|%s|%s|%s|%s|%s|%s', i.account_id, i.interaction_id, i.rep_id, i.channel,
+			   coalesce(sum(hashtextextended(format('%s|%s|%s|%s|%s|%s|%s|%s', i.account_id, i.interaction_id, i.rep_id, i.channel,
 											i.category, i.status, date_part('epoch', i.created_at),
-											date_part('epoch', i.completed_at)))), 0)::bigint
+											date_part('epoch', i.completed_at)), 0)) % 9223372036854775807, 0)::bigint
 		  FROM dogdb.interactions i GROUP BY 2;
 	END IF;
 END
@@ -2919,7 +2919,7 @@ BEGIN
 	-- what every block depends on: the first and current months, the prices
 	SELECT min(date_trunc('month', a.created_at AT TIME ZONE 'UTC'))::date INTO m0 FROM dogdb.accounts a;
 	SELECT ARRAY[coalesce(m0 - date '2000-01-01', -1), m1 - date '2000-01-01', count(*),
-				 coalesce(sum(hashtext(concat_ws('|', p.plan_id, p.effective_from, p.monthly_price_cents))), 0)]
+				 coalesce(sum(hashtextextended(concat_ws('|', p.plan_id, p.effective_from, p.monthly_price_cents), 0)) % 9223372036854775807, 0)::bigint]
 	  INTO g FROM dogdb.plan_prices p;
 	blocks := dogdb_internal.citus_changed_blocks('kpi', ARRAY['accounts', 'sessions', 'subscriptions'], g, rebuild);
 	rebuilt := blocks IS NULL;
@@ -2968,9 +2968,9 @@ BEGIN
 		RETURN '{}';
 	END IF;
 	SELECT ARRAY[(SELECT count(*) FROM dogdb.service_reps),
-				 (SELECT coalesce(sum(hashtext(concat_ws('|', r.rep_id, r.name))), 0) FROM dogdb.service_reps r),
+				 (SELECT coalesce(sum(hashtextextended(concat_ws('|', r.rep_id, r.name), 0)) % 9223372036854775807, 0)::bigint FROM dogdb.service_reps r),
 				 (SELECT count(*) FROM dogdb.pricing_plans),
-				 (SELECT coalesce(sum(hashtext(concat_ws('|', p.plan_id, p.name))), 0) FROM dogdb.pricing_plans p)]
+				 (SELECT coalesce(sum(hashtextextended(concat_ws('|', p.plan_id, p.name), 0)) % 9223372036854775807, 0)::bigint FROM dogdb.pricing_plans p)]
 	  INTO g;
 	blocks := dogdb_internal.citus_changed_blocks('support', ARRAY['accounts', 'subscriptions', 'interactions'], g, rebuild);
 	IF blocks IS NULL OR blocks = '{}' THEN
