@@ -85,3 +85,6 @@ END
 $fn$;
 ALTER FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, text, text, text[])
 	SECURITY DEFINER PARALLEL RESTRICTED;
+-- [funnel2] deserializing a window funnel state is dear: grouped by visitor
+-- the planner keeps the serial plan over the visitor/time index
+ALTER FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) COST 1000;

@@ -1656,9 +1656,13 @@ CREATE FUNCTION dogdb_window_funnel_serialfn(internal) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_serialfn'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_window_funnel_serialfn(internal) IS 'Serialize function of the window funnel aggregates';
+-- COST 1000: deserializing, combining and gathering a partial state costs
+-- microseconds per group, so grouped by visitor (about ten rows a group)
+-- the planner keeps the serial plan over the visitor/time index, measured
+-- faster (README "Performance (funnels)"); few large groups still go parallel
 CREATE FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 1000;
 COMMENT ON FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) IS 'Deserialize function of the window funnel aggregates (validates every byte)';
 CREATE FUNCTION dogdb_window_funnel_finalfn(internal) RETURNS integer
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_finalfn'
