@@ -206,6 +206,7 @@ TallyReceive(TupleTableSlot *slot, DestReceiver *self)
 			   *path = NULL,
 			   *seg = NULL;
 	int64		t;
+	MemoryContext old;
 
 	if ((++ts->rows & 0x3FFF) == 0)
 		CHECK_FOR_INTERRUPTS();
@@ -230,11 +231,14 @@ TallyReceive(TupleTableSlot *slot, DestReceiver *self)
 		path = DatumGetTextPP(slot->tts_values[3]);
 	if (!slot->tts_isnull[4])
 		seg = DatumGetTextPP(slot->tts_values[4]);
+	/* what adding allocates lives as long as the visitor */
+	old = MemoryContextSwitchTo(ts->visitcxt);
 	FunnelVisitAdd(ts->visitcxt, ts->st, t,
 				   ev ? VARDATA_ANY(ev) : NULL, ev ? VARSIZE_ANY_EXHDR(ev) : 0,
 				   path ? VARDATA_ANY(path) : NULL, path ? VARSIZE_ANY_EXHDR(path) : 0,
 				   seg ? VARDATA_ANY(seg) : NULL, seg ? VARSIZE_ANY_EXHDR(seg) : 0,
 				   false, 0);
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
