@@ -7,13 +7,13 @@
 -- events (dogdb_internal.funnel_tally); breakdowns by account keep the
 -- route through dogdb_funnel_visit
 -- the report's counts in one ordered pass of C over the events (breakdowns taken from the events)
--- (STABLE: reads the tables)
+-- (STABLE: reads the tables; PARALLEL RESTRICTED: it pins search_path)
 CREATE FUNCTION dogdb_internal.funnel_tally(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 									mode text, exclusions text[], breakdown text)
 	RETURNS TABLE (segment text, step_no integer, reached bigint, open_here bigint, dropped bigint,
 				   median_s double precision, p90_s double precision)
 	AS 'MODULE_PATHNAME', 'dogdb_funnel_tally'
-	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION dogdb_internal.funnel_tally(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'Per segment and step of dogdb_funnel_report: users, in progress, closed drop-offs, median and p90 seconds from the previous step; step 0 counts excluded visitors (not for company_size/tier)';
 
 -- STABLE: reads the tables

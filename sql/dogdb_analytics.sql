@@ -1781,13 +1781,13 @@ $fn$;
 COMMENT ON FUNCTION dogdb_internal.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'The visitors who did step 1 in [from_ts, to_ts): segment, level, chain times, excluded, window still open at the newest event';
 
 -- the report's counts in one ordered pass of C over the events (breakdowns taken from the events)
--- (STABLE: reads the tables)
+-- (STABLE: reads the tables; PARALLEL RESTRICTED: it pins search_path)
 CREATE FUNCTION dogdb_internal.funnel_tally(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
 									mode text, exclusions text[], breakdown text)
 	RETURNS TABLE (segment text, step_no integer, reached bigint, open_here bigint, dropped bigint,
 				   median_s double precision, p90_s double precision)
 	AS 'MODULE_PATHNAME', 'dogdb_funnel_tally'
-	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION dogdb_internal.funnel_tally(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'Per segment and step of dogdb_funnel_report: users, in progress, closed drop-offs, median and p90 seconds from the previous step; step 0 counts excluded visitors (not for company_size/tier)';
 
 -- STABLE: reads the tables
