@@ -1661,9 +1661,13 @@ CREATE FUNCTION dogdb_window_funnel_serialfn(internal) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_serialfn'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_window_funnel_serialfn(internal) IS 'Serialize function of the window funnel aggregates';
+-- COST 1000: deserializing, combining and gathering a partial state costs
+-- microseconds per group, so grouped by visitor (about ten rows a group)
+-- the planner keeps the serial plan over the visitor/time index, measured
+-- faster (README "Performance (funnels)"); few large groups still go parallel
 CREATE FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 1000;
 COMMENT ON FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) IS 'Deserialize function of the window funnel aggregates (validates every byte)';
 CREATE FUNCTION dogdb_window_funnel_finalfn(internal) RETURNS integer
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_finalfn'
@@ -1781,6 +1785,16 @@ END
 $fn$;
 COMMENT ON FUNCTION dogdb_internal.funnel_visitors(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'The visitors who did step 1 in [from_ts, to_ts): segment, level, chain times, excluded, window still open at the newest event';
 
+-- the report's counts in one ordered pass of C over the events (breakdowns taken from the events)
+-- (STABLE: reads the tables; PARALLEL RESTRICTED: it pins search_path)
+CREATE FUNCTION dogdb_internal.funnel_tally(steps text[], from_ts timestamptz, to_ts timestamptz, "window" interval,
+									mode text, exclusions text[], breakdown text)
+	RETURNS TABLE (segment text, step_no integer, reached bigint, open_here bigint, dropped bigint,
+				   median_s double precision, p90_s double precision)
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_tally'
+	LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dogdb_internal.funnel_tally(text[], timestamptz, timestamptz, interval, text, text[], text) IS 'Per segment and step of dogdb_funnel_report: users, in progress, closed drop-offs, median and p90 seconds from the previous step; step 0 counts excluded visitors (not for company_size/tier)';
+
 -- STABLE: reads the tables
 CREATE FUNCTION dogdb_funnel_report(steps text[], from_ts timestamptz, to_ts timestamptz,
 									"window" interval DEFAULT '1 day', breakdown text DEFAULT NULL,
@@ -1794,9 +1808,12 @@ CREATE FUNCTION dogdb_funnel_report(steps text[], from_ts timestamptz, to_ts tim
 AS $fn$
 BEGIN
 	PERFORM dogdb_internal.funnel_check_arguments(steps, from_ts, to_ts, "window", mode, exclusions, breakdown);
+	-- per segment and step: reached, open_here, dropped (NULL at step 1), median_s, p90_s;
+	-- step 0: the excluded visitors.  In C from the events; by account through the aggregate.
 	RETURN QUERY
 	WITH fv AS (
-		SELECT * FROM dogdb_internal.funnel_visitors(steps, from_ts, to_ts, "window", mode, exclusions, breakdown)),
+		SELECT * FROM dogdb_internal.funnel_visitors(steps, from_ts, to_ts, "window", mode, exclusions, breakdown)
+		 WHERE breakdown IN ('company_size', 'tier')),
 	counted AS (
 		SELECT f.segment AS seg, gs.n AS k,
 			   count(*) FILTER (WHERE f.level >= gs.n) AS reached,
@@ -1810,11 +1827,19 @@ BEGIN
 		 WHERE NOT f.excluded
 		 GROUP BY 1, 2),
 	segs AS (SELECT DISTINCT f.segment AS seg FROM fv f),
-	grid AS (
-		SELECT s.seg, gs.n AS k, coalesce(c.reached, 0) AS reached, coalesce(c.open_here, 0) AS open_here,
-			   CASE WHEN gs.n > 1 THEN coalesce(c.dropped, 0) END AS dropped, c.median_s, c.p90_s
+	tally AS (
+		SELECT t.segment AS seg, t.step_no AS k, t.reached, t.open_here, t.dropped, t.median_s, t.p90_s
+		  FROM dogdb_internal.funnel_tally(steps, from_ts, to_ts, "window", mode, exclusions, breakdown) t
+		 WHERE breakdown IS NULL OR breakdown NOT IN ('company_size', 'tier')
+		UNION ALL
+		SELECT s.seg, gs.n, coalesce(c.reached, 0), coalesce(c.open_here, 0),
+			   CASE WHEN gs.n > 1 THEN coalesce(c.dropped, 0) END, c.median_s, c.p90_s
 		  FROM segs s CROSS JOIN generate_series(1, cardinality(steps)) gs(n)
-		  LEFT JOIN counted c ON c.seg IS NOT DISTINCT FROM s.seg AND c.k = gs.n),
+		  LEFT JOIN counted c ON c.seg IS NOT DISTINCT FROM s.seg AND c.k = gs.n
+		UNION ALL
+		SELECT f.segment, 0, count(*), NULL, NULL, NULL, NULL
+		  FROM fv f WHERE exclusions IS NOT NULL AND f.excluded GROUP BY f.segment),
+	grid AS (SELECT * FROM tally WHERE tally.k > 0),
 	rated AS (
 		SELECT g.*, first_value(g.reached) OVER w1 AS first_reached,
 			   lag(g.reached) OVER w1 AS prev_reached,
@@ -1832,8 +1857,8 @@ BEGIN
 		   r.median_s, r.p90_s, r.open_here
 	  FROM rated r LEFT JOIN largest l ON l.seg IS NOT DISTINCT FROM r.seg
 	UNION ALL
-	SELECT f.segment, 0, '(excluded)', count(*), NULL, NULL, NULL, false, NULL, NULL, NULL
-	  FROM fv f WHERE exclusions IS NOT NULL AND f.excluded GROUP BY f.segment
+	SELECT t.seg, 0, '(excluded)', t.reached, NULL, NULL, NULL, false, NULL, NULL, NULL
+	  FROM tally t WHERE t.k = 0
 	ORDER BY 1 NULLS FIRST, 2;
 END
 $fn$;

@@ -140,6 +140,9 @@ SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 SET parallel_leader_participation = off;
+-- the deserialize function's COST 1000 keeps many small groups serial: priced as one here
+BEGIN;
+ALTER FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) COST 1;
 EXPLAIN (COSTS OFF)
 SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) FROM shuffled GROUP BY visitor;
 CREATE TABLE parallel_result AS
@@ -151,6 +154,8 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
+ALTER FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) COST 1000;
+COMMIT;
 RESET parallel_leader_participation;
 SELECT count(*) AS visitors, sum(level) AS levels, sum(strict) AS strict_levels FROM serial_result;
 SELECT count(*) AS differences FROM (

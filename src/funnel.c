@@ -46,6 +46,7 @@ typedef struct FunnelState
 	int32		modes;
 	int32		nsteps;
 	FunnelEvents events;
+	text	   *mode_raw;		/* the mode argument as parsed (NULL: none) */
 } FunnelState;
 
 /* ---- shared argument checks (funnel.h) ---- */
@@ -230,7 +231,16 @@ dogdb_window_funnel_transfn(PG_FUNCTION_ARGS)
 		elog(ERROR, "dogdb_window_funnel_transfn called in non-aggregate context");
 
 	window = FunnelWindowArg(fcinfo, 1);
-	modes = has_mode ? FunnelModeArg(fcinfo, 2) : 0;
+	/* the mode is parsed once per group, then compared byte for byte */
+	if (!has_mode)
+		modes = 0;
+	else if (state != NULL && state->mode_raw != NULL && !PG_ARGISNULL(2) &&
+			 VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(2)) == VARSIZE_ANY_EXHDR(state->mode_raw) &&
+			 memcmp(VARDATA_ANY(PG_GETARG_TEXT_PP(2)), VARDATA_ANY(state->mode_raw),
+					VARSIZE_ANY_EXHDR(state->mode_raw)) == 0)
+		modes = state->modes;
+	else
+		modes = FunnelModeArg(fcinfo, 2);
 	steps = PG_ARGISNULL(stepsarg) ? NULL : PG_GETARG_ARRAYTYPE_P(stepsarg);
 	nsteps = steps ? ArrayGetNItems(ARR_NDIM(steps), ARR_DIMS(steps)) : 0;
 	if (steps == NULL || ARR_NDIM(steps) > 1 || nsteps < 1 || nsteps > FUNNEL_MAX_STEPS)
@@ -249,6 +259,13 @@ dogdb_window_funnel_transfn(PG_FUNCTION_ARGS)
 	}
 	else if (state->window != window || state->modes != modes || state->nsteps != nsteps)
 		SettingsMismatch();
+	if (has_mode && state->mode_raw == NULL && !PG_ARGISNULL(2))
+	{
+		text	   *m = PG_GETARG_TEXT_PP(2);
+
+		state->mode_raw = MemoryContextAlloc(aggcxt, VARSIZE_ANY(m));
+		memcpy(state->mode_raw, m, VARSIZE_ANY(m));
+	}
 
 	if (PG_ARGISNULL(tsarg))
 		PG_RETURN_POINTER(state);

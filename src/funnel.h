@@ -7,6 +7,7 @@
  *	  funnel.c         dogdb_window_funnel and dogdb_window_funnel_times
  *	  funnel_visit.c   dogdb_funnel_visit, the per-visitor aggregate behind
  *	                   dogdb_funnel_report and dogdb_funnel_trend
+ *	  funnel_report.c  funnel_tally, the report's one ordered pass in C
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +69,26 @@ typedef struct VisitState
 } VisitState;
 
 extern int32 FunnelSegmentIndex(MemoryContext aggcxt, VisitState *st, const char *s, int len);
+
+/* one visitor's outcome (funnel_visit.c) */
+typedef struct FunnelVisitResult
+{
+	int			level;
+	const int64_t *times;		/* level of them, owned by the run */
+	int			seg;			/* index in the state's segs, -1: none */
+	bool		excluded;
+	bool		has_entry;
+	int64		last_entry;
+} FunnelVisitResult;
+
+/* add one event in [from, to + window] of the visitor to st */
+extern void FunnelVisitAdd(MemoryContext aggcxt, VisitState *st, int64 ts, const char *evs, int evlen,
+						   const char *paths, int pathlen, const char *seg, int seglen,
+						   bool has_account, int64 account_id);
+/* the report's and trend's argument checks (funnel_visit.c), SQL-callable */
+extern Datum dogdb_funnel_check_arguments(PG_FUNCTION_ARGS);
+/* evaluate st's events with run (reset here) */
+extern void FunnelVisitEval(VisitState *st, FunnelRun *run, FunnelVisitResult *r);
 
 /*
  * An evaluator for a final function, kept in fn_extra across the groups of

@@ -306,6 +306,48 @@ FunnelSegmentIndex(MemoryContext aggcxt, VisitState *st, const char *s, int len)
 }
 
 /*
+ * Add one event of the visitor (ts finite and in [from, to + window]):
+ * its step and exclusion matches, the segment of a step-1 event (seg NULL:
+ * none) and the account.
+ */
+void
+FunnelVisitAdd(MemoryContext aggcxt, VisitState *st, int64 ts, const char *evs, int evlen,
+			   const char *paths, int pathlen, const char *seg, int seglen,
+			   bool has_account, int64 account_id)
+{
+	FunnelEvent e;
+	bool		is_view = evs && evlen == 9 && memcmp(evs, "page_view", 9) == 0;
+
+	e.ts = ts;
+	e.mask = 0;
+	e.tag = 0;
+	e.flags = 0;
+	for (int i = 0; i < st->nsteps; i++)
+		if (Matches(st, i, evs, evlen, paths, pathlen, is_view))
+			e.mask |= UINT64CONST(1) << i;
+	for (int i = 0; i < st->nexcl; i++)
+		if (Matches(st, st->nsteps + i, evs, evlen, paths, pathlen, is_view))
+			e.flags = EVENT_EXCLUSION;
+	/* step 1 starts a chain only inside the range */
+	if (e.ts >= st->to)
+		e.mask &= ~UINT64CONST(1);
+	/* a value with a NUL byte cannot come from text; strlen() is safe */
+	if (e.mask & 1)
+		e.tag = FunnelSegmentIndex(aggcxt, st, seg, seglen);
+	if (e.mask != 0 || e.flags != 0)
+		FunnelEventsAdd(aggcxt, &st->events, &e);
+
+	if (has_account &&
+		(!st->has_account || e.ts > st->account_ts ||
+		 (e.ts == st->account_ts && account_id < st->account_id)))
+	{
+		st->has_account = true;
+		st->account_ts = e.ts;
+		st->account_id = account_id;
+	}
+}
+
+/*
  * transfn(state, window, mode, steps, exclusions, from_ts, to_ts, ts,
  * event_name, page_path, segment, account_id)
  */
@@ -314,14 +356,14 @@ dogdb_funnel_visit_transfn(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
 	VisitState *st;
-	FunnelEvent e;
+	int64		ts;
 	text	   *ev = NULL,
-			   *path = NULL;
+			   *path = NULL,
+			   *seg;
 	const char *evs = NULL,
 			   *paths = NULL;
 	int			evlen = 0,
 				pathlen = 0;
-	bool		is_view;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "dogdb_funnel_visit_transfn called in non-aggregate context");
@@ -334,9 +376,9 @@ dogdb_funnel_visit_transfn(PG_FUNCTION_ARGS)
 	}
 	if (PG_ARGISNULL(7))
 		PG_RETURN_POINTER(st);
-	e.ts = PG_GETARG_TIMESTAMPTZ(7);
-	FunnelCheckFinite(e.ts, "ts");
-	if (e.ts < st->from || e.ts - st->window > st->to)
+	ts = PG_GETARG_TIMESTAMPTZ(7);
+	FunnelCheckFinite(ts, "ts");
+	if (ts < st->from || ts - st->window > st->to)
 		PG_RETURN_POINTER(st);
 
 	if (!PG_ARGISNULL(8))
@@ -351,38 +393,10 @@ dogdb_funnel_visit_transfn(PG_FUNCTION_ARGS)
 		paths = VARDATA_ANY(path);
 		pathlen = VARSIZE_ANY_EXHDR(path);
 	}
-	is_view = evs && evlen == 9 && memcmp(evs, "page_view", 9) == 0;
-
-	e.mask = 0;
-	e.tag = 0;
-	e.flags = 0;
-	for (int i = 0; i < st->nsteps; i++)
-		if (Matches(st, i, evs, evlen, paths, pathlen, is_view))
-			e.mask |= UINT64CONST(1) << i;
-	for (int i = 0; i < st->nexcl; i++)
-		if (Matches(st, st->nsteps + i, evs, evlen, paths, pathlen, is_view))
-			e.flags = EVENT_EXCLUSION;
-	/* step 1 starts a chain only inside the range */
-	if (e.ts >= st->to)
-		e.mask &= ~UINT64CONST(1);
-	if (e.mask & 1)
-	{
-		text	   *seg = PG_ARGISNULL(10) ? NULL : PG_GETARG_TEXT_PP(10);
-
-		/* a value with a NUL byte cannot come from text; strlen() is safe */
-		e.tag = FunnelSegmentIndex(aggcxt, st, seg ? VARDATA_ANY(seg) : NULL, seg ? VARSIZE_ANY_EXHDR(seg) : 0);
-	}
-	if (e.mask != 0 || e.flags != 0)
-		FunnelEventsAdd(aggcxt, &st->events, &e);
-
-	if (!PG_ARGISNULL(11) &&
-		(!st->has_account || e.ts > st->account_ts ||
-		 (e.ts == st->account_ts && PG_GETARG_INT64(11) < st->account_id)))
-	{
-		st->has_account = true;
-		st->account_ts = e.ts;
-		st->account_id = PG_GETARG_INT64(11);
-	}
+	seg = PG_ARGISNULL(10) ? NULL : PG_GETARG_TEXT_PP(10);
+	FunnelVisitAdd(aggcxt, st, ts, evs, evlen, paths, pathlen,
+				   seg ? VARDATA_ANY(seg) : NULL, seg ? VARSIZE_ANY_EXHDR(seg) : 0,
+				   !PG_ARGISNULL(11), PG_ARGISNULL(11) ? 0 : PG_GETARG_INT64(11));
 	PG_RETURN_POINTER(st);
 }
 
@@ -398,26 +412,21 @@ CompareSegs(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-Datum
-dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
+/*
+ * Evaluate a visitor's events with run (reset first): the level, the best
+ * chain's times (valid until the run is reset), the index in st->segs of
+ * its segment (-1: none), whether an exclusion falls inside the chain and
+ * the last entry.  Sorts st's events in place.
+ */
+void
+FunnelVisitEval(VisitState *st, FunnelRun *run, FunnelVisitResult *r)
 {
-	VisitState *st = PG_ARGISNULL(0) ? NULL : (VisitState *) PG_GETARG_POINTER(0);
-	TupleDesc	desc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
-	FunnelRun  *run;
-	int			level = 0;
-	int64		last_entry = 0;
-	bool		has_entry = false;
-	bool		excluded = false;
-	const int64_t *times = NULL;
-	Datum	   *d;
-	MemoryContext old;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	if (st == NULL)
-		PG_RETURN_NULL();
+	r->level = 0;
+	r->times = NULL;
+	r->seg = -1;
+	r->excluded = false;
+	r->has_entry = false;
+	r->last_entry = 0;
 
 	/* segment tags renumbered by value order (NULL last) */
 	if (st->nsegs > 1)
@@ -435,11 +444,12 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 			if (st->events.ev[i].mask & 1)
 				st->events.ev[i].tag = rank[st->events.ev[i].tag];
 		memcpy(st->segs, sorted, sizeof(char *) * st->nsegs);
+		pfree(sorted);
+		pfree(rank);
 	}
 
 	funnel_sort_events(st->events.ev, st->events.n);
-	run = FunnelCachedRun(fcinfo, st->nsteps, st->window, st->modes, true);
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	funnel_run_reset(run);
 	for (int64 i = 0; i < st->events.n; i++)
 	{
 		FunnelEvent *e = &st->events.ev[i];
@@ -449,19 +459,55 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 		funnel_run_feed(run, e->ts, e->mask, e->tag);
 		if (e->mask & 1)
 		{
-			last_entry = e->ts;
-			has_entry = true;
+			r->last_entry = e->ts;
+			r->has_entry = true;
 		}
 	}
-	level = funnel_run_level(run);
-	MemoryContextSwitchTo(old);
-	if (level > 0)
+	r->level = funnel_run_level(run);
+	if (r->level > 0)
 	{
-		times = funnel_run_times(run);
-		for (int64 i = 0; i < st->events.n && !excluded; i++)
-			excluded = (st->events.ev[i].flags & EVENT_EXCLUSION) &&
-				st->events.ev[i].ts >= times[0] && st->events.ev[i].ts <= times[level - 1];
+		const int64_t *times = funnel_run_times(run);
+
+		r->times = times;
+		for (int64 i = 0; i < st->events.n && !r->excluded; i++)
+			r->excluded = (st->events.ev[i].flags & EVENT_EXCLUSION) &&
+				st->events.ev[i].ts >= times[0] && st->events.ev[i].ts <= times[r->level - 1];
+		if (st->nsegs > 0 && st->segs[funnel_run_tag(run)] != NULL)
+			r->seg = funnel_run_tag(run);
 	}
+}
+
+Datum
+dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
+{
+	VisitState *st = PG_ARGISNULL(0) ? NULL : (VisitState *) PG_GETARG_POINTER(0);
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	FunnelRun  *run;
+	int			level = 0;
+	int64		last_entry = 0;
+	bool		has_entry = false;
+	bool		excluded = false;
+	const int64_t *times = NULL;
+	Datum	   *d;
+	MemoryContext old;
+	FunnelVisitResult r;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (st == NULL)
+		PG_RETURN_NULL();
+
+	run = FunnelCachedRun(fcinfo, st->nsteps, st->window, st->modes, true);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	FunnelVisitEval(st, run, &r);
+	MemoryContextSwitchTo(old);
+	level = r.level;
+	times = r.times;
+	excluded = r.excluded;
+	last_entry = r.last_entry;
+	has_entry = r.has_entry;
 
 	values[0] = Int32GetDatum(level);
 	d = palloc(sizeof(Datum) * (level + 1));
@@ -469,8 +515,8 @@ dogdb_funnel_visit_finalfn(PG_FUNCTION_ARGS)
 		d[i] = TimestampTzGetDatum(times[i]);
 	values[1] = PointerGetDatum(construct_array(d, level, TIMESTAMPTZOID, sizeof(TimestampTz),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (level > 0 && st->nsegs > 0 && st->segs[funnel_run_tag(run)] != NULL)
-		values[2] = CStringGetTextDatum(st->segs[funnel_run_tag(run)]);
+	if (r.seg >= 0)
+		values[2] = CStringGetTextDatum(st->segs[r.seg]);
 	else
 		nulls[2] = true;
 	values[3] = BoolGetDatum(excluded);

@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 SET TimeZone = 'UTC';
-SELECT plan(35);
+SELECT plan(40);
 
 -- 1500 visitors over 14 days; the data ends 2024-01-15; the range ends earlier
 CREATE TEMP TABLE gen AS SELECT * FROM dogdb_generate_demo_web_events(1500, '2024-01-01', 14, 3);
@@ -162,6 +162,44 @@ SELECT results_eq($$SELECT segment, sum(users) FILTER (WHERE step_no = 1)::bigin
 								  WHERE e.anonymous_id = pv.v AND e.occurred_at = pv.m AND e.page_path = '/' AND e.event_name = 'page_view') x
 					 GROUP BY 1 ORDER BY 1$$,
 				  'report by a properties key: the value at step 1');
+-- the report's one C pass (dogdb_internal.funnel_tally) equals the route through the
+-- per-visitor aggregate dogdb_funnel_visit, in several configurations
+CREATE FUNCTION pg_temp.tally_by_aggregate(breakdown text, mode text, excl text[]) RETURNS TABLE (
+	segment text, step_no integer, reached bigint, open_here bigint, dropped bigint, median_s float8, p90_s float8)
+LANGUAGE sql AS $f$
+	WITH fv AS (SELECT f.* FROM params p, dogdb_internal.funnel_visitors(p.steps, p.from_ts, p.to_ts, p.w, mode, excl, breakdown) f),
+	segs AS (SELECT DISTINCT fv.segment FROM fv)
+	SELECT s.segment, gs.n,
+		   count(f.*) FILTER (WHERE f.level >= gs.n),
+		   count(f.*) FILTER (WHERE f.level = gs.n AND f.still_open),
+		   CASE WHEN gs.n > 1 THEN count(f.*) FILTER (WHERE f.level = gs.n - 1 AND NOT f.still_open) END,
+		   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.times[gs.n] - f.times[gs.n - 1])) FILTER (WHERE f.level >= gs.n AND gs.n > 1),
+		   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.times[gs.n] - f.times[gs.n - 1])) FILTER (WHERE f.level >= gs.n AND gs.n > 1)
+	  FROM segs s CROSS JOIN generate_series(1, 6) gs(n)
+	  LEFT JOIN fv f ON f.segment IS NOT DISTINCT FROM s.segment AND NOT f.excluded
+	 GROUP BY 1, 2
+	UNION ALL
+	SELECT fv.segment, 0, count(*), NULL, NULL, NULL, NULL FROM fv WHERE excl IS NOT NULL AND fv.excluded GROUP BY 1
+	ORDER BY 1 NULLS FIRST, 2
+$f$;
+CREATE FUNCTION pg_temp.tally_in_c(breakdown text, mode text, excl text[]) RETURNS SETOF record
+LANGUAGE sql AS $f$
+	SELECT t.* FROM params p, dogdb_internal.funnel_tally(p.steps, p.from_ts, p.to_ts, p.w, mode, excl, breakdown) t
+	 ORDER BY 1 NULLS FIRST, 2
+$f$;
+SELECT results_eq($$SELECT * FROM pg_temp.tally_in_c(NULL, NULL, NULL) t(a text, b int, c bigint, d bigint, e bigint, f float8, g float8)$$,
+				  $$SELECT * FROM pg_temp.tally_by_aggregate(NULL, NULL, NULL)$$,
+				  'report counts in C = through dogdb_funnel_visit (no breakdown)');
+SELECT results_eq($$SELECT * FROM pg_temp.tally_in_c('client', 'strict_once', ARRAY['/pricing', 'page_ping']) t(a text, b int, c bigint, d bigint, e bigint, f float8, g float8)$$,
+				  $$SELECT * FROM pg_temp.tally_by_aggregate('client', 'strict_once', ARRAY['/pricing', 'page_ping'])$$,
+				  'report counts in C = through dogdb_funnel_visit (client, strict_once, exclusions)');
+SELECT results_eq($$SELECT * FROM pg_temp.tally_in_c('properties.device', 'strict_order,strict_increase', NULL) t(a text, b int, c bigint, d bigint, e bigint, f float8, g float8)$$,
+				  $$SELECT * FROM pg_temp.tally_by_aggregate('properties.device', 'strict_order,strict_increase', NULL)$$,
+				  'report counts in C = through dogdb_funnel_visit (a properties key, two modes)');
+SELECT throws_ok($$SELECT * FROM params p, dogdb_internal.funnel_tally(p.steps, p.from_ts, p.to_ts, p.w, NULL, NULL, 'tier')$$,
+				 '22023', NULL, 'report counts in C: not for breakdowns by account');
+SELECT throws_ok($$SELECT * FROM dogdb_internal.funnel_tally(ARRAY['a', ''], '2024-01-01', '2024-01-02', '1 day', NULL, NULL, NULL)$$,
+				 '22023', NULL, 'report counts in C: arguments checked');
 -- a mode: the report's users per step equal the aggregate's levels in that mode
 SELECT results_eq($$SELECT users FROM params p, dogdb_funnel_report(p.steps, p.from_ts, p.to_ts, p.w, NULL, 'strict_order,strict_deduplication') ORDER BY step_no$$,
 	$$WITH lv AS (
