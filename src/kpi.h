@@ -129,6 +129,16 @@ typedef struct KpiCell
 	int64		revenue;
 } KpiCell;
 
+/* a fact that changed: (month, size, plan_id, KPI_NO_PLAN for none), its old and new values */
+typedef struct KpiFactChange
+{
+	int32		month;
+	int			size;
+	int16		plan_id;
+	KpiCell		old;
+	KpiCell		new;
+} KpiFactChange;
+
 typedef struct KpiState
 {
 	Snapshot	snapshot;		/* every read of the refresh */
@@ -157,6 +167,13 @@ typedef struct KpiState
 	KpiCell    *old_cells;		/* the same, as dogdb_internal.kpi_facts has them */
 	bool		facts_dropped;	/* facts of gone plans or months were deleted */
 	bool		keep_tiers;		/* KpiComputeFacts keeps the tiers of the dirty months */
+
+	/* the facts that changed, for the views (kpi_publish.c) */
+	MemoryContext pubcxt;		/* NULL: not noted */
+	KpiFactChange *pub;
+	int			npub;
+	int			pubcap;
+	bool		pub_unknown;	/* changes not noted (a rebuild): refresh the views */
 } KpiState;
 
 static inline KpiMonth *
@@ -229,6 +246,25 @@ extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months
 
 /* kpi_parallel.c: the full count split with a parallel worker; false: not done */
 extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
+
+/* kpi_refresh.c: the engine's entry point; false if the tables are Citus tables */
+typedef struct KpiUpdateResult
+{
+	int32		months;			/* months recomputed */
+	bool		rebuilt;		/* a full rebuild */
+	bool		changed[3];		/* the facts of retention, usage, revenue changed */
+	bool		published[3];	/* that view was brought up to date in place (publish) */
+} KpiUpdateResult;
+extern bool KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res);
+
+/* kpi_publish.c: the views changed in place by the facts that changed */
+extern void KpiNoteFactChange(KpiState *ks, int32 month, int size, int16 plan_id, const KpiCell *old,
+							  const KpiCell *new);
+extern void KpiPublishFacts(KpiState *ks, const bool *changed, bool *published);
+
+/* kpi_top.c: the checks of the path with nothing to do, without SPI */
+extern bool KpiNothingQueued(KpiState *ks);
+extern bool KpiTableHasRows(Oid relid, Snapshot snapshot);
 
 /* kpi_refresh.c: the engine's statements (prepared once), a query under the refresh's snapshot */
 extern uint64 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,

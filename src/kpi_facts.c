@@ -288,6 +288,7 @@ KpiStoreFacts(KpiState *ks, bool *changed)
 	for (int s = 0; s < KPI_NSIZES; s++)
 		sizes[s] = CStringGetTextDatum(kpi_size_names[s]);
 	changed[0] = changed[1] = changed[2] = ks->facts_dropped;
+	ks->pub_unknown |= ks->facts_dropped;	/* rows deleted that no change notes */
 	for (int32 month = ks->cell0; month <= ks->cell1; month++)
 		for (int s = 0; s < KPI_NSIZES; s++)
 			for (int t = 0; t <= ks->nplans; t++)
@@ -301,6 +302,7 @@ KpiStoreFacts(KpiState *ks, bool *changed)
 
 				if (memcmp(c, o, sizeof(KpiCell)) == 0)
 					continue;
+				KpiNoteFactChange(ks, month, s, none ? KPI_NO_PLAN : (int16) ks->plans[t].plan.plan_id, o, c);
 				changed[0] |= (c->active != o->active || c->churned != o->churned);
 				changed[1] |= (c->active != o->active || c->sessions != o->sessions);
 				changed[2] |= (c->revenue != o->revenue);
