@@ -155,6 +155,7 @@ typedef struct KpiState
 	BillingPlan *plans;			/* sorted by plan_id; tier nplans = no plan */
 	int			nplans;
 	ProrationSpan *spans;		/* by account, then first_day */
+	bool		subscriptions_loaded;	/* spans are loaded */
 
 	KpiMonth	months[KPI_NMONTHS];	/* month m at months[m - KPI_MIN_MONTH] */
 	int32		first_month;	/* churn and revenue: [first_month, current_month] */

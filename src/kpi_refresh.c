@@ -225,9 +225,13 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	SPI_freetuptable(tt);
 }
 
-/* step: accounts, plans, subscriptions; every churn month unknown */
+/*
+ * step: accounts, plans, subscriptions (a full rebuild loads them while a
+ * parallel worker counts sessions, KpiCountSessions); every churn month
+ * unknown
+ */
 static void
-LoadSources(KpiState *ks)
+LoadSources(KpiState *ks, bool full)
 {
 	KpiLoadAccounts(ks);
 	ks->plans = LoadBillingPlans(CurrentMemoryContext, false, &ks->nplans);
@@ -238,7 +242,8 @@ LoadSources(KpiState *ks)
 					 errmsg("plan_id %d is reserved by the KPI engine", KPI_NO_PLAN),
 					 errdetail("The KPI engine stores an account without a plan as plan_id %d.", KPI_NO_PLAN),
 					 errhint("Give the plan another plan_id.")));
-	KpiLoadSubscriptions(ks);
+	if (!full)
+		KpiLoadSubscriptions(ks);
 	ks->first_month = ks->current_month;
 	for (int a = 0; a < ks->naccounts; a++)
 		ks->first_month = Min(ks->first_month, ks->accounts[a].first_month);
@@ -442,8 +447,8 @@ KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 	}
 	if (!done)
 	{
-		LoadSources(ks);
-		StepDone("loading accounts and subscriptions");
+		LoadSources(ks, ch.full);
+		StepDone(ch.full ? "loading accounts" : "loading accounts and subscriptions");
 		if (!ch.full)
 			ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
 		if (ch.full)
