@@ -227,7 +227,6 @@ extern void KpiStoreMonths(KpiState *ks, bool full);
 extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
 extern void KpiStoreChurnState(KpiState *ks);
 extern void KpiStoreCoverage(KpiState *ks);
-extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
 extern Datum KpiMonthDate(int32 month);
 extern bytea *KpiEncodeCounts(const int32 *counts);
 extern bytea *KpiEncodeTiers(const int16 *tiers);
@@ -265,6 +264,7 @@ extern void KpiPublishFacts(KpiState *ks, const bool *changed, bool *published);
 
 /* kpi_top.c: the checks of the path with nothing to do, without SPI */
 extern bool KpiNothingQueued(KpiState *ks);
+extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
 extern bool KpiTableHasRows(Oid relid, Snapshot snapshot);
 
 /* kpi_refresh.c: the engine's statements (prepared once), a query under the refresh's snapshot */

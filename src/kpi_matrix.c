@@ -420,23 +420,6 @@ KpiStoreMonths(KpiState *ks, bool full)
 /*
  * Churn state and coverage
  */
-/* the months the last refresh covered; false if none (or damaged) */
-bool
-KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month)
-{
-	bool		isnull;
-	SPITupleTable *tt;
-
-	if (KpiQuery(ks, "SELECT first_month, last_month FROM dogdb_internal.kpi_coverage",
-				 0, NULL, NULL, true, SPI_OK_SELECT) != 1)
-		return false;
-	tt = SPI_tuptable;
-	*first_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	*last_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
-	SPI_freetuptable(tt);
-	return KpiInHorizon(*first_month) && KpiInHorizon(*last_month);
-}
-
 /* read every account's churn month and the months covered; false if none */
 bool
 KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)

@@ -135,6 +135,18 @@ MonthOfDate(HeapTuple tup, TupleDesc desc, int col, int32 if_null)
 	return cal_month_of_day(d);
 }
 
+/* delete a queue's rows visible to the refresh, into SPI_tuptable; returns their number */
+static uint64
+ConsumeQueue(KpiState *ks, const char *table, const char *query)
+{
+	if (!KpiTableHasRows(DogdbInternalRelationId(table), ks->snapshot))
+	{
+		SPI_tuptable = NULL;
+		return 0;
+	}
+	return KpiQuery(ks, query, 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+}
+
 /* step: consume the marks, dirty accounts and session deltas */
 static void
 ConsumeChanges(KpiState *ks, KpiChanges *ch)
@@ -143,8 +155,9 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	uint64		n;
 	int			cap;
 
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	/* a queue without rows is not deleted from: no statement to plan */
+	n = ConsumeQueue(ks, "kpi_dirty_months",
+					 "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild");
 	tt = SPI_tuptable;
 	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
 	ch->nranges = (int) n;
@@ -158,8 +171,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	n = ConsumeQueue(ks, "kpi_dirty_accounts", "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id");
 	tt = SPI_tuptable;
 	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
 	ch->naccounts = (int) n;
@@ -172,8 +184,8 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	SPI_freetuptable(tt);
 
 	/* one row per statement that changed sessions: three arrays side by side */
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	n = ConsumeQueue(ks, "kpi_session_deltas",
+					 "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions");
 	tt = SPI_tuptable;
 	ch->ndeltas = 0;
 	cap = 1024;

@@ -68,6 +68,32 @@ SlotMonth(TupleTableSlot *slot, Relation rel, const char *column)
 }
 
 /*
+ * The months the last refresh covered (dogdb_internal.kpi_coverage, under
+ * the refresh's snapshot); false if it has not exactly one row, or its
+ * months are outside the horizon
+ */
+bool
+KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month)
+{
+	Relation	rel = table_open(DogdbInternalRelationId("kpi_coverage"), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, ks->snapshot, 0, NULL);
+	bool		ok = false;
+
+	if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		*first_month = SlotMonth(slot, rel, "first_month");
+		*last_month = SlotMonth(slot, rel, "last_month");
+		ok = KpiInHorizon(*first_month) && KpiInHorizon(*last_month) &&
+			!table_scan_getnextslot(scan, ForwardScanDirection, slot);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return ok;
+}
+
+/*
  * Nothing queued for the engine, and the last refresh covered the current
  * month (so no month is new): the facts are up to date.  Reads under the
  * refresh's snapshot what ConsumeChanges and KpiLoadCoverage would.
@@ -76,30 +102,13 @@ bool
 KpiNothingQueued(KpiState *ks)
 {
 	static const char *const queues[] = {"kpi_dirty_months", "kpi_dirty_accounts", "kpi_session_deltas"};
-	Relation	rel;
-	TupleTableSlot *slot;
-	TableScanDesc scan;
-	bool		up_to_date = false;
+	int32		first_month;
+	int32		last_month;
 
 	for (int i = 0; i < (int) lengthof(queues); i++)
 		if (KpiTableHasRows(DogdbInternalRelationId(queues[i]), ks->snapshot))
 			return false;
-
-	/* kpi_coverage: one row, whose months are in the horizon, the last the current one */
-	rel = table_open(DogdbInternalRelationId("kpi_coverage"), AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, ks->snapshot, 0, NULL);
-	if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		up_to_date = KpiInHorizon(SlotMonth(slot, rel, "first_month")) &&
-			SlotMonth(slot, rel, "last_month") == ks->current_month;
-		if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-			up_to_date = false; /* not the state the engine wrote: take the SPI path */
-	}
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, AccessShareLock);
-	return up_to_date;
+	return KpiLoadCoverage(ks, &first_month, &last_month) && last_month == ks->current_month;
 }
 
 /* the engine through its SQL function (the Citus route, citus.c) */
