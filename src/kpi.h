@@ -45,9 +45,14 @@
  * refresh reloads every account and subscription and recomputes those
  * months (a per-account path would need each account's old revenue).
  *
+ * dogdb_refresh_kpis() (kpi_top.c, in C) runs the engine, then brings the
+ * views up to date: in place from the facts the engine noted as changed
+ * (kpi_publish.c), or by REFRESH ... CONCURRENTLY after a rebuild.
+ *
  * A refresh takes one of three paths (kpi_refresh.c):
- * - nothing queued and the same current month: return before loading
- *   anything (dogdb_refresh_kpis() then refreshes no view);
+ * - nothing queued and the same current month: return after heap scans of
+ *   the queue tables and the coverage row, before any SPI statement (no
+ *   view is touched);
  * - only session deltas (kpi_delta.c): read the (month, block) rows and the
  *   account blocks the deltas touch, apply each account's old and new
  *   contribution to its cells (active, sessions; churn where its churn
@@ -59,7 +64,8 @@
  *   that must be recomputed, recompute their facts (kpi_facts.c) and
  *   rewrite those months' rows (kpi_matrix.c).  A full rebuild counts the
  *   sessions with one heap scan split between the leader and a parallel
- *   worker (kpi_scan.c, kpi_parallel.c).
+ *   worker, the heap's blocks handed out in chunks while the leader loads
+ *   the subscriptions (kpi_scan.c, kpi_parallel.c).
  *
  * One snapshot serves the whole refresh (kpi_refresh.c): it is the active
  * snapshot for every read, and the marks and deltas consumed are deleted
