@@ -13,8 +13,9 @@
  * heap scans (KpiNothingQueued), the support step (PL/pgSQL) runs only
  * when dogdb_internal.support_changes has a row (or on a rebuild, or on
  * Citus, where it always rebuilds), and a view is refreshed only when its
- * facts changed.  The log is written, and the result read, by one
- * statement.
+ * facts changed.  The log is written by one INSERT ... ON CONFLICT whose
+ * values are computed here (a statement with few catalog lookups to plan),
+ * and the result read by a SELECT of the log.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -160,10 +162,9 @@ dogdb_refresh_kpis(PG_FUNCTION_ARGS)
 	int			nestlevel;
 	KpiUpdateResult res;
 	bool		support;
-	Oid			argtypes[3] = {TEXTARRAYOID, BOOLOID, FLOAT8OID};
+	Oid			argtypes[3] = {TIMESTAMPTZOID, BOOLOID, NUMERICOID};
 	Datum		args[3];
-	Datum		kpis[4];
-	int			nkpis = 0;
+	char		duration[32];
 	long		secs;
 	int			usecs;
 
@@ -188,30 +189,32 @@ dogdb_refresh_kpis(PG_FUNCTION_ARGS)
 								false, 0, SPI_OK_SELECT);
 	}
 
-	/* the log: the three KPIs (and the support step if it had nothing to do), then every row */
-	kpis[nkpis++] = CStringGetTextDatum("retention");
-	kpis[nkpis++] = CStringGetTextDatum("revenue");
-	if (!support)
-		kpis[nkpis++] = CStringGetTextDatum("support");
-	kpis[nkpis++] = CStringGetTextDatum("usage");
+	/*
+	 * The log: the three KPIs (and the support step if it had nothing to do),
+	 * then every row.  Values computed here, so that the statements are
+	 * cheap to plan in a fresh connection.
+	 */
 	TimestampDifference(t0, GetCurrentTimestamp(), &secs, &usecs);
-	args[0] = PointerGetDatum(construct_array(kpis, nkpis, TEXTOID, -1, false, TYPALIGN_INT));
+	snprintf(duration, sizeof(duration), "%.1f", secs * 1000.0 + usecs / 1000.0);
+	args[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	args[1] = BoolGetDatum(res.rebuilt);
-	args[2] = Float8GetDatum(secs * 1000.0 + usecs / 1000.0);
-	DogdbSpiExecuteWithArgs("WITH u AS ("
-							" INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)"
-							" SELECT k, pg_catalog.clock_timestamp(), k <> 'support' AND $2,"
-							"  CASE WHEN k = 'support' THEN 0.0 ELSE pg_catalog.round($3::pg_catalog.numeric, 1) END"
-							"  FROM pg_catalog.unnest($1) k"
+	args[2] = DirectFunctionCall3(numeric_in, CStringGetDatum(duration), ObjectIdGetDatum(InvalidOid),
+								  Int32GetDatum(-1));
+	DogdbSpiExecuteWithArgs(support ?
+							"INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)"
+							" VALUES ('retention', $1, $2, $3), ('revenue', $1, $2, $3), ('usage', $1, $2, $3)"
 							" ON CONFLICT ON CONSTRAINT kpi_refresh_log_pkey DO UPDATE"
-							"  SET refreshed_at = excluded.refreshed_at, full_rebuild = excluded.full_rebuild,"
-							"   duration_ms = excluded.duration_ms"
-							" RETURNING l.kpi, l.refreshed_at, l.full_rebuild, l.duration_ms)"
-							" SELECT * FROM u"
-							" UNION ALL SELECT l.kpi, l.refreshed_at, l.full_rebuild, l.duration_ms"
-							"  FROM dogdb.kpi_refresh_log l WHERE l.kpi <> ALL ($1)"
-							" ORDER BY 1",
-							3, argtypes, args, NULL, false, 0, SPI_OK_SELECT);
+							" SET refreshed_at = excluded.refreshed_at, full_rebuild = excluded.full_rebuild,"
+							"  duration_ms = excluded.duration_ms" :
+							"INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)"
+							" VALUES ('retention', $1, $2, $3), ('revenue', $1, $2, $3), ('support', $1, false, 0.0),"
+							"  ('usage', $1, $2, $3)"
+							" ON CONFLICT ON CONSTRAINT kpi_refresh_log_pkey DO UPDATE"
+							" SET refreshed_at = excluded.refreshed_at, full_rebuild = excluded.full_rebuild,"
+							"  duration_ms = excluded.duration_ms",
+							3, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
+	DogdbSpiExecute("SELECT kpi, refreshed_at, full_rebuild, duration_ms FROM dogdb.kpi_refresh_log ORDER BY kpi",
+					false, 0, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Datum		values[4];
