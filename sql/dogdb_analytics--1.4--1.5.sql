@@ -479,3 +479,10 @@ ALTER FUNCTION dogdb_funnel_report(text[], timestamptz, timestamptz, interval, t
 -- [funnel2] deserializing a window funnel state is dear: grouped by visitor
 -- the planner keeps the serial plan over the visitor/time index
 ALTER FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) COST 1000;
+-- [kpi3] dogdb_refresh_kpis() in C (src/kpi_top.c): the refresh with
+-- nothing to do takes no PL/pgSQL and no statement but the log's
+CREATE OR REPLACE FUNCTION dogdb_refresh_kpis(rebuild boolean DEFAULT false)
+	RETURNS TABLE (kpi text, refreshed_at timestamptz, full_rebuild boolean, duration_ms numeric)
+	AS 'MODULE_PATHNAME', 'dogdb_refresh_kpis'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;

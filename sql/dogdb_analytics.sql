@@ -830,36 +830,13 @@ COMMENT ON MATERIALIZED VIEW dogdb.kpi_revenue IS 'Revenue KPI by month, company
 
 -- VOLATILE: refreshes the views.  SECURITY DEFINER: refreshing a
 -- materialized view needs its owner; EXECUTE is granted by the owner.
+-- In C (src/kpi_top.c): the engine, then the views whose facts changed,
+-- the support model's step when it has something to do, and the log.
 CREATE FUNCTION dogdb_refresh_kpis(rebuild boolean DEFAULT false)
 	RETURNS TABLE (kpi text, refreshed_at timestamptz, full_rebuild boolean, duration_ms numeric)
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	t0 timestamptz := clock_timestamp();
-	u record;
-BEGIN
-	SELECT * INTO u FROM dogdb_internal.kpi_update_facts(rebuild);
-	-- a view whose facts did not change is already up to date
-	IF u.retention_changed OR rebuild THEN
-		REFRESH MATERIALIZED VIEW CONCURRENTLY dogdb.kpi_retention;
-	END IF;
-	IF u.usage_changed OR rebuild THEN
-		REFRESH MATERIALIZED VIEW CONCURRENTLY dogdb.kpi_usage;
-	END IF;
-	IF u.revenue_changed OR rebuild THEN
-		REFRESH MATERIALIZED VIEW CONCURRENTLY dogdb.kpi_revenue;
-	END IF;
-	PERFORM dogdb_internal.support_refresh(rebuild);	-- the support model, a step of its own (logs itself)
-	INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)
-	SELECT k, clock_timestamp(), u.rebuilt, round(1000 * extract(epoch FROM clock_timestamp() - t0), 1)
-	  FROM unnest(ARRAY['retention', 'usage', 'revenue']) k
-	ON CONFLICT ON CONSTRAINT kpi_refresh_log_pkey DO UPDATE
-	   SET refreshed_at = excluded.refreshed_at, full_rebuild = excluded.full_rebuild,
-		   duration_ms = excluded.duration_ms;
-	RETURN QUERY SELECT l.kpi, l.refreshed_at, l.full_rebuild, l.duration_ms FROM dogdb.kpi_refresh_log l ORDER BY 1;
-END
-$fn$;
+	AS 'MODULE_PATHNAME', 'dogdb_refresh_kpis'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION dogdb_refresh_kpis(boolean) IS 'Bring the KPI views up to date: recomputes only the months that changed since the last refresh (everything with rebuild => true), then REFRESH MATERIALIZED VIEW CONCURRENTLY, so readers are never blocked. Runs as the extension owner; grant EXECUTE to the roles that may refresh';
 REVOKE ALL ON FUNCTION dogdb_refresh_kpis(boolean) FROM PUBLIC;
 

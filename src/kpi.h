@@ -45,9 +45,14 @@
  * refresh reloads every account and subscription and recomputes those
  * months (a per-account path would need each account's old revenue).
  *
+ * dogdb_refresh_kpis() (kpi_top.c, in C) runs the engine, then brings the
+ * views up to date: in place from the facts the engine noted as changed
+ * (kpi_publish.c), or by REFRESH ... CONCURRENTLY after a rebuild.
+ *
  * A refresh takes one of three paths (kpi_refresh.c):
- * - nothing queued and the same current month: return before loading
- *   anything (dogdb_refresh_kpis() then refreshes no view);
+ * - nothing queued and the same current month: return after heap scans of
+ *   the queue tables and the coverage row, before any SPI statement (no
+ *   view is touched);
  * - only session deltas (kpi_delta.c): read the (month, block) rows and the
  *   account blocks the deltas touch, apply each account's old and new
  *   contribution to its cells (active, sessions; churn where its churn
@@ -59,7 +64,8 @@
  *   that must be recomputed, recompute their facts (kpi_facts.c) and
  *   rewrite those months' rows (kpi_matrix.c).  A full rebuild counts the
  *   sessions with one heap scan split between the leader and a parallel
- *   worker (kpi_scan.c, kpi_parallel.c).
+ *   worker, the heap's blocks handed out in chunks while the leader loads
+ *   the subscriptions (kpi_scan.c, kpi_parallel.c).
  *
  * One snapshot serves the whole refresh (kpi_refresh.c): it is the active
  * snapshot for every read, and the marks and deltas consumed are deleted
@@ -129,6 +135,16 @@ typedef struct KpiCell
 	int64		revenue;
 } KpiCell;
 
+/* a fact that changed: (month, size, plan_id, KPI_NO_PLAN for none), its old and new values */
+typedef struct KpiFactChange
+{
+	int32		month;
+	int			size;
+	int16		plan_id;
+	KpiCell		old;
+	KpiCell		new;
+} KpiFactChange;
+
 typedef struct KpiState
 {
 	Snapshot	snapshot;		/* every read of the refresh */
@@ -145,6 +161,7 @@ typedef struct KpiState
 	BillingPlan *plans;			/* sorted by plan_id; tier nplans = no plan */
 	int			nplans;
 	ProrationSpan *spans;		/* by account, then first_day */
+	bool		subscriptions_loaded;	/* spans are loaded */
 
 	KpiMonth	months[KPI_NMONTHS];	/* month m at months[m - KPI_MIN_MONTH] */
 	int32		first_month;	/* churn and revenue: [first_month, current_month] */
@@ -157,6 +174,13 @@ typedef struct KpiState
 	KpiCell    *old_cells;		/* the same, as dogdb_internal.kpi_facts has them */
 	bool		facts_dropped;	/* facts of gone plans or months were deleted */
 	bool		keep_tiers;		/* KpiComputeFacts keeps the tiers of the dirty months */
+
+	/* the facts that changed, for the views (kpi_publish.c) */
+	MemoryContext pubcxt;		/* NULL: not noted */
+	KpiFactChange *pub;
+	int			npub;
+	int			pubcap;
+	bool		pub_unknown;	/* changes not noted (a rebuild): refresh the views */
 } KpiState;
 
 static inline KpiMonth *
@@ -209,13 +233,19 @@ extern void KpiStoreMonths(KpiState *ks, bool full);
 extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
 extern void KpiStoreChurnState(KpiState *ks);
 extern void KpiStoreCoverage(KpiState *ks);
-extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
 extern Datum KpiMonthDate(int32 month);
 extern bytea *KpiEncodeCounts(const int32 *counts);
 extern bytea *KpiEncodeTiers(const int16 *tiers);
 extern bool KpiDecodeCounts(Datum d, int32 *counts);
 extern bool KpiDecodeTiers(Datum d, int16 *tiers);
 extern int32 KpiDateMonth(Datum d);
+
+/* kpi_bulk.c: the month rows of a full rebuild, straight into the heap */
+typedef struct KpiMonthWriter KpiMonthWriter;
+extern KpiMonthWriter *KpiMonthWriterBegin(void);
+extern void KpiMonthWriterAdd(KpiMonthWriter *w, int32 month, int64 block, bytea *counts, bytea *tiers);
+extern void KpiMonthWriterFlush(KpiMonthWriter *w);
+extern void KpiMonthWriterEnd(KpiMonthWriter *w);
 
 /* kpi_facts.c: the facts */
 extern void KpiKeepFacts(KpiState *ks);
@@ -229,6 +259,26 @@ extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months
 
 /* kpi_parallel.c: the full count split with a parallel worker; false: not done */
 extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
+
+/* kpi_refresh.c: the engine's entry point; false if the tables are Citus tables */
+typedef struct KpiUpdateResult
+{
+	int32		months;			/* months recomputed */
+	bool		rebuilt;		/* a full rebuild */
+	bool		changed[3];		/* the facts of retention, usage, revenue changed */
+	bool		published[3];	/* that view was brought up to date in place (publish) */
+} KpiUpdateResult;
+extern bool KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res);
+
+/* kpi_publish.c: the views changed in place by the facts that changed */
+extern void KpiNoteFactChange(KpiState *ks, int32 month, int size, int16 plan_id, const KpiCell *old,
+							  const KpiCell *new);
+extern void KpiPublishFacts(KpiState *ks, const bool *changed, bool *published);
+
+/* kpi_top.c: the checks of the path with nothing to do, without SPI */
+extern bool KpiNothingQueued(KpiState *ks);
+extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);
+extern bool KpiTableHasRows(Oid relid, Snapshot snapshot);
 
 /* kpi_refresh.c: the engine's statements (prepared once), a query under the refresh's snapshot */
 extern uint64 KpiQuery(KpiState *ks, const char *query, int nargs, Oid *argtypes, Datum *args,

@@ -399,7 +399,7 @@ WriteFacts(DeltaState *ds, bool *changed)
 		" ON CONFLICT ON CONSTRAINT kpi_facts_key DO UPDATE SET"
 		" active_accounts = f.active_accounts + $4, churned_accounts = f.churned_accounts + $5,"
 		" sessions = f.sessions + $6"
-		" RETURNING active_accounts = 0 AND churned_accounts = 0 AND sessions = 0 AND revenue_cents = 0";
+		" RETURNING active_accounts, churned_accounts, sessions, revenue_cents";
 	static const char *const del =
 		"DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
 		" AND plan_id IS NOT DISTINCT FROM $3";
@@ -410,6 +410,9 @@ WriteFacts(DeltaState *ds, bool *changed)
 		Datum		args[6];
 		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		bool		isnull;
+		SPITupleTable *tt;
+		KpiCell		old;
+		KpiCell		new;
 
 		if (dc->d.active == 0 && dc->d.churned == 0 && dc->d.sessions == 0)
 			continue;
@@ -423,9 +426,21 @@ WriteFacts(DeltaState *ds, bool *changed)
 		args[4] = Int64GetDatum(dc->d.churned);
 		args[5] = Int64GetDatum(dc->d.sessions);
 		KpiExecute(add, 6, argtypes, args, nulls, SPI_OK_INSERT_RETURNING);
-		if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		if (SPI_processed != 1)
+			elog(ERROR, "KPI fact upsert returned " UINT64_FORMAT " rows", SPI_processed);
+		tt = SPI_tuptable;
+		new.active = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+		new.churned = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+		new.sessions = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
+		new.revenue = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
+		SPI_freetuptable(tt);
+		old.active = new.active - dc->d.active;
+		old.churned = new.churned - dc->d.churned;
+		old.sessions = new.sessions - dc->d.sessions;
+		old.revenue = new.revenue;
+		KpiNoteFactChange(ds->ks, dc->month, dc->size, dc->tier, &old, &new);
+		if (new.active == 0 && new.churned == 0 && new.sessions == 0 && new.revenue == 0)
 			KpiExecute(del, 3, argtypes, args, nulls, SPI_OK_DELETE);
-		SPI_freetuptable(SPI_tuptable);
 	}
 }
 
@@ -499,12 +514,12 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		RowOf(&ds, ch[i].month, block);
 		first = blk->first[slot];
 		churn = blk->churn[slot];
-		if (ch[i].month < first || ch[i].month > ks->current_month || churn == CHURN_NONE)
+		/* a change after the churn month cannot move it */
+		if (ch[i].month < first || ch[i].month > ks->current_month || churn == CHURN_NONE ||
+			ch[i].month > churn)
 			continue;
-		RowOf(&ds, churn, block);
-		if (ch[i].month <= churn)
-			for (int32 m = ch[i].month; m <= ks->current_month; m++)
-				RowOf(&ds, m, block);
+		for (int32 m = ch[i].month; m <= ks->current_month; m++)
+			RowOf(&ds, m, block);
 	}
 	if (hash_get_num_entries(ds.rows) > 0)
 		ReadRows(&ds);

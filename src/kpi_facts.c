@@ -229,6 +229,7 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 	{
 		KpiAccount *a = &ks->accounts[ai];
 		int32	   *churn = &ks->churn[ai];
+		int64		span_end;
 
 		if (*churn == CHURN_UNKNOWN || *churn == CHURN_NONE || *churn >= m0)
 		{
@@ -239,6 +240,9 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 		}
 		if (*churn != CHURN_NONE && KpiMonthOf(ks, *churn)->facts_dirty)
 			Cell(ks, *churn, a->size, KpiTierAt(ks, a, *churn))->churned++;
+		span_end = PG_INT64_MIN;
+		for (int k = 0; k < a->nspans; k++)
+			span_end = Max(span_end, ks->spans[a->span0 + k].end_day);
 
 		for (int k = 0; k < ndirty; k++)
 		{
@@ -254,8 +258,10 @@ KpiComputeFacts(KpiState *ks, int32 m0)
 				c->active++;
 				c->sessions += count;
 			}
+			/* revenue: months that meet one of its subscriptions (sorted by start) */
 			if (a->nspans > 0 && km->revenue_dirty &&
-				month >= ks->first_month && month <= ks->current_month)
+				month >= ks->first_month && month <= ks->current_month &&
+				KpiMonthFirstDay(month) < span_end && KpiMonthFirstDay(month + 1) > ks->spans[a->span0].first_day)
 				AddRevenue(ks, a, month, &tier);
 			if (km->tiers != NULL)
 				km->tiers[ai] = (int16) (tier >= 0 ? tier : KpiTierAt(ks, a, month));
@@ -288,6 +294,7 @@ KpiStoreFacts(KpiState *ks, bool *changed)
 	for (int s = 0; s < KPI_NSIZES; s++)
 		sizes[s] = CStringGetTextDatum(kpi_size_names[s]);
 	changed[0] = changed[1] = changed[2] = ks->facts_dropped;
+	ks->pub_unknown |= ks->facts_dropped;	/* rows deleted that no change notes */
 	for (int32 month = ks->cell0; month <= ks->cell1; month++)
 		for (int s = 0; s < KPI_NSIZES; s++)
 			for (int t = 0; t <= ks->nplans; t++)
@@ -301,6 +308,7 @@ KpiStoreFacts(KpiState *ks, bool *changed)
 
 				if (memcmp(c, o, sizeof(KpiCell)) == 0)
 					continue;
+				KpiNoteFactChange(ks, month, s, none ? KPI_NO_PLAN : (int16) ks->plans[t].plan.plan_id, o, c);
 				changed[0] |= (c->active != o->active || c->churned != o->churned);
 				changed[1] |= (c->active != o->active || c->sessions != o->sessions);
 				changed[2] |= (c->revenue != o->revenue);

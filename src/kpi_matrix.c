@@ -328,7 +328,7 @@ KpiLoadStoredMonths(KpiState *ks)
  * (so that the delta path finds every tier), else the blocks with sessions
  */
 static void
-StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
+StoreMonth(KpiState *ks, SPIPlanPtr insert, KpiMonthWriter *writer, int32 month)
 {
 	bool		covered = (month >= ks->first_month && month <= ks->current_month);
 	KpiMonth   *km = KpiMonthOf(ks, month);
@@ -357,7 +357,9 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 			tv[slot] = KpiStoredTier(ks, km->tiers != NULL ? km->tiers[a] : KpiTierAt(ks, &ks->accounts[a], month));
 			any |= (cv[slot] != 0);
 		}
-		if (any)
+		if (any && writer != NULL)
+			KpiMonthWriterAdd(writer, month, block, KpiEncodeCounts(cv), KpiEncodeTiers(tv));
+		else if (any)
 		{
 			blocks = accumArrayResult(blocks, Int64GetDatum(block), false, INT8OID, CurrentMemoryContext);
 			countarr = accumArrayResult(countarr, PointerGetDatum(KpiEncodeCounts(cv)), false, BYTEAOID,
@@ -366,6 +368,8 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, int32 month)
 									   CurrentMemoryContext);
 		}
 	}
+	if (writer != NULL)
+		KpiMonthWriterFlush(writer);	/* the rows live in the per-month context */
 	if (blocks == NULL)
 		return;
 	args[0] = KpiMonthDate(month);
@@ -390,9 +394,14 @@ KpiStoreMonths(KpiState *ks, bool full)
 	 * leave no dead rows behind (only the engine reads these tables, under
 	 * the refresh lock, and a refresh that finds no state rebuilds).
 	 */
+	KpiMonthWriter *writer = NULL;
+
 	if (full)
+	{
 		DogdbSpiExecute("TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state",
 						false, 0, SPI_OK_UTILITY);
+		writer = KpiMonthWriterBegin();	/* every row is new: straight to the heap */
+	}
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
 		KpiMonth   *km = KpiMonthOf(ks, month);
@@ -408,11 +417,13 @@ KpiStoreMonths(KpiState *ks, bool full)
 		if (!covered && !KpiMonthHasSessions(ks, month))
 			continue;
 		old = MemoryContextSwitchTo(ks->tmpcxt);
-		StoreMonth(ks, insert, month);
+		StoreMonth(ks, insert, writer, month);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(ks->tmpcxt);
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (writer != NULL)
+		KpiMonthWriterEnd(writer);
 	SPI_freeplan(del);
 	SPI_freeplan(insert);
 }
@@ -420,23 +431,6 @@ KpiStoreMonths(KpiState *ks, bool full)
 /*
  * Churn state and coverage
  */
-/* the months the last refresh covered; false if none (or damaged) */
-bool
-KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month)
-{
-	bool		isnull;
-	SPITupleTable *tt;
-
-	if (KpiQuery(ks, "SELECT first_month, last_month FROM dogdb_internal.kpi_coverage",
-				 0, NULL, NULL, true, SPI_OK_SELECT) != 1)
-		return false;
-	tt = SPI_tuptable;
-	*first_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	*last_month = KpiDateMonth(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
-	SPI_freetuptable(tt);
-	return KpiInHorizon(*first_month) && KpiInHorizon(*last_month);
-}
-
 /* read every account's churn month and the months covered; false if none */
 bool
 KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)

@@ -16,6 +16,8 @@
  * half itself.  Both scans run under the refresh's snapshot (the worker
  * restores the leader's active snapshot), over block ranges fixed after
  * the snapshot was taken: every row it can see is in a block below that.
+ * The chunks are handed out by an atomic counter, so that the two finish
+ * together whatever else the leader does or the machine runs.
  * Without a worker (none free, ids not compact, a window too large, not a
  * heap), the caller counts serially.
  *
@@ -24,6 +26,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "port/atomics.h"
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/table.h"
@@ -43,6 +46,8 @@
 
 #define KPI_PARALLEL_KEY 0x6B706901
 #define KPI_OVERFLOW_MAX 65536
+#define KPI_MAX_CHUNKS 512		/* chunks of at least KPI_MIN_CHUNK blocks */
+#define KPI_MIN_CHUNK 1024
 /* the shared matrix no larger than this (1M accounts x 24 months: 96 MB) */
 #define KPI_PARALLEL_MAX_BYTES ((Size) 1024 * 1024 * 1024)
 
@@ -57,8 +62,10 @@ typedef struct KpiParallelShared
 	Oid			relid;
 	AttrNumber	account_att;
 	AttrNumber	created_att;
-	BlockNumber start;			/* the worker's blocks */
-	BlockNumber nblocks;
+	BlockNumber nblocks;		/* the heap's blocks, in chunks of chunk blocks */
+	BlockNumber chunk;
+	pg_atomic_uint32 next_chunk;	/* the next chunk to count */
+	bool		worker_chunk[KPI_MAX_CHUNKS];	/* counted by the worker */
 	int64		min_id;
 	int64		dense_len;
 	int32		month0;			/* the window: months [month0, month0 + nmonths) */
@@ -87,54 +94,71 @@ KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
 	int32	   *row = NULL;
 	int32		month = 0;
 	uint64		n = 0;
+	uint32		c;
 
 	memset(sh->counts, 0, sizeof(int32) * sh->nmonths * sh->dense_len);
-	scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
-	heap_setscanlimits(scan, sh->start, sh->nblocks);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	while ((c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * sh->chunk < sh->nblocks)
 	{
-		int64		off;
-		TimestampTz ts;
+		BlockNumber start = c * sh->chunk;
 
-		slot_getsomeattrs(slot, maxatt);
-		off = DatumGetInt64(slot->tts_values[sh->account_att - 1]) - sh->min_id;
-		ts = DatumGetTimestampTz(slot->tts_values[sh->created_att - 1]);
-		if ((++n & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if ((uint64) off >= (uint64) sh->dense_len)
-			continue;			/* no such account (the leader checks the others) */
-		if (ts < lo || ts >= hi)
+		sh->worker_chunk[c] = true;
+		scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
+		heap_setscanlimits(scan, start, Min(sh->chunk, sh->nblocks - start));
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
-			month = TIMESTAMP_NOT_FINITE(ts) ? KPI_MIN_MONTH - 1 : cal_month_of_timestamp(ts);
-			lo = hi = 0;
-			row = NULL;
-			if (!KpiInHorizon(month))
+			int64		off;
+			TimestampTz ts;
+
+			slot_getsomeattrs(slot, maxatt);
+			off = DatumGetInt64(slot->tts_values[sh->account_att - 1]) - sh->min_id;
+			ts = DatumGetTimestampTz(slot->tts_values[sh->created_att - 1]);
+			if ((++n & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if ((uint64) off >= (uint64) sh->dense_len)
+				continue;			/* no such account (the leader checks the others) */
+			if (ts < lo || ts >= hi)
 			{
-				sh->outside++;
-				continue;
+				month = TIMESTAMP_NOT_FINITE(ts) ? KPI_MIN_MONTH - 1 : cal_month_of_timestamp(ts);
+				lo = hi = 0;
+				row = NULL;
+				if (!KpiInHorizon(month))
+				{
+					sh->outside++;
+					continue;
+				}
+				lo = cal_month_first_day(month) * USECS_PER_DAY;
+				hi = cal_month_first_day(month + 1) * USECS_PER_DAY;
+				if (month >= sh->month0 && month < sh->month0 + sh->nmonths)
+					row = &sh->counts[(Size) (month - sh->month0) * sh->dense_len];
 			}
-			lo = cal_month_first_day(month) * USECS_PER_DAY;
-			hi = cal_month_first_day(month + 1) * USECS_PER_DAY;
-			if (month >= sh->month0 && month < sh->month0 + sh->nmonths)
-				row = &sh->counts[(Size) (month - sh->month0) * sh->dense_len];
+			if (row != NULL)
+			{
+				if (row[off] < PG_INT32_MAX)
+					row[off]++;
+			}
+			else if (sh->noverflow < KPI_OVERFLOW_MAX)
+			{
+				sh->overflow[sh->noverflow].month = month;
+				sh->overflow[sh->noverflow].offset = off;
+				sh->noverflow++;
+			}
+			else
+				sh->overflowed = true;
 		}
-		if (row != NULL)
-		{
-			if (row[off] < PG_INT32_MAX)
-				row[off]++;
-		}
-		else if (sh->noverflow < KPI_OVERFLOW_MAX)
-		{
-			sh->overflow[sh->noverflow].month = month;
-			sh->overflow[sh->noverflow].offset = off;
-			sh->noverflow++;
-		}
-		else
-			sh->overflowed = true;
+		table_endscan(scan);
 	}
-	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
+}
+
+static int
+CountWorkerChunks(KpiParallelShared *sh)
+{
+	int			n = 0;
+
+	for (int c = 0; c < KPI_MAX_CHUNKS; c++)
+		n += sh->worker_chunk[c];
+	return n;
 }
 
 /* add the worker's counts to the leader's matrix */
@@ -177,7 +201,8 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	Oid			relid = DogdbRelationId("sessions");
 	Relation	rel;
 	BlockNumber nblocks;
-	BlockNumber split;
+	BlockNumber chunk;
+	uint32		c;
 	int32		month0;
 	int32		nmonths;
 	Size		size;
@@ -206,7 +231,7 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		table_close(rel, AccessShareLock);
 		return false;			/* not worth a worker */
 	}
-	split = nblocks / 2;
+	chunk = Max(KPI_MIN_CHUNK, (nblocks + KPI_MAX_CHUNKS - 1) / KPI_MAX_CHUNKS);
 
 	EnterParallelMode();
 	pcxt = CreateParallelContext("dogdb_analytics", "KpiParallelScanMain", 1);
@@ -225,8 +250,9 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	sh->relid = relid;
 	sh->account_att = get_attnum(relid, "account_id");
 	sh->created_att = get_attnum(relid, "created_at");
-	sh->start = split;
-	sh->nblocks = nblocks - split;
+	sh->nblocks = nblocks;
+	sh->chunk = chunk;
+	pg_atomic_init_u32(&sh->next_chunk, 0);
 	sh->min_id = ks->min_id;
 	sh->dense_len = ks->dense_len;
 	sh->month0 = month0;
@@ -241,12 +267,20 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		table_close(rel, AccessShareLock);
 		return false;
 	}
-	ereport(DEBUG1, (errmsg_internal("KPI refresh: counting blocks [%u, %u) in a parallel worker",
-									 split, nblocks)));
-	*outside = KpiCountSessionBlocks(ks, 0, split);
+	/* the leader's serial work first, then chunks until none is left */
+	KpiLoadSubscriptions(ks);
+	*outside = 0;
+	while ((c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * chunk < nblocks)
+		*outside += KpiCountSessionBlocks(ks, c * chunk, Min(chunk, nblocks - c * chunk));
 	WaitForParallelWorkersToFinish(pcxt);
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: %d of %u chunks of %u blocks counted in a parallel worker",
+									 CountWorkerChunks(sh), (nblocks + chunk - 1) / chunk, chunk)));
 	if (sh->overflowed)
-		*outside += KpiCountSessionBlocks(ks, split, nblocks - split);
+	{
+		for (c = 0; c * chunk < nblocks; c++)
+			if (sh->worker_chunk[c])
+				*outside += KpiCountSessionBlocks(ks, c * chunk, Min(chunk, nblocks - c * chunk));
+	}
 	else
 	{
 		MergeShared(ks, sh);

@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -134,6 +135,18 @@ MonthOfDate(HeapTuple tup, TupleDesc desc, int col, int32 if_null)
 	return cal_month_of_day(d);
 }
 
+/* delete a queue's rows visible to the refresh, into SPI_tuptable; returns their number */
+static uint64
+ConsumeQueue(KpiState *ks, const char *table, const char *query)
+{
+	if (!KpiTableHasRows(DogdbInternalRelationId(table), ks->snapshot))
+	{
+		SPI_tuptable = NULL;
+		return 0;
+	}
+	return KpiQuery(ks, query, 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+}
+
 /* step: consume the marks, dirty accounts and session deltas */
 static void
 ConsumeChanges(KpiState *ks, KpiChanges *ch)
@@ -142,8 +155,9 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	uint64		n;
 	int			cap;
 
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	/* a queue without rows is not deleted from: no statement to plan */
+	n = ConsumeQueue(ks, "kpi_dirty_months",
+					 "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild");
 	tt = SPI_tuptable;
 	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
 	ch->nranges = (int) n;
@@ -157,8 +171,7 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	}
 	SPI_freetuptable(tt);
 
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	n = ConsumeQueue(ks, "kpi_dirty_accounts", "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id");
 	tt = SPI_tuptable;
 	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
 	ch->naccounts = (int) n;
@@ -171,8 +184,8 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	SPI_freetuptable(tt);
 
 	/* one row per statement that changed sessions: three arrays side by side */
-	n = KpiQuery(ks, "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions",
-				 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
+	n = ConsumeQueue(ks, "kpi_session_deltas",
+					 "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions");
 	tt = SPI_tuptable;
 	ch->ndeltas = 0;
 	cap = 1024;
@@ -224,9 +237,13 @@ ConsumeChanges(KpiState *ks, KpiChanges *ch)
 	SPI_freetuptable(tt);
 }
 
-/* step: accounts, plans, subscriptions; every churn month unknown */
+/*
+ * step: accounts, plans, subscriptions (a full rebuild loads them while a
+ * parallel worker counts sessions, KpiCountSessions); every churn month
+ * unknown
+ */
 static void
-LoadSources(KpiState *ks)
+LoadSources(KpiState *ks, bool full)
 {
 	KpiLoadAccounts(ks);
 	ks->plans = LoadBillingPlans(CurrentMemoryContext, false, &ks->nplans);
@@ -237,7 +254,8 @@ LoadSources(KpiState *ks)
 					 errmsg("plan_id %d is reserved by the KPI engine", KPI_NO_PLAN),
 					 errdetail("The KPI engine stores an account without a plan as plan_id %d.", KPI_NO_PLAN),
 					 errhint("Give the plan another plan_id.")));
-	KpiLoadSubscriptions(ks);
+	if (!full)
+		KpiLoadSubscriptions(ks);
 	ks->first_month = ks->current_month;
 	for (int a = 0; a < ks->naccounts; a++)
 		ks->first_month = Min(ks->first_month, ks->accounts[a].first_month);
@@ -375,48 +393,57 @@ SetCells(KpiState *ks, bool full, int32 old_last)
 }
 
 /*
- * dogdb_internal.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
- *		retention_changed boolean, usage_changed boolean, revenue_changed boolean)
+ * Bring dogdb_internal.kpi_facts up to date (incrementally unless full);
+ * false if the source tables are Citus tables (the caller takes the Citus
+ * route, citus.c).  With nothing queued it returns before any SPI.
  */
-Datum
-dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
+bool
+KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 {
-	int			nestlevel = DogdbPinSearchPath();
-	KpiState   *ks = palloc0(sizeof(KpiState));
+	int			nestlevel;
+	KpiState   *ks;
 	KpiChanges	ch = {0};
-	TupleDesc	desc;
-	Datum		result[5];
-	bool		rnulls[5] = {false, false, false, false, false};
-	bool		changed[3] = {false, false, false};
 	bool		done = false;
 	int32		old_first = 0;
 	int32		old_last = 0;
 	int32		m0;
-	int			months_done = 0;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	memset(res, 0, sizeof(*res));
 	/* the engine scans local heaps: on Citus the facts come from one query (citus.c) */
+	nestlevel = DogdbPinSearchPath();
 	if (DogdbAnyDistributed((const char *const[]) {"sessions", "accounts", "subscriptions", "plan_prices", NULL}))
 	{
 		DogdbRestoreSearchPath(nestlevel);
-		return DogdbKpiUpdateFactsOnCitus(desc, PG_GETARG_BOOL(0));
+		return false;
 	}
-	ch.full = PG_GETARG_BOOL(0);
+	ks = palloc0(sizeof(KpiState));
+	ch.full = full;
 	KpiInitMonthDays();
+	ks->cxt = CurrentMemoryContext;
+	ks->pubcxt = publish ? ks->cxt : NULL;
+
+	/* one refresh at a time; readers of the views are not blocked */
+	LockRelationOid(DogdbInternalRelationId("kpi_month_activity"), ExclusiveLock);
+	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
+	INSTR_TIME_SET_CURRENT(step_start);
+
+	/* nothing queued, the same month: done without SPI or a plan */
+	if (!full && KpiNothingQueued(ks))
+	{
+		StepDone("nothing to do");
+		UnregisterSnapshot(ks->snapshot);
+		DogdbRestoreSearchPath(nestlevel);
+		pfree(ks);
+		return true;
+	}
+
 	/* the engine's statements are short or one-off: compiling them costs more */
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	ks->cxt = CurrentMemoryContext;
 	ks->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "KPI refresh per month", ALLOCSET_DEFAULT_SIZES);
-
 	DogdbSpiConnect();
-	/* one refresh at a time; readers of the views are not blocked */
-	DogdbSpiExecute("LOCK TABLE dogdb_internal.kpi_month_activity IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
-	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	PushActiveSnapshot(ks->snapshot);
-	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
 
-	INSTR_TIME_SET_CURRENT(step_start);
 	ConsumeChanges(ks, &ch);
 	StepDone("consuming the changes");
 	if (!ch.full && ch.nranges == 0 && ch.naccounts == 0 &&
@@ -427,13 +454,13 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 			done = true;
 		else
 			done = KpiApplySessionDeltas(ks, ch.ndeltas, ch.delta_month, ch.delta_account, ch.delta_count,
-										 changed, &months_done);
+										 res->changed, &res->months);
 		StepDone(ch.ndeltas == 0 ? "nothing to do" : done ? "the session deltas" : "the session deltas (given up)");
 	}
 	if (!done)
 	{
-		LoadSources(ks);
-		StepDone("loading accounts and subscriptions");
+		LoadSources(ks, ch.full);
+		StepDone(ch.full ? "loading accounts" : "loading accounts and subscriptions");
 		if (!ch.full)
 			ch.full = !KpiLoadChurnState(ks, &old_first, &old_last);
 		if (ch.full)
@@ -459,22 +486,47 @@ dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
 		if (ch.full || old_first != ks->first_month || old_last != ks->current_month)
 			KpiStoreCoverage(ks);
 		StepDone("storing churn and coverage");
-		KpiStoreFacts(ks, changed);
+		KpiStoreFacts(ks, res->changed);
 		StepDone("storing the facts");
 		for (int32 m = ks->cell0; m <= ks->cell1; m++)
-			months_done += KpiMonthOf(ks, m)->facts_dirty;
+			res->months += KpiMonthOf(ks, m)->facts_dirty;
+	}
+	res->rebuilt = ch.full;
+	ks->pub_unknown |= ch.full;
+	if (publish)
+	{
+		KpiPublishFacts(ks, res->changed, res->published);
+		StepDone("publishing the facts");
 	}
 
 	PopActiveSnapshot();
 	UnregisterSnapshot(ks->snapshot);
 	DogdbSpiFinish();
 	DogdbRestoreSearchPath(nestlevel);
+	return true;
+}
 
-	result[0] = Int32GetDatum(months_done);
-	result[1] = BoolGetDatum(ch.full);
-	result[2] = BoolGetDatum(changed[0]);
-	result[3] = BoolGetDatum(changed[1]);
-	result[4] = BoolGetDatum(changed[2]);
+/*
+ * dogdb_internal.kpi_update_facts(full_rebuild boolean) -> (months integer, rebuilt boolean,
+ *		retention_changed boolean, usage_changed boolean, revenue_changed boolean)
+ */
+Datum
+dogdb_kpi_update_facts(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	KpiUpdateResult res;
+	Datum		result[5];
+	bool		rnulls[5] = {false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!KpiUpdateFacts(PG_GETARG_BOOL(0), false, &res))
+		return DogdbKpiUpdateFactsOnCitus(desc, PG_GETARG_BOOL(0));
+	result[0] = Int32GetDatum(res.months);
+	result[1] = BoolGetDatum(res.rebuilt);
+	result[2] = BoolGetDatum(res.changed[0]);
+	result[3] = BoolGetDatum(res.changed[1]);
+	result[4] = BoolGetDatum(res.changed[2]);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), result, rnulls)));
 }
 

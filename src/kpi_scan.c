@@ -291,6 +291,7 @@ KpiLoadSubscriptions(KpiState *ks)
 	ScanTable(ks, "subscriptions", columns, lengthof(columns), AddSubscription, &load);
 	qsort(load.spans, load.n, sizeof(KpiSpan), CompareSpan);
 	ks->spans = palloc_extended(sizeof(ProrationSpan) * Max(load.n, 1), MCXT_ALLOC_HUGE);
+	ks->subscriptions_loaded = true;
 	for (int i = 0; i < load.n; i++)
 	{
 		KpiAccount *a = &ks->accounts[load.spans[i].account];
@@ -347,14 +348,18 @@ KpiCountSessionBlocks(KpiState *ks, BlockNumber start, BlockNumber nblocks)
 	return scan.outside;
 }
 
-/* count every session of dogdb.sessions into the matrix */
+/* count every session of dogdb.sessions into the matrix; load the subscriptions if not yet */
 void
 KpiCountSessions(KpiState *ks)
 {
 	uint64		outside;
 
 	if (!KpiCountSessionsParallel(ks, &outside))
+	{
+		if (!ks->subscriptions_loaded)
+			KpiLoadSubscriptions(ks);
 		outside = KpiCountSessionBlocks(ks, 0, InvalidBlockNumber);
+	}
 	if (outside > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CHECK_VIOLATION),

@@ -18,7 +18,12 @@
 # Works with whatever KPI engine is installed: it only calls
 # dogdb_generate_demo_data, dogdb_refresh_kpis and writes the source tables.
 #
+# REUSE=1 keeps data already there: with SCALE accounts in dogdb.accounts
+# it skips the generation (and leaves the data in place at the end), so a
+# database generated once can be measured again.
+#
 #	SCALE=200000 SMALL=0 test/bench/scale.sh
+#	PGHOST=... PGDATABASE=big REUSE=1 SMALL=0 test/bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${1:-}" != "--here" ] && [ -z "${PGHOST:-}${PGDATABASE:-}" ]; then
@@ -28,6 +33,7 @@ if [ "${1:-}" != "--here" ] && [ -z "${PGHOST:-}${PGDATABASE:-}" ]; then
 fi
 SCALE=${SCALE:-1000000}
 SMALL=${SMALL:-100000}
+REUSE=${REUSE:-0}
 MONTHS=24
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
@@ -88,7 +94,14 @@ $PSQL -c "CREATE EXTENSION IF NOT EXISTS dogdb_analytics CASCADE" 2>/dev/null
 echo "== KPI engine at $SCALE accounts x $MONTHS months ($(date -u '+%F %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-58s %13s %11s\n' "step (each in a fresh connection)" "time" "peak RssAnon"
 report "idle connection (baseline of the memory column)" "$(measure 'SELECT 1;')"
-generate "$SCALE"
+if [ "$REUSE" = 1 ] && [ "$($PSQL -c 'SELECT count(*) FROM dogdb.accounts')" = "$SCALE" ]; then
+	echo "(reusing the $SCALE accounts already generated)"
+	# the days of sessions of an earlier run stay; its price goes (the full refresh follows)
+	$PSQL -c "DELETE FROM dogdb.plan_prices WHERE effective_from > '2019-01-01'"
+else
+	REUSE=0
+	generate "$SCALE"
+fi
 $PSQL -c "SELECT format('%s sessions; database %s, dogdb.sessions %s with indexes, dogdb.accounts %s',
 	(SELECT count(*) FROM dogdb.sessions), pg_size_pretty(pg_database_size(current_database())),
 	pg_size_pretty(pg_total_relation_size('dogdb.sessions')), pg_size_pretty(pg_total_relation_size('dogdb.accounts')))"
@@ -127,6 +140,8 @@ if [ "$SMALL" -gt 0 ]; then
 		report "incremental, one day ($((SMALL * 45 / 1000)) sessions, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
 	done
 fi
-$PSQL -c "TRUNCATE dogdb.accounts, dogdb.invoice_number_counters CASCADE" \
-	-c "DELETE FROM dogdb.plan_prices WHERE effective_from > '2019-01-01'"
+if [ "$REUSE" != 1 ]; then
+	$PSQL -c "TRUNCATE dogdb.accounts, dogdb.invoice_number_counters CASCADE" \
+		-c "DELETE FROM dogdb.plan_prices WHERE effective_from > '2019-01-01'"
+fi
 echo "== done (load $(cut -d' ' -f1-3 /proc/loadavg))"
