@@ -110,6 +110,7 @@ extern void StripeCtxEnd(StripeCtx *cx);
 
 /* stripe_store.c: the direct writer's table, or NULL: use SQL */
 extern StripeDirectRel *StripeDirectOpen(StripeCtx *cx, StripeTable t);
+extern void StripeDirectForWrite(StripeCtx *cx, StripeDirectRel *dr);
 extern void StripeDirectCloseAll(StripeCtx *cx);
 /* the SQL route: connect to SPI and pin search_path (once per call) */
 extern void StripeSqlEnter(StripeCtx *cx);

@@ -58,11 +58,13 @@ NextCommand(void)
 
 /* the new row into dr->slot (values in column order) */
 static void
-FillSlot(StripeDirectRel *dr, Datum *v, bool *n)
+FillSlot(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n)
 {
-	TupleTableSlot *slot = dr->slot;
+	TupleTableSlot *slot;
 	TupleDesc	desc = RelationGetDescr(dr->rel);
 
+	StripeDirectForWrite(cx, dr);
+	slot = dr->slot;
 	ExecClearTuple(slot);
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -81,11 +83,19 @@ FillSlot(StripeDirectRel *dr, Datum *v, bool *n)
  * Insert dr->slot unless a row with its primary key exists (ExecInsert's
  * speculative insertion).  False and *conflict set if one exists.  The
  * ledger's arrival is drawn once, when the row is first found absent.
+ *
+ * optimistic: where a conflict is rare (the ledger, the versions, the
+ * mapping), the first attempt skips the pre-check: the primary key's entry
+ * is inserted in the "partial" unique mode, which reports any conflicting
+ * entry, live or in progress, so a conflict only costs a killed row and
+ * the normal loop, whose pre-check then finds (or waits for) the other row.
  */
 static bool
-SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer conflict)
+SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer conflict,
+				  bool optimistic)
 {
 	bool		arrival_set = false;
+	bool		precheck = !optimistic;
 
 	for (;;)
 	{
@@ -93,8 +103,10 @@ SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer
 		uint32		token;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!ExecCheckIndexConstraints(dr->rri, dr->slot, cx->estate, conflict, dr->arbiter))
+		if (precheck &&
+			!ExecCheckIndexConstraints(dr->rri, dr->slot, cx->estate, conflict, dr->arbiter))
 			return false;
+		precheck = true;
 		if (OidIsValid(dr->arrival_seq) && !arrival_set)
 		{
 			dr->slot->tts_values[STRIPE_EV_ARRIVAL] = Int64GetDatum(nextval_internal(dr->arrival_seq, true));
@@ -122,8 +134,8 @@ StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n)
 	n[STRIPE_EV_ARRIVAL] = false;
 	v[STRIPE_EV_RECEIVED] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	n[STRIPE_EV_RECEIVED] = false;
-	FillSlot(dr, v, n);
-	if (!SpeculativeInsert(cx, dr, cid, &conflict))
+	FillSlot(cx, dr, v, n);
+	if (!SpeculativeInsert(cx, dr, cid, &conflict, true))
 		return 0;
 	return DatumGetInt64(dr->slot->tts_values[STRIPE_EV_ARRIVAL]);
 }
@@ -134,8 +146,8 @@ StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n
 	ItemPointerData conflict;
 	CommandId	cid = NextCommand();
 
-	FillSlot(dr, v, n);
-	(void) SpeculativeInsert(cx, dr, cid, &conflict);
+	FillSlot(cx, dr, v, n);
+	(void) SpeculativeInsert(cx, dr, cid, &conflict, true);
 }
 
 /* is the event of the new row (created, rank, arrival) greater than the existing row's? */
@@ -164,7 +176,7 @@ StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *
 	CommandId	cid = NextCommand();
 
 	Assert(dr->evcol >= 0);
-	FillSlot(dr, v, n);
+	FillSlot(cx, dr, v, n);
 	for (;;)
 	{
 		ItemPointerData conflict;
@@ -173,7 +185,7 @@ StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *
 		LockTupleMode lockmode;
 		bool		update_indexes;
 
-		if (SpeculativeInsert(cx, dr, cid, &conflict))
+		if (SpeculativeInsert(cx, dr, cid, &conflict, false))
 		{
 			*inserted = true;
 			return STRIPE_APPLIED;

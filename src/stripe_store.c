@@ -277,23 +277,36 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 	dr->lookup_index = c->lookup_index;
 	dr->arrival_seq = c->arrival_seq;
 	dr->evcol = def->evcol;
-	if (t != STRIPE_T_SECRETS)
-	{
-		dr->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(dr->rri, rel, 0, NULL, 0);
-		ExecOpenIndices(dr->rri, true);
-		/* the arbiter: the primary key (CheckIndexes() saw one) */
-		for (int i = 0; i < dr->rri->ri_NumIndices; i++)
-			if (dr->rri->ri_IndexRelationDescs[i]->rd_index->indisprimary)
-				dr->arbiter = list_make1_oid(RelationGetRelid(dr->rri->ri_IndexRelationDescs[i]));
-		if (dr->arbiter == NIL)
-			elog(ERROR, "primary key of \"%s\" not found", RelationGetRelationName(rel));
-		dr->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
-	}
 	dr->existing = table_slot_create(rel, NULL);
 	MemoryContextSwitchTo(old);
 	cx->rels[t] = dr;
 	return dr;
+}
+
+/*
+ * Prepare dr for writing: its indexes open (with what speculative
+ * insertion needs), the primary key as arbiter, a slot for new rows.
+ * Lookups need none of it.
+ */
+void
+StripeDirectForWrite(StripeCtx *cx, StripeDirectRel *dr)
+{
+	MemoryContext old;
+
+	if (dr->rri != NULL)
+		return;
+	old = MemoryContextSwitchTo(cx->estate->es_query_cxt);
+	dr->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(dr->rri, dr->rel, 0, NULL, 0);
+	ExecOpenIndices(dr->rri, true);
+	/* the arbiter: the primary key (CheckIndexes() saw one) */
+	for (int i = 0; i < dr->rri->ri_NumIndices; i++)
+		if (dr->rri->ri_IndexRelationDescs[i]->rd_index->indisprimary)
+			dr->arbiter = list_make1_oid(RelationGetRelid(dr->rri->ri_IndexRelationDescs[i]));
+	if (dr->arbiter == NIL)
+		elog(ERROR, "primary key of \"%s\" not found", RelationGetRelationName(dr->rel));
+	dr->slot = MakeSingleTupleTableSlot(RelationGetDescr(dr->rel), &TTSOpsVirtual);
+	MemoryContextSwitchTo(old);
 }
 
 void
