@@ -7,7 +7,13 @@
  * The HMAC-SHA256 is the server's own (common/hmac.h, OpenSSL underneath
  * when the server is built with it); the header parsing and constant-time
  * comparison are in stripe_sig.c, the event JSON in stripe_core.c, the
- * writes in stripe_apply.c.
+ * rules of the writes in stripe_apply.c, the writes themselves in
+ * stripe_direct.c (heap and index calls) or stripe_sql.c (SQL, for a table
+ * the direct writer refuses; see stripe_store.c).
+ *
+ * Per call: no SPI unless a table takes the SQL route (then SPI is
+ * connected and search_path pinned for the rest of the call); the secrets
+ * are read once per statement, the result row descriptor once per query.
  *
  * Secrets: the table dogdb.stripe_webhook_secrets, which only superusers
  * can read or write.  dogdb_ingest_stripe_event() is SECURITY DEFINER (it
