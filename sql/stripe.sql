@@ -178,3 +178,37 @@ SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', 'logos');
 SELECT * FROM dogdb_cohort_retention('2021-01-01', '2021-06-01', NULL);
 SELECT * FROM dogdb_cohort_retention('2021-01-01', NULL);
 SELECT * FROM dogdb_cohort_retention('2021-06-01', '2021-01-01');
+
+--
+-- 4. The write routes.  Ingestion writes with heap and index calls; a
+-- table with a user trigger, and every table outside READ COMMITTED, is
+-- written through SQL instead, with the same results.
+--
+\set ev_rr '{"id":"evt_rr1","type":"charge.succeeded","created":1625097600,"data":{"object":{"id":"ch_RR","customer":"cus_A101","amount":700,"currency":"usd","status":"succeeded","created":1625097600}}}'
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_rr', NULL);
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_rr', NULL);
+SELECT account_id, charge_id, amount_cents FROM dogdb.stripe_payments WHERE charge_id = 'ch_RR';
+ROLLBACK;
+-- a read-only transaction is refused as SQL refuses it
+BEGIN READ ONLY;
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_rr', NULL);
+ROLLBACK;
+-- a user trigger on the payments fires (that table goes through SQL)
+CREATE TABLE stripe_trigger_log (charge_id text, amount_cents bigint);
+CREATE FUNCTION stripe_log_payment() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.stripe_trigger_log VALUES (NEW.charge_id, NEW.amount_cents);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER log_payment AFTER INSERT ON dogdb.stripe_payments FOR EACH ROW EXECUTE FUNCTION stripe_log_payment();
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_rr', NULL);
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_rr', NULL);
+SELECT * FROM stripe_trigger_log;
+DROP TRIGGER log_payment ON dogdb.stripe_payments;
+-- and without it the next payment is written directly: the trigger is gone
+SELECT * FROM dogdb_ingest_stripe_event(replace(replace(:'ev_rr', 'evt_rr1', 'evt_rr2'), 'ch_RR', 'ch_RR2'), NULL);
+SELECT count(*) AS logged FROM stripe_trigger_log;
+SELECT charge_id, amount_cents FROM dogdb.stripe_payments WHERE charge_id LIKE 'ch_RR%' ORDER BY 1;
+DROP TABLE stripe_trigger_log;
+DROP FUNCTION stripe_log_payment();

@@ -7,7 +7,13 @@
  * The HMAC-SHA256 is the server's own (common/hmac.h, OpenSSL underneath
  * when the server is built with it); the header parsing and constant-time
  * comparison are in stripe_sig.c, the event JSON in stripe_core.c, the
- * writes in stripe_apply.c.
+ * rules of the writes in stripe_apply.c, the writes themselves in
+ * stripe_direct.c (heap and index calls) or stripe_sql.c (SQL, for a table
+ * the direct writer refuses; see stripe_store.c).
+ *
+ * Per call: no SPI unless a table takes the SQL route (then SPI is
+ * connected and search_path pinned for the rest of the call); the secrets
+ * are read once per statement, the result row descriptor once per query.
  *
  * Secrets: the table dogdb.stripe_webhook_secrets, which only superusers
  * can read or write.  dogdb_ingest_stripe_event() is SECURITY DEFINER (it
@@ -208,10 +214,8 @@ typedef struct SecretCache
 static SecretCache secret_cache;
 
 static void
-LoadSecrets(void)
+LoadSecrets(StripeCtx *cx)
 {
-	uint64		i;
-
 	if (secret_cache.cxt != NULL && secret_cache.lxid == MyProc->lxid &&
 		secret_cache.stmt_start == GetCurrentStatementStartTimestamp())
 		return;
@@ -220,37 +224,36 @@ LoadSecrets(void)
 												 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(secret_cache.cxt);
 	secret_cache.lxid = InvalidLocalTransactionId;
-	DogdbSpiExecute("SELECT secret FROM dogdb.stripe_webhook_secrets", true, 0, SPI_OK_SELECT);
-	secret_cache.n = (int) SPI_processed;
-	secret_cache.secrets = MemoryContextAlloc(secret_cache.cxt, (SPI_processed + 1) * sizeof(char *));
-	secret_cache.lens = MemoryContextAlloc(secret_cache.cxt, (SPI_processed + 1) * sizeof(size_t));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		text	   *t = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-
-		secret_cache.lens[i] = VARSIZE_ANY_EXHDR(t);
-		secret_cache.secrets[i] = MemoryContextAlloc(secret_cache.cxt, secret_cache.lens[i] + 1);
-		memcpy(secret_cache.secrets[i], VARDATA_ANY(t), secret_cache.lens[i]);
-	}
+	if (!StripeDirectSecrets(cx, &secret_cache.n, &secret_cache.secrets, &secret_cache.lens,
+							 secret_cache.cxt))
+		StripeSqlSecrets(cx, &secret_cache.n, &secret_cache.secrets, &secret_cache.lens,
+						 secret_cache.cxt);
 	secret_cache.lxid = MyProc->lxid;
 	secret_cache.stmt_start = GetCurrentStatementStartTimestamp();
 }
 
-/* a row (event_id, event_type, outcome) */
+/* a row (event_id, event_type, outcome); the blessed descriptor is kept for the query */
 static Datum
 OutcomeRow(FunctionCallInfo fcinfo, const StripeEvent *ev, StripeOutcome out)
 {
-	TupleDesc	desc;
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		fcinfo->flinfo->fn_extra = desc;
+		MemoryContextSwitchTo(old);
+	}
 	values[0] = CStringGetTextDatum(ev->id);
 	values[1] = CStringGetTextDatum(ev->type);
 	values[2] = CStringGetTextDatum(stripe_outcome_names[out]);
-	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
 /*
@@ -266,9 +269,7 @@ dogdb_ingest_stripe_event(PG_FUNCTION_ARGS)
 	StripeEvent *ev;
 	StripeParseStatus st;
 	StripeOutcome out;
-	int			save_nestlevel;
-	Datum		result;
-	MemoryContext callcxt = CurrentMemoryContext;
+	StripeCtx	cx;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -282,9 +283,8 @@ dogdb_ingest_stripe_event(PG_FUNCTION_ARGS)
 				 errmsg("Stripe event of %zu bytes exceeds the limit of %d bytes", len, STRIPE_MAX_PAYLOAD),
 				 errdetail("Nothing was written.")));
 
-	save_nestlevel = DogdbPinSearchPath();
-	DogdbSpiConnect();
-	LoadSecrets();
+	StripeCtxBegin(&cx, false);
+	LoadSecrets(&cx);
 	if (secret_cache.n > 0)
 	{
 		bool		good = false;
@@ -308,17 +308,9 @@ dogdb_ingest_stripe_event(PG_FUNCTION_ARGS)
 	st = stripe_event_parse(data, len, ev);
 	if (st != STRIPE_PARSE_OK)
 		StripeReportParseError(st, ev);
-	out = StripeIngest(ev, data, len);
-
-	{
-		MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
-
-		result = OutcomeRow(fcinfo, ev, out);
-		MemoryContextSwitchTo(spicxt);
-	}
-	DogdbSpiFinish();
-	DogdbRestoreSearchPath(save_nestlevel);
-	PG_RETURN_DATUM(result);
+	out = StripeIngest(&cx, ev, data, len);
+	StripeCtxEnd(&cx);
+	PG_RETURN_DATUM(OutcomeRow(fcinfo, ev, out));
 }
 
 /*
@@ -339,6 +331,7 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
+	StripeCtx	cx;
 
 	DogdbSpiConnect();
 	/* no event arrives while the facts are rebuilt */
@@ -350,6 +343,7 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 					false, 0, SPI_OK_DELETE);
 
 	ev = palloc(sizeof(StripeEvent));
+	StripeCtxBegin(&cx, true);
 	loopcxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb Stripe replay", ALLOCSET_DEFAULT_SIZES);
 	plan = DogdbSpiPrepare("SELECT arrival, payload FROM dogdb.stripe_events ORDER BY arrival", 0, NULL);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
@@ -375,7 +369,7 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			if (st != STRIPE_PARSE_OK)
 				StripeReportParseError(st, ev);
-			counts[StripeApply(ev, arrival, arrival)]++;
+			counts[StripeApply(&cx, ev, arrival, arrival)]++;
 			events++;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(loopcxt);
@@ -383,6 +377,7 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
+	StripeCtxEnd(&cx);
 	DogdbSpiFinish();
 	DogdbRestoreSearchPath(save_nestlevel);
 

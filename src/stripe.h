@@ -3,9 +3,15 @@
  * stripe.h
  *	  Stripe webhooks into the payments ledger (backend side).
  *
- *	  stripe.c        dogdb_stripe_verify_signature(), the webhook secrets,
- *	                  dogdb_ingest_stripe_event(), dogdb_stripe_replay()
- *	  stripe_apply.c  one event into the ledger and the facts (SPI)
+ *	  stripe.c         dogdb_stripe_verify_signature(), the webhook secrets,
+ *	                   dogdb_ingest_stripe_event(), dogdb_stripe_replay()
+ *	  stripe_apply.c   one event into the ledger and the facts: the rules,
+ *	                   over the store operations below
+ *	  stripe_store.c   the tables: layouts, the cached check of whether a
+ *	                   table may be written directly, opening them
+ *	  stripe_direct.c  the store operations as heap and index accesses
+ *	  stripe_sql.c     the same operations as SQL (SPI plans): the route
+ *	                   for a table the direct writer refuses
  *
  *	  Pure cores: stripe_sig.[ch] (header, constant-time compare) and
  *	  stripe_core.[ch] (event JSON, ranks, MRR).
@@ -16,6 +22,9 @@
 #define DOGDB_STRIPE_H
 
 #include "postgres.h"
+
+#include "nodes/execnodes.h"
+#include "utils/relcache.h"
 
 #include "stripe_core.h"
 
@@ -30,15 +39,107 @@ typedef enum StripeOutcome
 
 extern const char *const stripe_outcome_names[];
 
+/* the tables an ingestion touches; values are passed in column order */
+typedef enum StripeTable
+{
+	STRIPE_T_EVENTS,
+	STRIPE_T_ACCOUNTS,
+	STRIPE_T_CUSTOMERS,
+	STRIPE_T_SUBSCRIPTIONS,
+	STRIPE_T_VERSIONS,
+	STRIPE_T_INVOICES,
+	STRIPE_T_PAYMENTS,
+	STRIPE_T_REFUNDS,
+	STRIPE_T_SECRETS,
+	STRIPE_NTABLES
+} StripeTable;
+
+#define STRIPE_MAX_COLS 20
+
+/* column numbers (0-based) of the ledger dogdb.stripe_events */
+#define STRIPE_EV_ARRIVAL 5
+#define STRIPE_EV_RECEIVED 6
+#define STRIPE_EV_PAYLOAD 7
+
+/* a table as the extension created it */
+typedef struct StripeTableDef
+{
+	const char *relname;
+	int			ncols;
+	const char *colnames[STRIPE_MAX_COLS];
+	Oid			coltypes[STRIPE_MAX_COLS];
+	int			npkey;			/* the primary key: the first npkey columns */
+	int			evcol;			/* facts: event_id, then created, rank, arrival; else -1 */
+	int			lookupcol;		/* a column looked up through an index of its own; else -1 */
+	const char *checks[4];		/* its CHECK constraints, by name */
+} StripeTableDef;
+
+extern const StripeTableDef stripe_tables[STRIPE_NTABLES];
+
+/* a table opened by the direct writer for one call */
+typedef struct StripeDirectRel
+{
+	Relation	rel;
+	ResultRelInfo *rri;			/* with its indexes open */
+	List	   *arbiter;		/* the primary key index */
+	Oid			lookup_index;	/* index on lookupcol, InvalidOid if none */
+	Oid			arrival_seq;	/* the ledger's identity sequence */
+	int			evcol;			/* StripeTableDef.evcol */
+	TupleTableSlot *slot;		/* the new row (virtual) */
+	TupleTableSlot *existing;	/* a row found (the table's own slot type) */
+} StripeDirectRel;
+
+/*
+ * One call's state: whether the direct writer may be used at all (READ
+ * COMMITTED, not read-only), the SPI connection and pinned search_path of
+ * the SQL route (made when first needed), and the tables opened directly.
+ */
+typedef struct StripeCtx
+{
+	bool		direct_ok;
+	bool		spi;			/* connected by us */
+	bool		spi_outer;		/* the caller is connected and pinned */
+	int			nestlevel;
+	EState	   *estate;
+	StripeDirectRel *rels[STRIPE_NTABLES];
+	bool		refused[STRIPE_NTABLES];	/* by the direct writer, this call */
+} StripeCtx;
+
+extern void StripeCtxBegin(StripeCtx *cx, bool spi_outer);
+extern void StripeCtxEnd(StripeCtx *cx);
+
+/* stripe_store.c: the direct writer's table, or NULL: use SQL */
+extern StripeDirectRel *StripeDirectOpen(StripeCtx *cx, StripeTable t);
+extern void StripeDirectForWrite(StripeCtx *cx, StripeDirectRel *dr);
+extern void StripeDirectCloseAll(StripeCtx *cx);
+/* the SQL route: connect to SPI and pin search_path (once per call) */
+extern void StripeSqlEnter(StripeCtx *cx);
+
+/* the store operations (stripe_direct.c; stripe_sql.c the same as SQL) */
+extern int64 StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
+extern int64 StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *key, int resultcol);
+extern void StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
+extern StripeOutcome StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n,
+										bool *inserted);
+extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
+							   int64 **arrivals, text ***payloads);
+extern bool StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
+								MemoryContext cxt);
+
+extern int64 StripeSqlLedgerInsert(StripeCtx *cx, Datum *v, bool *n);
+extern int64 StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key);
+extern void StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n);
+extern StripeOutcome StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted);
+extern int	StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon,
+							int64 **arrivals, text ***payloads);
+extern void StripeSqlSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
+							 MemoryContext cxt);
+
 /* raise 22P02 / 54000 for a parse error of an event */
 extern void StripeReportParseError(StripeParseStatus st, const StripeEvent *ev);
 
-/*
- * Insert the event into the ledger (unless it is there: DUPLICATE) and
- * apply it to the facts.  Caller is connected to SPI with search_path
- * pinned.
- */
-extern StripeOutcome StripeIngest(const StripeEvent *ev, const char *payload, size_t len);
+/* Insert the event into the ledger (unless it is there: DUPLICATE) and apply it. */
+extern StripeOutcome StripeIngest(StripeCtx *cx, const StripeEvent *ev, const char *payload, size_t len);
 
 /*
  * Apply an event already in the ledger (arrival number given) to the
@@ -46,6 +147,6 @@ extern StripeOutcome StripeIngest(const StripeEvent *ev, const char *payload, si
  * that waited are applied if they arrived before horizon (the arrival of
  * the event being ingested or replayed).
  */
-extern StripeOutcome StripeApply(const StripeEvent *ev, int64 arrival, int64 horizon);
+extern StripeOutcome StripeApply(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon);
 
 #endif							/* DOGDB_STRIPE_H */

@@ -4,7 +4,7 @@
 CREATE EXTENSION dogdb_analytics CASCADE;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 \ir ../stripe_reference.sql
-SELECT plan(29);
+SELECT plan(37);
 
 -- facts without arrival numbers (they differ between orders by design)
 CREATE FUNCTION pg_temp.facts() RETURNS text LANGUAGE sql AS $$
@@ -87,6 +87,82 @@ SELECT is((SELECT count(*) FROM order_results WHERE NOT same), 0::bigint,
 		  'every permutation and random order gives the same facts');
 SELECT is((SELECT count(*) FROM order_results WHERE replay_same), (SELECT count(*) FROM order_results WHERE replay_same IS NOT NULL),
 		  'replay after any order gives the same facts');
+
+--
+-- The direct writer (heap and index calls) against the SQL route on the
+-- same generated traffic: a trigger on a table sends that table's writes
+-- through SQL (stripe_store.c), so with one on every table it is all SQL
+--
+CREATE FUNCTION pg_temp.ledger() RETURNS text LANGUAGE sql AS $$
+SELECT string_agg(concat_ws('|', event_id, event_type, object_id, link_id, created, md5(payload)), E'\n' ORDER BY event_id)
+  FROM dogdb.stripe_events
+$$;
+CREATE TEMP TABLE trig_log (tbl text, op text);
+CREATE FUNCTION pg_temp.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO pg_temp.trig_log VALUES (TG_TABLE_NAME, TG_OP);
+	RETURN NEW;
+END $$;
+CREATE FUNCTION pg_temp.set_triggers(tables text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['stripe_events', 'stripe_customer_accounts', 'stripe_customers', 'stripe_subscriptions',
+							 'stripe_subscription_versions', 'stripe_invoices', 'stripe_payments', 'stripe_refunds'] LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS tap_log ON dogdb.%I', t);
+		IF t = ANY (tables) THEN
+			EXECUTE format('CREATE TRIGGER tap_log AFTER INSERT OR UPDATE ON dogdb.%I FOR EACH ROW EXECUTE FUNCTION pg_temp.log_row()', t);
+		END IF;
+	END LOOP;
+END $$;
+SELECT pg_temp.gen_stripe(150, 0.25) \g /dev/null
+-- (the generated set plus the small set: refunds and invoices too)
+CREATE TEMP TABLE route_in AS
+SELECT n, body FROM pg_temp.gen UNION ALL SELECT 100000 + n, body FROM small_set;
+DROP TABLE gen_ev;	-- (gen_stripe() runs again below, in this transaction)
+CREATE TEMP TABLE route_runs (route text, outcomes text, facts text, ledger text);
+CREATE FUNCTION pg_temp.route_run(route text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_temp.reset();
+	INSERT INTO route_runs
+	SELECT route, string_agg(concat_ws('|', n, o.event_id, o.outcome), E'\n' ORDER BY n), pg_temp.facts(), pg_temp.ledger()
+	  FROM (SELECT * FROM route_in ORDER BY n) r, LATERAL dogdb_ingest_stripe_event(r.body, NULL) o;
+END $$;
+SELECT pg_temp.route_run('direct') \g /dev/null
+SELECT pg_temp.set_triggers(ARRAY['stripe_events', 'stripe_customer_accounts', 'stripe_customers', 'stripe_subscriptions',
+								  'stripe_subscription_versions', 'stripe_invoices', 'stripe_payments', 'stripe_refunds']) \g /dev/null
+SELECT pg_temp.route_run('sql') \g /dev/null
+SELECT is((SELECT count(DISTINCT tbl) FROM trig_log), 8::bigint,
+		  'with a user trigger on every table, every table is written through SQL (the triggers fire)');
+SELECT is((SELECT count(*) FROM trig_log WHERE tbl = 'stripe_events'), (SELECT count(*) FROM dogdb.stripe_events),
+		  'the ledger trigger fired once per ledger row');
+SELECT ok((SELECT facts ~ '(^|\n)p ' AND facts ~ '(^|\n)r ' AND facts ~ '(^|\n)i ' AND facts ~ '(^|\n)v '
+			  AND outcomes ~ '\|duplicate(\n|$)' AND outcomes ~ '\|stale(\n|$)'
+			 FROM route_runs WHERE route = 'direct'),
+		  'the traffic yields payments, refunds, invoices, versions, duplicates and stale events');
+SELECT is((SELECT outcomes FROM route_runs WHERE route = 'sql'), (SELECT outcomes FROM route_runs WHERE route = 'direct'),
+		  'direct writer and SQL route: the same outcome for every delivery (duplicates, stale, ignored)');
+SELECT is((SELECT facts FROM route_runs WHERE route = 'sql'), (SELECT facts FROM route_runs WHERE route = 'direct'),
+		  'direct writer and SQL route: the same facts');
+SELECT is((SELECT ledger FROM route_runs WHERE route = 'sql'), (SELECT ledger FROM route_runs WHERE route = 'direct'),
+		  'direct writer and SQL route: the same ledger');
+-- one table through SQL, the others direct; then none: the triggers are gone
+TRUNCATE trig_log;
+SELECT pg_temp.set_triggers(ARRAY['stripe_payments']) \g /dev/null
+SELECT pg_temp.route_run('mixed') \g /dev/null
+SELECT pg_temp.set_triggers(ARRAY[]::text[]) \g /dev/null
+SELECT pg_temp.route_run('direct again') \g /dev/null
+SELECT ok((SELECT count(*) FROM trig_log WHERE tbl = 'stripe_payments') > 0
+		  AND (SELECT count(*) FROM trig_log WHERE tbl <> 'stripe_payments') = 0
+		  AND (SELECT count(DISTINCT (outcomes, facts, ledger)) FROM route_runs) = 1,
+		  'a trigger on one table routes only that table through SQL, dropping it routes it back; the same results');
+-- a redelivery in the same statement and in a later one: one ledger row
+SELECT pg_temp.reset() \g /dev/null
+SELECT is((SELECT array_agg(o.outcome ORDER BY k) FROM (VALUES (1), (2)) v(k),
+				 LATERAL dogdb_ingest_stripe_event(CASE WHEN k > 0 THEN (SELECT body FROM small_set WHERE n = 6) END, NULL) o)
+		  || (SELECT array_agg(outcome) FROM dogdb_ingest_stripe_event((SELECT body FROM small_set WHERE n = 6), NULL)),
+		  ARRAY['applied', 'duplicate', 'duplicate'],
+		  'a redelivery in the same statement or a later one is a duplicate');
 
 -- the ingest role: EXECUTE on ingest and nothing else
 SELECT ok(has_function_privilege('dogdb_ingest', 'dogdb_ingest_stripe_event(text, text)', 'EXECUTE'),
