@@ -393,12 +393,17 @@ dogdb_import_legacy(PG_FUNCTION_ARGS)
 					imported,
 					rejected;
 
-		rows_read = (int64) ImportStage(spec, relids[i], extschema);
-		ImportJudge(spec);
-		imported = ImportWriteAccepted(spec->target, spec->dup_order, spec->dup_reason);
-		ImportKeyRows(IMPORT_REJECTED);
-		rejected = ImportWriteRejects(spec->source_table);
-		ImportExec("DROP TABLE " IMPORT_STAGE, SPI_OK_UTILITY);
+		/* licenses stream when they can (import_license.c) */
+		if (spec->target != IMPORT_LICENSES ||
+			!ImportLicensesStreamed(relids[i], &rows_read, &imported, &rejected))
+		{
+			rows_read = (int64) ImportStage(spec, relids[i], extschema);
+			ImportJudge(spec);
+			imported = ImportWriteAccepted(spec->target, spec->dup_order, spec->dup_reason);
+			ImportKeyRows(IMPORT_REJECTED);
+			rejected = ImportWriteRejects(spec->source_table);
+			ImportExec("DROP TABLE " IMPORT_STAGE, SPI_OK_UTILITY);
+		}
 
 		values[0] = CStringGetTextDatum(spec->source_table);
 		values[1] = Int64GetDatum(rows_read);
