@@ -152,6 +152,7 @@ typedef struct LicenseStep
 {
 	MemoryContext cxt;			/* everything kept; bounded */
 	MemoryContext rowcxt;		/* reset per row */
+	MemoryContext scancxt;		/* the index scans' (btgettuple keeps allocations) */
 	Size		limit;
 	Snapshot	snapshot;
 	Relation	source;
@@ -279,6 +280,20 @@ AddReject(LicenseStep *st, ItemPointer tid, char *reason, char *source_key)
 	st->nrejects++;
 }
 
+/*
+ * the next tuple of an index scan, in the scans' context: btgettuple
+ * allocates what it keeps across calls (killed items) where it is called
+ */
+static bool
+IndexNext(LicenseStep *st, IndexScanDesc scan, TupleTableSlot *slot)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->scancxt);
+	bool		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+
+	MemoryContextSwitchTo(old);
+	return found;
+}
+
 /* what account id is: missing, someone else's or ours (probed once) */
 static AccountEntry *
 Account(LicenseStep *st, int64 id)
@@ -290,10 +305,13 @@ Account(LicenseStep *st, int64 id)
 	{
 		ScanKeyData key;
 
+		MemoryContext old = MemoryContextSwitchTo(st->scancxt);
+
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 		index_rescan(st->account_scan, &key, 1, NULL, 0);
 		e->state = ACCOUNT_MISSING;
-		if (index_getnext_slot(st->account_scan, ForwardScanDirection, st->account_slot))
+		MemoryContextSwitchTo(old);
+		if (IndexNext(st, st->account_scan, st->account_slot))
 		{
 			bool		isnull;
 			Datum		xmin = slot_getsysattr(st->account_slot, MinTransactionIdAttributeNumber, &isnull);
@@ -314,10 +332,13 @@ ImportedBefore(LicenseStep *st, const Candidate *c, bool *same)
 	TupleTableSlot *slot = st->license_slot;
 	bool		isnull;
 
+	MemoryContext old = MemoryContextSwitchTo(st->scancxt);
+
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   st->license_idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(id));
 	index_rescan(st->license_scan, &key, 1, NULL, 0);
-	if (!index_getnext_slot(st->license_scan, ForwardScanDirection, slot))
+	MemoryContextSwitchTo(old);
+	if (!IndexNext(st, st->license_scan, slot))
 		return NULL;
 	*same = DatumGetInt64(slot_getattr(slot, st->lic_att[0], &isnull)) == c->account_id;
 	for (int f = 1; f <= 2 && *same; f++)
@@ -500,6 +521,8 @@ StartStep(LicenseStep *st, Oid relid)
 	st->lic_att[0] = get_attnum(RelationGetRelid(st->licenses), "account_id");
 	st->lic_att[1] = get_attnum(RelationGetRelid(st->licenses), "role");
 	st->lic_att[2] = get_attnum(RelationGetRelid(st->licenses), "status");
+
+	st->scancxt = CurrentMemoryContext;
 
 	/* one snapshot for everything read: after the lock, seeing the earlier steps */
 	CommandCounterIncrement();
