@@ -5,7 +5,8 @@
  *	  legacy tables.  import.c stages and judges the source rows with
  *	  set-based SQL; import_write.c writes the verdicts through the bulk
  *	  writer (bulk_insert.c) with the locks that stand in for the foreign
- *	  keys.
+ *	  keys; import_license.c streams the license step (no staging) when it
+ *	  can.
  *
  *-------------------------------------------------------------------------
  */

@@ -50,7 +50,6 @@
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
-#include "common/hashfn.h"
 #include "common/md5.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -68,116 +67,9 @@
 #include "utils/varlena.h"
 
 #include "common.h"
-#include "import.h"
+#include "import_license.h"
 #include "license.h"
 
-/* a valid row: the best so far of its license id */
-typedef struct Candidate
-{
-	ItemPointerData tid;		/* the source row */
-	bool		updated_null;
-	int64		account_id;
-	TimestampTz created_at;
-	TimestampTz updated_at;
-	char	   *source_key;		/* its reject key, if computed (step 3) */
-	uint32		len[LICENSE_NFIELDS];
-	char		data[FLEXIBLE_ARRAY_MEMBER];	/* license_id, role, status */
-} Candidate;
-
-#define CAND_FIELD(c, f) \
-	((c)->data + ((f) > 0 ? (c)->len[0] : 0) + ((f) > 1 ? (c)->len[1] : 0))
-
-typedef struct CandidateEntry
-{
-	Candidate  *cand;
-	uint32		hash;
-	char		status;
-} CandidateEntry;
-
-#define SH_PREFIX cands
-#define SH_ELEMENT_TYPE CandidateEntry
-#define SH_KEY_TYPE Candidate *
-#define SH_KEY cand
-#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key)->data, (int) (key)->len[0])
-#define SH_EQUAL(tb, a, b) ((a)->len[0] == (b)->len[0] && memcmp((a)->data, (b)->data, (a)->len[0]) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a) ((a)->hash)
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-/* what a referenced account is */
-#define ACCOUNT_MISSING 0
-#define ACCOUNT_OTHERS	1		/* to be locked FOR KEY SHARE */
-#define ACCOUNT_OURS	2		/* created by this transaction: no lock */
-#define ACCOUNT_LOCKED	3
-
-typedef struct AccountEntry
-{
-	int64		account_id;
-	char		status;
-	char		state;
-} AccountEntry;
-
-#define SH_PREFIX accts
-#define SH_ELEMENT_TYPE AccountEntry
-#define SH_KEY_TYPE int64
-#define SH_KEY account_id
-#define SH_HASH_KEY(tb, key) murmurhash32((uint32) (key) ^ (uint32) ((uint64) (key) >> 32))
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-/* a row to quarantine */
-typedef struct Reject
-{
-	ItemPointerData tid;
-	char	   *reason;
-	char	   *source_key;		/* NULL: computed when written */
-} Reject;
-
-/* occurrences of a row hash among the rows keyed so far */
-typedef struct Occurrence
-{
-	char		hash[32];
-	int64		n;
-} Occurrence;
-
-#define SOURCE_KEY_MAX 64		/* longer keys in the quarantine match no row */
-
-typedef struct LicenseStep
-{
-	MemoryContext cxt;			/* everything kept; bounded */
-	MemoryContext rowcxt;		/* reset per row */
-	MemoryContext scancxt;		/* the index scans' (btgettuple keeps allocations) */
-	Size		limit;
-	Snapshot	snapshot;
-	Relation	source;
-	AttrNumber	src_att[4];		/* account_id, license_data, created_at, updated_at */
-	Oid			account_type;
-	FmgrInfo	to_jsonb;
-	Relation	accounts;
-	Relation	accounts_pk;
-	IndexScanDesc account_scan;
-	TupleTableSlot *account_slot;
-	accts_hash *accts;
-	Relation	licenses;
-	Relation	license_idx;
-	IndexScanDesc license_scan; /* NULL when dogdb.licenses is empty */
-	TupleTableSlot *license_slot;
-	AttrNumber	lic_att[3];		/* account_id, role, status of licenses */
-	HTAB	   *old_keys;		/* keys quarantined before; NULL if none */
-	HTAB	   *occurrences;
-	cands_hash *cands;
-	char	   *arena;			/* candidates are carved from here */
-	Size		arena_left;
-	Reject	   *rejects;
-	int64		nrejects;
-	int64		maxrejects;
-} LicenseStep;
 
 static const char *const source_columns[4] = {"account_id", "license_data", "created_at", "updated_at"};
 
@@ -232,8 +124,8 @@ ArenaAlloc(LicenseStep *st, Size size)
 }
 
 /* md5 of the source row in slot as jsonb (also returned), the reject key's start */
-static void
-RowHash(LicenseStep *st, TupleTableSlot *slot, char *hash, Jsonb **json)
+void
+ImportLicenseRowHash(LicenseStep *st, TupleTableSlot *slot, char *hash, Jsonb **json)
 {
 	Datum		row = ExecFetchSlotHeapTupleDatum(slot);
 	Jsonb	   *jb = DatumGetJsonbP(FunctionCall1(&st->to_jsonb, row));
@@ -249,14 +141,14 @@ RowHash(LicenseStep *st, TupleTableSlot *slot, char *hash, Jsonb **json)
 }
 
 /* the reject key of the row in slot: its hash and occurrence number (in cxt) */
-static char *
-SourceKey(LicenseStep *st, TupleTableSlot *slot, Jsonb **json)
+char *
+ImportLicenseSourceKey(LicenseStep *st, TupleTableSlot *slot, Jsonb **json)
 {
 	char		hash[33];
 	Occurrence *occ;
 	bool		found;
 
-	RowHash(st, slot, hash, json);
+	ImportLicenseRowHash(st, slot, hash, json);
 	occ = hash_search(st->occurrences, hash, HASH_ENTER, &found);
 	if (!found)
 		occ->n = 0;
@@ -467,7 +359,7 @@ JudgeRow(LicenseStep *st, TupleTableSlot *slot)
 	{
 		bool		found;
 
-		key = SourceKey(st, slot, NULL);
+		key = ImportLicenseSourceKey(st, slot, NULL);
 		if (strlen(key) < SOURCE_KEY_MAX)
 		{
 			hash_search(st->old_keys, key, HASH_FIND, &found);
@@ -631,120 +523,6 @@ ScanSource(LicenseStep *st, int64 *rows_read)
 	return fits;
 }
 
-/* the write order: account_id, then license_id's bytes */
-static int
-CompareWrite(const void *pa, const void *pb)
-{
-	const Candidate *a = *(Candidate *const *) pa;
-	const Candidate *b = *(Candidate *const *) pb;
-	int			c;
-
-	if (a->account_id != b->account_id)
-		return a->account_id < b->account_id ? -1 : 1;
-	c = memcmp(a->data, b->data, Min(a->len[0], b->len[0]));
-	return c != 0 ? c : (a->len[0] > b->len[0]) - (a->len[0] < b->len[0]);
-}
-
-/* step 5: the winners, sorted, their accounts locked in batches */
-static int64
-WriteWinners(LicenseStep *st, BulkInsert *bulk)
-{
-	Candidate **all = MemoryContextAllocHuge(st->cxt, sizeof(Candidate *) * Max(st->cands->members, 1));
-	int64		n = 0;
-	cands_iterator it;
-	CandidateEntry *e;
-	SPIPlanPtr	lock_plan = ImportPrepareAccountLock();
-	int64		lock_ids[BULK_INSERT_BATCH];
-	int			nlock = 0;
-
-	cands_start_iterate(st->cands, &it);
-	while ((e = cands_iterate(st->cands, &it)) != NULL)
-		all[n++] = e->cand;
-	qsort(all, n, sizeof(Candidate *), CompareWrite);
-	for (int64 i = 0; i < n; i++)
-	{
-		Candidate  *c = all[i];
-		AccountEntry *account = accts_lookup(st->accts, c->account_id);
-		Datum		values[IMPORT_LICENSE_NCOLUMNS];
-		bool		nulls[IMPORT_LICENSE_NCOLUMNS] = {0};
-		MemoryContext old;
-
-		if (account->state == ACCOUNT_OTHERS)
-		{
-			account->state = ACCOUNT_LOCKED;
-			lock_ids[nlock++] = c->account_id;
-			if (nlock == BULK_INSERT_BATCH)
-			{
-				ImportLockAccounts(lock_plan, lock_ids, nlock);
-				nlock = 0;
-			}
-		}
-		old = MemoryContextSwitchTo(st->rowcxt);
-		values[0] = PointerGetDatum(cstring_to_text_with_len(c->data, c->len[0]));
-		values[1] = Int64GetDatum(c->account_id);
-		values[2] = PointerGetDatum(cstring_to_text_with_len(CAND_FIELD(c, 1), c->len[1]));
-		values[3] = PointerGetDatum(cstring_to_text_with_len(CAND_FIELD(c, 2), c->len[2]));
-		values[4] = TimestampTzGetDatum(c->created_at);
-		values[5] = TimestampTzGetDatum(c->updated_at);
-		nulls[5] = c->updated_null;
-		BulkInsertRow(bulk, values, nulls);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(st->rowcxt);
-	}
-	ImportLockAccounts(lock_plan, lock_ids, nlock);
-	SPI_freeplan(lock_plan);
-	return n;
-}
-
-static int
-CompareRejectTid(const void *a, const void *b)
-{
-	return ItemPointerCompare(&((Reject *) a)->tid, &((Reject *) b)->tid);
-}
-
-/* step 6: quarantine the rejects, in source order */
-static void
-WriteRejects(LicenseStep *st)
-{
-	Oid			relid = DogdbRelationId("import_rejects");
-	BulkInsert *bulk = BulkInsertBegin(relid, import_reject_columns, IMPORT_REJECT_NCOLUMNS,
-									   NULL, 0, NULL, 0);
-	Oid			seq = getIdentitySequence(relid, 1, false);
-	TupleTableSlot *slot = table_slot_create(st->source, NULL);
-	Datum		source_table = CStringGetTextDatum("customer_licenses");
-
-	qsort(st->rejects, st->nrejects, sizeof(Reject), CompareRejectTid);
-	for (int64 i = 0; i < st->nrejects; i++)
-	{
-		Reject	   *r = &st->rejects[i];
-		Datum		values[IMPORT_REJECT_NCOLUMNS];
-		bool		nulls[IMPORT_REJECT_NCOLUMNS] = {0};
-		Jsonb	   *json;
-		char		hash[33];
-		MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
-
-		CHECK_FOR_INTERRUPTS();
-		if (!table_tuple_fetch_row_version(st->source, &r->tid, st->snapshot, slot))
-			elog(ERROR, "legacy license row (%u,%u) vanished",
-				 ItemPointerGetBlockNumber(&r->tid), ItemPointerGetOffsetNumber(&r->tid));
-		if (r->source_key != NULL)
-			RowHash(st, slot, hash, &json);
-		else
-			r->source_key = SourceKey(st, slot, &json);
-		values[0] = Int64GetDatum(nextval_internal(seq, false));
-		values[1] = source_table;
-		values[2] = CStringGetTextDatum(r->source_key);
-		values[3] = JsonbPGetDatum(json);
-		values[4] = CStringGetTextDatum(r->reason);
-		values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		BulkInsertRow(bulk, values, nulls);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(st->rowcxt);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	BulkInsertEnd(bulk);
-}
-
 bool
 ImportLicensesStreamed(Oid relid, int64 *rows_read, int64 *imported, int64 *rejected)
 {
@@ -766,10 +544,10 @@ ImportLicensesStreamed(Oid relid, int64 *rows_read, int64 *imported, int64 *reje
 		BulkInsertEnd(bulk);
 		return false;
 	}
-	*imported = WriteWinners(&st, bulk);
+	*imported = ImportLicenseWriteWinners(&st, bulk);
 	BulkInsertEnd(bulk);
 	*rejected = st.nrejects;
-	WriteRejects(&st);
+	ImportLicenseWriteRejects(&st);
 	EndStep(&st);
 	return true;
 }
