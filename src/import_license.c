@@ -535,6 +535,8 @@ ImportLicensesStreamed(Oid relid, int64 *rows_read, int64 *imported, int64 *reje
 		return false;
 	/* refuse early what the bulk writer refuses (a user's trigger, rule, key) */
 	bulk = BulkInsertBegin(licenses, import_license_columns, IMPORT_LICENSE_NCOLUMNS, &fkey, 1, NULL, 0);
+	/* written in account order: the license id index is filled sorted at the end */
+	BulkInsertSortIndex(bulk, "licenses_license_id_key");
 	*rows_read = 0;
 	if (!StartStep(&st, relid) || !ScanSource(&st, rows_read))
 	{
