@@ -180,3 +180,77 @@ SELECT count(*) AS accounts,
 SELECT count(*) AS interactions FROM dogdb.interactions i JOIN legacy_chunk.customer_interactions t
 	ON t.account_id = i.account_id AND t.created_at AT TIME ZONE 'UTC' = i.created_at;
 DROP SCHEMA legacy_chunk CASCADE;
+
+-- the license step streams (one scan, judged in memory, written through the
+-- bulk writer).  Duplicate license ids 10,000 rows apart (across write and
+-- lock batches): the row updated last wins (NULL updated_at loses, then the
+-- later created_at), the other is quarantined; bad rows of every kind
+CREATE SCHEMA legacy_dup;
+CREATE TABLE legacy_dup.customer_accounts (LIKE legacy.customer_accounts);
+CREATE TABLE legacy_dup.customer_interactions (LIKE legacy.customer_interactions);
+CREATE TABLE legacy_dup.customer_licenses (account_id bigint, license_data varchar,
+	created_at timestamptz, updated_at timestamp, note text);
+INSERT INTO legacy_dup.customer_accounts SELECT i, NULL, 'Free', '2021-01-01', NULL FROM generate_series(5001, 5100) i;
+INSERT INTO legacy_dup.customer_licenses
+SELECT 5001 + i % 100,
+	   format('{“license_id”:“dupx%s”,“role”: “%s”,“status”: “active”}', i % 10000, CASE WHEN i < 10000 THEN 'viewer' ELSE 'admin' END),
+	   '2021-02-01 00:00+00'::timestamptz + (i % 3) * interval '1 day',
+	   CASE WHEN i % 2 = 0 THEN '2021-03-01'::timestamp + i * interval '1 second' END,
+	   'n' || i
+  FROM generate_series(0, 19999) i;
+INSERT INTO legacy_dup.customer_licenses VALUES
+	(9999, '{"license_id": "dupx-missing", "role": "viewer", "status": "active"}', '2021-02-01', NULL, 'a'),
+	(5001, NULL, '2021-02-01', NULL, 'b'),
+	(5001, '{"license_id": "dupx-bad", "role": "viewer"}', '2021-02-01', NULL, 'c'),
+	(5001, '{"license_id": "", "role": "viewer", "status": "active"}', '2021-02-01', NULL, 'd'),
+	(NULL, '{"license_id": "dupx-noacct", "role": "viewer", "status": "active"}', '2021-02-01', NULL, 'e'),
+	(5001, '{"license_id": "dupx-nocreated", "role": "viewer", "status": "active"}', NULL, NULL, 'f'),
+	(5002, '{"license_id": "dupx-same", "role": "viewer", "status": "active"}', '2021-02-01', NULL, 'g'),
+	(5002, '{"license_id": "dupx-same", "role": "viewer", "status": "active"}', '2021-02-01', NULL, 'g');
+-- what an import leaves of licenses and their rejects (surrogate ids and
+-- times aside; which of identical rows gets which occurrence number is
+-- unspecified, so keys are compared without it)
+CREATE FUNCTION pg_temp.license_state() RETURNS TABLE (licenses bigint, rejects bigint, fingerprint text)
+LANGUAGE sql AS $$
+	SELECT (SELECT count(*) FROM dogdb.licenses), (SELECT count(*) FROM dogdb.import_rejects WHERE source_table = 'customer_licenses'),
+		   md5(string_agg(r, ',' ORDER BY r))
+	  FROM (SELECT row(l.*)::text AS r FROM dogdb.licenses l
+			UNION ALL
+			SELECT row(split_part(j.source_key, ':', 1), j.source_row, j.reason)::text FROM dogdb.import_rejects j
+			 WHERE j.source_table = 'customer_licenses') x
+$$;
+-- first with too little memory for the scan (maintenance_work_mem 1MB): the
+-- staged pipeline, rolled back; then streamed: the same rows, keys and reasons
+BEGIN;
+SET LOCAL maintenance_work_mem = '1MB';
+SELECT * FROM dogdb_import_legacy('legacy_dup');
+SELECT licenses, rejects, fingerprint AS staged FROM pg_temp.license_state() \gset
+ROLLBACK;
+SELECT * FROM dogdb_import_legacy('legacy_dup');
+SELECT licenses = :licenses AS same_licenses, rejects = :rejects AS same_rejects,
+	   fingerprint = :'staged' AS same_rows_keys_and_reasons
+  FROM pg_temp.license_state();
+SELECT count(*) AS licenses,
+	   count(*) FILTER (WHERE role = 'viewer') AS first_row_won,
+	   count(*) FILTER (WHERE role = 'admin') AS second_row_won
+  FROM dogdb.licenses WHERE license_id LIKE 'dupx%';
+SELECT regexp_replace(reason, 'dupx[0-9]+ ', 'dupxN ') AS reason, count(*) FROM dogdb.import_rejects
+ WHERE source_table = 'customer_licenses' AND source_row ? 'note' GROUP BY 1 ORDER BY 1;
+-- identical rows: one imported, the other quarantined with its occurrence key
+SELECT source_key ~ '^[0-9a-f]{32}:[12]$' AS key_numbered, reason FROM dogdb.import_rejects
+ WHERE source_row->>'note' = 'g';
+-- a rerun skips everything; a reject deleted is retried (through the keys
+-- of the rejects left), staged and streamed alike
+SELECT * FROM dogdb_import_legacy('legacy_dup') WHERE source_table = 'customer_licenses';
+DELETE FROM dogdb.import_rejects WHERE source_row->>'note' IN ('n0', 'a');
+BEGIN;
+SET LOCAL maintenance_work_mem = '1MB';
+SELECT * FROM dogdb_import_legacy('legacy_dup') WHERE source_table = 'customer_licenses';
+SELECT licenses, rejects, fingerprint AS staged FROM pg_temp.license_state() \gset
+ROLLBACK;
+SELECT * FROM dogdb_import_legacy('legacy_dup') WHERE source_table = 'customer_licenses';
+SELECT licenses = :licenses AS same_licenses, rejects = :rejects AS same_rejects,
+	   fingerprint = :'staged' AS same_rows_keys_and_reasons
+  FROM pg_temp.license_state();
+SELECT source_row->>'note' AS note, reason FROM dogdb.import_rejects WHERE source_row->>'note' IN ('n0', 'a') ORDER BY 1;
+DROP SCHEMA legacy_dup CASCADE;

@@ -31,12 +31,15 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -52,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/tuplesort.h"
 
 #include "bulk_insert.h"
 #include "common.h"
@@ -70,6 +74,9 @@ struct BulkInsert
 	char	   *citus_insert;	/* a Citus table: the INSERT of a batch, else NULL */
 	BulkInsert *after;			/* flushed before this one (BulkInsertAfter) */
 	MemoryContext batchcxt;		/* copies of queued by-reference values */
+	Relation	sorted_index;	/* BulkInsertSortIndex(): written at the end */
+	IndexInfo  *sorted_info;
+	Tuplesortstate *index_sort; /* its entries, sorted in its order */
 	int			nqueued;
 	TupleTableSlot *slots[BULK_INSERT_BATCH];
 };
@@ -357,6 +364,64 @@ BulkInsertAfter(BulkInsert *bulk, BulkInsert *first)
 }
 
 void
+BulkInsertSortIndex(BulkInsert *bulk, const char *indexname)
+{
+	ResultRelInfo *rri = bulk->rri;
+	int			last = rri->ri_NumIndices - 1;
+
+	if (bulk->citus_insert != NULL || bulk->index_sort != NULL)
+		return;					/* no local index; or one already */
+	for (int i = 0; i <= last; i++)
+	{
+		Relation	index = rri->ri_IndexRelationDescs[i];
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		if (strcmp(RelationGetRelationName(index), indexname) != 0)
+			continue;
+		/* a plain, immediate btree index only */
+		if (index->rd_rel->relam != BTREE_AM_OID || ii->ii_Expressions != NIL ||
+			ii->ii_Predicate != NIL || ii->ii_ExclusionOps != NULL || !ii->ii_ReadyForInserts ||
+			!index->rd_index->indimmediate)
+			return;
+		/* moved last, out of the count ExecInsertIndexTuples() sees */
+		rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[last];
+		rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[last];
+		rri->ri_IndexRelationDescs[last] = index;
+		rri->ri_IndexRelationInfo[last] = ii;
+		rri->ri_NumIndices--;
+		bulk->sorted_index = index;
+		bulk->sorted_info = ii;
+		bulk->index_sort = tuplesort_begin_index_btree(bulk->rel, index, false, false,
+													   maintenance_work_mem, NULL, TUPLESORT_NONE);
+		return;
+	}
+}
+
+/* insert the sorted index's entries, in its order (BulkInsertSortIndex) */
+static void
+InsertSortedIndex(BulkInsert *bulk)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	IndexTuple	itup;
+	int64		n = 0;
+
+	tuplesort_performsort(bulk->index_sort);
+	while ((itup = tuplesort_getindextuple(bulk->index_sort, true)) != NULL)
+	{
+		if ((++n & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		index_deform_tuple(itup, RelationGetDescr(bulk->sorted_index), values, isnull);
+		index_insert(bulk->sorted_index, values, isnull, &itup->t_tid, bulk->rel,
+					 bulk->sorted_index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, bulk->sorted_info);
+	}
+	tuplesort_end(bulk->index_sort);
+	bulk->index_sort = NULL;
+	bulk->rri->ri_NumIndices++;		/* closed with the others */
+}
+
+void
 BulkInsertRow(BulkInsert *bulk, Datum *values, bool *nulls)
 {
 	TupleTableSlot *slot = bulk->slots[bulk->nqueued];
@@ -411,6 +476,16 @@ BulkInsertFlush(BulkInsert *bulk)
 
 	for (int i = 0; i < bulk->nqueued; i++)
 	{
+		if (bulk->index_sort != NULL)
+		{
+			Datum		values[INDEX_MAX_KEYS];
+			bool		isnull[INDEX_MAX_KEYS];
+
+			GetPerTupleExprContext(estate)->ecxt_scantuple = bulk->slots[i];
+			FormIndexDatum(bulk->sorted_info, bulk->slots[i], estate, values, isnull);
+			tuplesort_putindextuplevalues(bulk->index_sort, bulk->sorted_index,
+										  &bulk->slots[i]->tts_tid, values, isnull);
+		}
 		if (bulk->rri->ri_NumIndices > 0)
 			list_free(ExecInsertIndexTuples(bulk->rri, bulk->slots[i], estate,
 											false, false, NULL, NIL));
@@ -426,6 +501,8 @@ void
 BulkInsertEnd(BulkInsert *bulk)
 {
 	BulkInsertFlush(bulk);
+	if (bulk->index_sort != NULL)
+		InsertSortedIndex(bulk);
 	FreeBulkInsertState(bulk->bistate);
 	table_finish_bulk_insert(bulk->rel, 0);
 	ExecResetTupleTable(bulk->estate->es_tupleTable, false);

@@ -76,6 +76,16 @@ extern BulkInsert *BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, i
 extern void BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname);
 
 /*
+ * Insert the entries of index indexname (a plain btree index of the table)
+ * not row by row but at BulkInsertEnd(), sorted in the index's order
+ * (memory: maintenance_work_mem, then temporary files): for rows whose
+ * order suits the table's other indexes but not this one.  Uniqueness is
+ * checked then, with the usual error.  Without effect on Citus or on an
+ * index of another kind.
+ */
+extern void BulkInsertSortIndex(BulkInsert *bulk, const char *indexname);
+
+/*
  * first holds the rows bulk's foreign key references: on Citus, where the
  * shards check that key, first's queued rows are written before bulk's.
  * End bulk before first.

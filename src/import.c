@@ -20,6 +20,10 @@
  *	   so that of duplicates in the source the row updated last is written
  *	   and the others are rejected, at no extra pass;
  *	6. quarantine the rejected rows, through the bulk writer too.
+ * The license step streams instead when it can (import_license.c: one scan,
+ * judged in memory, the same rules, reasons and keys); the pipeline above
+ * is its fallback (Citus, sources it does not read directly, more rows than
+ * maintenance_work_mem holds).
  * The rule is the same for the three tables: a row imported before with
  * the same data is skipped, with different data quarantined (licenses
  * used to skip changed rows silently).
@@ -403,12 +407,17 @@ dogdb_import_legacy(PG_FUNCTION_ARGS)
 					imported,
 					rejected;
 
-		rows_read = (int64) ImportStage(spec, relids[i], extschema);
-		ImportJudge(spec);
-		imported = ImportWriteAccepted(spec->target, spec->dup_order, spec->dup_reason);
-		ImportKeyRows(IMPORT_REJECTED);
-		rejected = ImportWriteRejects(spec->source_table);
-		ImportExec("DROP TABLE " IMPORT_STAGE, SPI_OK_UTILITY);
+		/* licenses stream when they can (import_license.c) */
+		if (spec->target != IMPORT_LICENSES ||
+			!ImportLicensesStreamed(relids[i], &rows_read, &imported, &rejected))
+		{
+			rows_read = (int64) ImportStage(spec, relids[i], extschema);
+			ImportJudge(spec);
+			imported = ImportWriteAccepted(spec->target, spec->dup_order, spec->dup_reason);
+			ImportKeyRows(IMPORT_REJECTED);
+			rejected = ImportWriteRejects(spec->source_table);
+			ImportExec("DROP TABLE " IMPORT_STAGE, SPI_OK_UTILITY);
+		}
 
 		values[0] = CStringGetTextDatum(spec->source_table);
 		values[1] = Int64GetDatum(rows_read);

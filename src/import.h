@@ -5,7 +5,8 @@
  *	  legacy tables.  import.c stages and judges the source rows with
  *	  set-based SQL; import_write.c writes the verdicts through the bulk
  *	  writer (bulk_insert.c) with the locks that stand in for the foreign
- *	  keys.
+ *	  keys; import_license.c streams the license step (no staging) when it
+ *	  can.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +14,10 @@
 #define DOGDB_IMPORT_H
 
 #include "postgres.h"
+
+#include "executor/spi.h"
+
+#include "bulk_insert.h"
 
 /* the staging table of one step: pg_temp.dogdb_import_stage */
 #define IMPORT_STAGE "pg_temp.dogdb_import_stage"
@@ -44,5 +49,29 @@ extern int64 ImportWriteAccepted(ImportTarget target, const char *dup_order, con
  * source_key) in dogdb.import_rejects; returns how many.
  */
 extern int64 ImportWriteRejects(const char *source_table);
+
+/* the columns of dogdb.licenses and dogdb.import_rejects, as the import writes them */
+#define IMPORT_LICENSE_NCOLUMNS 6
+#define IMPORT_REJECT_NCOLUMNS 6
+extern const BulkInsertColumn import_license_columns[IMPORT_LICENSE_NCOLUMNS];
+extern const BulkInsertColumn import_reject_columns[IMPORT_REJECT_NCOLUMNS];
+
+/*
+ * Locking the accounts written rows reference (FOR KEY SHARE, in batches of
+ * up to BULK_INSERT_BATCH distinct ids): the plan, then each batch.  An
+ * account that no longer exists is a serialization failure.
+ */
+extern SPIPlanPtr ImportPrepareAccountLock(void);
+extern void ImportLockAccounts(SPIPlanPtr plan, int64 *ids, int n);
+extern void ImportReferenceVanished(const char *what, int64 missing, int64 expected);
+
+/*
+ * The license step streamed (import_license.c): one scan of the legacy
+ * table relid, judged in memory, written through the bulk writer.  Returns
+ * false, having written nothing, when the step must take the staged
+ * pipeline instead (a Citus table, a source it does not read directly, or
+ * more rows than maintenance_work_mem holds).
+ */
+extern bool ImportLicensesStreamed(Oid relid, int64 *rows_read, int64 *imported, int64 *rejected);
 
 #endif							/* DOGDB_IMPORT_H */

@@ -108,18 +108,18 @@ static const BulkInsertColumn interaction_columns[] = {
 	{"channel", TEXTOID}, {"category", TEXTOID}, {"status", TEXTOID},
 	{"created_at", TIMESTAMPTZOID}, {"completed_at", TIMESTAMPTZOID}, {"legacy_key", TEXTOID}
 };
-static const BulkInsertColumn license_columns[] = {
+const BulkInsertColumn import_license_columns[IMPORT_LICENSE_NCOLUMNS] = {
 	{"license_id", TEXTOID}, {"account_id", INT8OID}, {"role", TEXTOID},
 	{"status", TEXTOID}, {"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
 };
-static const BulkInsertColumn reject_columns[] = {
+const BulkInsertColumn import_reject_columns[IMPORT_REJECT_NCOLUMNS] = {
 	{"reject_id", INT8OID}, {"source_table", TEXTOID}, {"source_key", TEXTOID},
 	{"source_row", JSONBOID}, {"reason", TEXTOID}, {"rejected_at", TIMESTAMPTZOID}
 };
 
 /* a referenced row vanished between staging and locking */
-static void
-ReferenceVanished(const char *what, int64 missing, int64 expected)
+void
+ImportReferenceVanished(const char *what, int64 missing, int64 expected)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -129,25 +129,42 @@ ReferenceVanished(const char *what, int64 missing, int64 expected)
 			 errhint("Run dogdb_import_legacy() again.")));
 }
 
-/* lock the queued accounts FOR KEY SHARE */
-static void
-LockAccounts(ImportWriter *w)
+/* the query ImportLockAccounts() runs */
+SPIPlanPtr
+ImportPrepareAccountLock(void)
+{
+	Oid			argtype = INT8ARRAYOID;
+
+	return DogdbSpiPrepare("SELECT count(*) FROM (SELECT FROM dogdb.accounts"
+						   " WHERE account_id = ANY ($1) FOR KEY SHARE) a", 1, &argtype);
+}
+
+/* lock accounts ids[0..n-1] (distinct) FOR KEY SHARE; all must exist */
+void
+ImportLockAccounts(SPIPlanPtr plan, int64 *ids, int n)
 {
 	Datum		arg;
 	int64		locked;
 	bool		isnull;
 
-	if (w->nlock == 0)
+	if (n == 0)
 		return;
-	arg = PointerGetDatum(construct_array((Datum *) w->lock_ids, w->nlock, INT8OID,
+	arg = PointerGetDatum(construct_array((Datum *) ids, n, INT8OID,
 										  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	DogdbSpiCheck(SPI_execute_plan(w->lock_plan, &arg, NULL, false, 0), SPI_OK_SELECT,
+	DogdbSpiCheck(SPI_execute_plan(plan, &arg, NULL, false, 0), SPI_OK_SELECT,
 				  "lock the referenced accounts");
 	locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	if (locked != w->nlock)
-		ReferenceVanished("an account", w->nlock - locked, w->nlock);
+	if (locked != n)
+		ImportReferenceVanished("an account", n - locked, n);
 	pfree(DatumGetPointer(arg));
+}
+
+/* lock the queued accounts FOR KEY SHARE */
+static void
+LockAccounts(ImportWriter *w)
+{
+	ImportLockAccounts(w->lock_plan, w->lock_ids, w->nlock);
 	w->nlock = 0;
 }
 
@@ -380,15 +397,13 @@ static void
 StartAccountLocks(ImportWriter *w)
 {
 	HASHCTL		ctl = {0};
-	Oid			argtype = INT8ARRAYOID;
 
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(int64);
 	ctl.hcxt = CurrentMemoryContext;
 	w->locked = hash_create("dogdb import locked accounts", 1024, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	w->lock_plan = DogdbSpiPrepare("SELECT count(*) FROM (SELECT FROM dogdb.accounts"
-								   " WHERE account_id = ANY ($1) FOR KEY SHARE) a", 1, &argtype);
+	w->lock_plan = ImportPrepareAccountLock();
 }
 
 /* lock the reps the accepted interactions name, creating the new ones */
@@ -413,7 +428,7 @@ PrepareReps(void)
 	locked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	if (locked != wanted)
-		ReferenceVanished("a service rep", wanted - locked, wanted);
+		ImportReferenceVanished("a service rep", wanted - locked, wanted);
 }
 
 /* write the accepted rows of the stage to target */
@@ -495,8 +510,8 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 		case IMPORT_LICENSES:
 			StartAccountLocks(&w);
 			fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
-			w.bulk = BulkInsertBegin(DogdbRelationId("licenses"), license_columns,
-									 lengthof(license_columns), fkeys, 1, NULL, 0);
+			w.bulk = BulkInsertBegin(DogdbRelationId("licenses"), import_license_columns,
+									 IMPORT_LICENSE_NCOLUMNS, fkeys, 1, NULL, 0);
 			WriteQueryRows(&w, psprintf("SELECT ctid, license_id, account_id, account_xmin, role, status,"
 										"       created_at, updated_at"
 										"  FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED
@@ -535,7 +550,7 @@ ImportWriteRejects(const char *source_table)
 	Oid			rejects = DogdbRelationId("import_rejects");
 	char	   *query;
 
-	w.bulk = BulkInsertBegin(rejects, reject_columns, lengthof(reject_columns), NULL, 0, NULL, 0);
+	w.bulk = BulkInsertBegin(rejects, import_reject_columns, IMPORT_REJECT_NCOLUMNS, NULL, 0, NULL, 0);
 	w.seq = getIdentitySequence(rejects, 1, false);
 	query = psprintf("SELECT ctid, source_key, to_jsonb(src), reason, %s::text"
 					 "  FROM " IMPORT_STAGE " WHERE " IMPORT_REJECTED,

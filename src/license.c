@@ -33,7 +33,7 @@
 
 #include "miscadmin.h"
 
-#include "license_parse.h"
+#include "license.h"
 
 /* inputs larger than this are parsed but not kept in the cache */
 #define LICENSE_CACHE_MAX_INPUT (64 * 1024)
@@ -149,8 +149,8 @@ ParseBounded(const char *data, size_t len, LicenseResult *res)
  * Parse a license blob, reusing the previous result when the bytes are the
  * same.  The returned result is valid until the next call.
  */
-static const LicenseResult *
-ParseLicenseCached(text *t)
+const LicenseResult *
+LicenseParseCached(text *t)
 {
 	const char *data = VARDATA_ANY(t);
 	size_t		len = VARSIZE_ANY_EXHDR(t);
@@ -218,7 +218,7 @@ ParseLicenseCached(text *t)
  * The error of a failed parse as one line, for dogdb_license_error() and
  * the import's rejects: the same text as the error's message.
  */
-static char *
+char *
 LicenseErrorText(const LicenseResult *res)
 {
 	if (res->status == LICENSE_OUT_OF_MEMORY)
@@ -234,7 +234,7 @@ LicenseErrorText(const LicenseResult *res)
 static const LicenseResult *
 ParseLicenseOrError(text *t)
 {
-	const LicenseResult *res = ParseLicenseCached(t);
+	const LicenseResult *res = LicenseParseCached(t);
 
 	if (res->status == LICENSE_OK)
 		return res;
@@ -291,7 +291,7 @@ dogdb_license_status(PG_FUNCTION_ARGS)
 Datum
 dogdb_license_error(PG_FUNCTION_ARGS)
 {
-	const LicenseResult *res = ParseLicenseCached(PG_GETARG_TEXT_PP(0));
+	const LicenseResult *res = LicenseParseCached(PG_GETARG_TEXT_PP(0));
 
 	if (res->status == LICENSE_OK)
 		PG_RETURN_NULL();
