@@ -92,86 +92,61 @@ typedef struct ImportSpec
 } ImportSpec;
 
 #define ACCOUNT_JOIN "LEFT JOIN dogdb.accounts a ON a.account_id = s.account_id"
-#define ACCOUNT_CHECK \
-	"WHEN s.account_id IS NULL THEN 'account_id is null' " \
-	"WHEN a.account_id IS NULL THEN format('account %s does not exist', s.account_id) "
 
 static const ImportSpec import_specs[] = {
 	{
 		.source_table = "customer_accounts",
 		.target = IMPORT_ACCOUNTS,
-		.columns = "t.account_id::bigint AS account_id, t.email::text AS email, "
-		"lower(btrim(t.current_tier::text)) AS tier",
+		.columns = IMPORT_ACCOUNTS_COLUMNS,
 		.timestamps = {"created_at", "updated_at"},
 		.from_extra = "",
 		.joins = "LEFT JOIN dogdb.pricing_plans p ON p.name = s.tier",
 		.join_columns = "p.plan_id",
-		.checks = "WHEN s.account_id IS NULL THEN 'account_id is null' "
-		"WHEN s.created_at IS NULL THEN 'created_at is null' "
-		/* the KPI horizon (constraint accounts_created_at_kpi_horizon) */
-		"WHEN NOT (s.created_at OPERATOR(pg_catalog.>=) '2000-01-01 00:00+00'::timestamptz "
-		"AND s.created_at OPERATOR(pg_catalog.<) '2200-01-01 00:00+00'::timestamptz) "
-		"THEN 'created_at is outside the supported range from 2000-01-01 to 2199-12-31 UTC' "
-		"WHEN s.tier IS NULL THEN 'current_tier is null' "
-		"WHEN p.plan_id IS NULL THEN format('unknown tier %L', to_jsonb(s.src)->>'current_tier') ",
+		.checks = IMPORT_ACCOUNTS_CHECKS,
 		.imported = "dogdb.accounts x",
 		.imported_cond = "x.account_id = s.account_id",
 		.same = "x.email IS NOT DISTINCT FROM s.email AND x.created_at = s.created_at "
 		"AND EXISTS (SELECT FROM dogdb.subscriptions u WHERE u.account_id = x.account_id "
 		"AND u.valid_to IS NULL AND u.plan_id = s.plan_id)",
-		.changed_reason = "format('account %s was already imported with different data', s.account_id)",
-		.dup_reason = "format('duplicate account_id %s in source; the row updated last was imported', s.account_id)",
-		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, email, tier",
+		.changed_reason = IMPORT_ACCOUNTS_CHANGED_REASON,
+		.dup_reason = IMPORT_ACCOUNTS_DUP_REASON,
+		.dup_order = IMPORT_ACCOUNTS_DUP_ORDER,
 	},
 	{
 		.source_table = "customer_interactions",
 		.target = IMPORT_INTERACTIONS,
-		.columns = "t.account_id::bigint AS account_id, t.channel::text AS channel, "
-		"t.category::text AS category, nullif(btrim(t.service_rep::text), '') AS rep, "
-		"t.status::text AS status, "
-		"md5(jsonb_build_array(t.account_id, t.channel, t.category, t.service_rep, t.created_at)::text) AS identity",
+		.columns = IMPORT_INTERACTIONS_COLUMNS,
 		.timestamps = {"created_at", "completed_at"},
 		.from_extra = "",
 		.joins = ACCOUNT_JOIN,
 		.join_columns = "a.xmin AS account_xmin, s.identity || ':1' AS legacy_key",
-		.checks = ACCOUNT_CHECK
-		"WHEN s.created_at IS NULL THEN 'created_at is null' "
-		"WHEN s.channel IS NULL THEN 'channel is null' "
-		"WHEN s.status IS NULL THEN 'status is null' "
-		"WHEN s.completed_at < s.created_at THEN 'completed_at is before created_at' ",
+		.checks = IMPORT_INTERACTIONS_CHECKS,
 		.imported = "dogdb.interactions x",
 		.imported_cond = "x.legacy_key = s.legacy_key",
-		.same = "x.status = s.status AND x.completed_at IS NOT DISTINCT FROM s.completed_at",
-		.changed_reason = "'interaction was already imported with different data'",
+		.same = IMPORT_INTERACTIONS_SAME,
+		.changed_reason = IMPORT_INTERACTIONS_CHANGED_REASON,
 		.occurrence = true,
 	},
 	{
 		.source_table = "customer_licenses",
 		.target = IMPORT_LICENSES,
-		.columns = "t.account_id::bigint AS account_id, e.parse_error, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_id(t.license_data::text) END AS license_id, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_role(t.license_data::text) END AS role, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_status(t.license_data::text) END AS status",
+		.columns = IMPORT_LICENSES_COLUMNS,
 		.timestamps = {"created_at", "updated_at"},
-		.from_extra = ", LATERAL (SELECT @extschema@.dogdb_license_error(t.license_data::text) AS parse_error) e",
+		.from_extra = IMPORT_LICENSES_FROM_EXTRA,
 		.joins = ACCOUNT_JOIN,
 		.join_columns = "a.xmin AS account_xmin",
-		.checks = "WHEN (s.src).license_data IS NULL THEN 'license_data is null' "
-		"WHEN s.parse_error IS NOT NULL THEN s.parse_error "
-		"WHEN s.license_id = '' THEN 'license_id is empty' "
-		ACCOUNT_CHECK
-		"WHEN s.created_at IS NULL THEN 'created_at is null' ",
+		.checks = IMPORT_LICENSES_CHECKS,
 		.imported = "dogdb.licenses x",
 		.imported_cond = "x.license_id = s.license_id",
-		.same = "(x.account_id, x.role, x.status) IS NOT DISTINCT FROM (s.account_id, s.role, s.status)",
-		.changed_reason = "format('license %s was already imported with different data', s.license_id)",
-		.dup_reason = "format('duplicate license_id %s in source; the row updated last was imported', s.license_id)",
-		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, account_id, role, status",
+		.same = IMPORT_LICENSES_SAME,
+		.changed_reason = IMPORT_LICENSES_CHANGED_REASON,
+		.dup_reason = IMPORT_LICENSES_DUP_REASON,
+		.dup_order = IMPORT_LICENSES_DUP_ORDER,
 	},
 };
 
 /* run one statement of the pipeline; returns the rows it processed */
-static uint64
+uint64
 ImportExec(const char *query, int expected)
 {
 	CHECK_FOR_INTERRUPTS();
@@ -183,7 +158,7 @@ ImportExec(const char *query, int expected)
  * md5 of the source row as jsonb, ":" and its occurrence among identical
  * rows.  The one place a reject key is computed.
  */
-static void
+void
 ImportKeyRows(const char *filter)
 {
 	ImportExec(psprintf("UPDATE " IMPORT_STAGE " s SET source_key = k.key"
@@ -196,8 +171,8 @@ ImportKeyRows(const char *filter)
 }
 
 /* the expression reading legacy timestamp column col of relid as timestamptz */
-static char *
-LegacyTimestamp(Oid relid, const char *col)
+char *
+ImportLegacyTimestamp(Oid relid, const char *col)
 {
 	AttrNumber	attnum = get_attnum(relid, col);
 
@@ -276,8 +251,8 @@ LegacyTable(const char *source_schema, const char *table)
 }
 
 /* replace every @extschema@ of sql by the extension's schema */
-static char *
-WithExtSchema(const char *sql, const char *extschema)
+char *
+ImportWithExtSchema(const char *sql, const char *extschema)
 {
 	StringInfoData buf;
 	const char *p;
@@ -306,16 +281,46 @@ ImportStage(const ImportSpec *spec, Oid relid, const char *extschema)
 	appendStringInfo(&sql, "CREATE TEMP TABLE dogdb_import_stage ON COMMIT DROP AS"
 					 " SELECT s.*, %s, CASE %s END AS reason, false AS done, NULL::text AS source_key"
 					 "   FROM (SELECT t AS src, %s",
-					 spec->join_columns, spec->checks, WithExtSchema(spec->columns, extschema));
+					 spec->join_columns, spec->checks, ImportWithExtSchema(spec->columns, extschema));
 	for (size_t i = 0; i < lengthof(spec->timestamps); i++)
-		appendStringInfo(&sql, ", %s AS %s", LegacyTimestamp(relid, spec->timestamps[i]),
+		appendStringInfo(&sql, ", %s AS %s", ImportLegacyTimestamp(relid, spec->timestamps[i]),
 						 quote_identifier(spec->timestamps[i]));
 	appendStringInfo(&sql, " FROM %s AS t%s) AS s %s",
-					 source, WithExtSchema(spec->from_extra, extschema), spec->joins);
+					 source, ImportWithExtSchema(spec->from_extra, extschema), spec->joins);
 	rows = ImportExec(sql.data, SPI_OK_UTILITY);
 	/* the statistics the planner needs for the joins over the stage */
 	ImportExec("ANALYZE " IMPORT_STAGE, SPI_OK_UTILITY);
 	return rows;
+}
+
+/*
+ * Step 2 for interactions: rows of the same identity get their legacy keys
+ * numbered in reject-key order (only these rows have a key so far).
+ */
+void
+ImportNumberOccurrences(void)
+{
+	ImportKeyRows("identity IN (SELECT identity FROM " IMPORT_STAGE " GROUP BY identity HAVING count(*) > 1)");
+	ImportExec("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
+			   "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
+			   "                                             ORDER BY source_key) AS n"
+			   "          FROM " IMPORT_STAGE " WHERE source_key IS NOT NULL) o"
+			   " WHERE s.ctid = o.c",
+			   SPI_OK_UPDATE);
+}
+
+/*
+ * Step 3: rows imported before (found in imported, a FROM item, by cond)
+ * are skipped if the same, rejected with changed_reason if not.
+ */
+void
+ImportJudgeImported(const char *same, const char *changed_reason, const char *imported, const char *cond)
+{
+	ImportExec(psprintf("UPDATE " IMPORT_STAGE " s"
+						"   SET done = (%s), reason = CASE WHEN %s THEN NULL ELSE %s END"
+						"  FROM %s WHERE %s AND s.reason IS NULL",
+						same, same, changed_reason, imported, cond),
+			   SPI_OK_UPDATE);
 }
 
 /* steps 2 to 4: the verdict of every staged row */
@@ -328,26 +333,9 @@ ImportJudge(const ImportSpec *spec)
 
 	/* 2: rows of the same identity are numbered in reject-key order */
 	if (spec->occurrence)
-	{
-		const char *repeated = "identity IN (SELECT identity FROM " IMPORT_STAGE
-			" GROUP BY identity HAVING count(*) > 1)";
-
-		/* only these rows have a key so far */
-		ImportKeyRows(repeated);
-		ImportExec("UPDATE " IMPORT_STAGE " s SET legacy_key = s.identity || ':' || o.n"
-				   "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity"
-				   "                                             ORDER BY source_key) AS n"
-				   "          FROM " IMPORT_STAGE " WHERE source_key IS NOT NULL) o"
-				   " WHERE s.ctid = o.c",
-				   SPI_OK_UPDATE);
-	}
-
+		ImportNumberOccurrences();
 	/* 3: imported before: skipped if the same, rejected if changed */
-	ImportExec(psprintf("UPDATE " IMPORT_STAGE " s"
-						"   SET done = (%s), reason = CASE WHEN %s THEN NULL ELSE %s END"
-						"  FROM %s WHERE %s AND s.reason IS NULL",
-						spec->same, spec->same, spec->changed_reason, spec->imported, spec->imported_cond),
-			   SPI_OK_UPDATE);
+	ImportJudgeImported(spec->same, spec->changed_reason, spec->imported, spec->imported_cond);
 
 	/* 4: rejected before (the key is in the quarantine): skipped */
 	DogdbSpiExecuteWithArgs("SELECT EXISTS (SELECT FROM dogdb.import_rejects r WHERE r.source_table = $1)",

@@ -56,11 +56,12 @@
 #include "bulk_insert.h"
 #include "citus.h"
 #include "common.h"
+#include "import.h"
 
-#define STAGE "pg_temp.dogdb_import_stage"
+#define STAGE IMPORT_STAGE
 #define RAW "pg_temp.dogdb_import_raw"
-#define ACCEPTED "reason IS NULL AND NOT done"
-#define REJECTED "reason IS NOT NULL AND NOT done"
+#define ACCEPTED IMPORT_ACCEPTED
+#define REJECTED IMPORT_REJECTED
 
 /* subscriptions of new accounts: ids given interleaved, as import_write.c */
 #define SUBSCRIPTION_CHUNK 65536
@@ -95,9 +96,6 @@ typedef struct CitusImportSpec
 	" SELECT a.account_id, a.email, a.created_at FROM dogdb.accounts a" \
 	" WHERE a.account_id IN (SELECT r.account_id FROM " RAW " r WHERE r.account_id IS NOT NULL)"
 #define ACCOUNT_JOIN "LEFT JOIN pg_temp.dogdb_import_accounts a ON a.account_id = s.account_id"
-#define ACCOUNT_CHECK \
-	"WHEN s.account_id IS NULL THEN 'account_id is null' " \
-	"WHEN a.account_id IS NULL THEN format('account %s does not exist', s.account_id) "
 
 static const char *const account_snapshots[] = {
 	SNAP_ACCOUNTS,
@@ -113,147 +111,63 @@ static const char *const child_snapshots[] = {SNAP_ACCOUNTS, NULL};
 static const CitusImportSpec citus_specs[] = {
 	{
 		.source_table = "customer_accounts",
-		.columns = "t.account_id::bigint AS account_id, t.email::text AS email, "
-		"lower(btrim(t.current_tier::text)) AS tier",
+		.columns = IMPORT_ACCOUNTS_COLUMNS,
 		.timestamps = {"created_at", "updated_at"},
 		.from_extra = "",
 		.snapshots = account_snapshots,
 		.joins = "LEFT JOIN pg_temp.dogdb_import_plans p ON p.name = s.tier",
 		.join_columns = "p.plan_id",
-		.checks = "WHEN s.account_id IS NULL THEN 'account_id is null' "
-		"WHEN s.created_at IS NULL THEN 'created_at is null' "
-		"WHEN NOT (s.created_at OPERATOR(pg_catalog.>=) '2000-01-01 00:00+00'::timestamptz "
-		"AND s.created_at OPERATOR(pg_catalog.<) '2200-01-01 00:00+00'::timestamptz) "
-		"THEN 'created_at is outside the supported range from 2000-01-01 to 2199-12-31 UTC' "
-		"WHEN s.tier IS NULL THEN 'current_tier is null' "
-		"WHEN p.plan_id IS NULL THEN format('unknown tier %L', to_jsonb(s.src)->>'current_tier') ",
+		.checks = IMPORT_ACCOUNTS_CHECKS,
 		.imported = "pg_temp.dogdb_import_accounts x",
 		.imported_cond = "x.account_id = s.account_id",
 		.same = "x.email IS NOT DISTINCT FROM s.email AND x.created_at = s.created_at "
 		"AND EXISTS (SELECT 1 FROM pg_temp.dogdb_import_open_subs u WHERE u.account_id = x.account_id "
 		"AND u.plan_id = s.plan_id)",
-		.changed_reason = "format('account %s was already imported with different data', s.account_id)",
+		.changed_reason = IMPORT_ACCOUNTS_CHANGED_REASON,
 		.dup_key = "account_id",
-		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, email, tier",
-		.dup_reason = "format('duplicate account_id %s in source; the row updated last was imported', s.account_id)",
+		.dup_order = IMPORT_ACCOUNTS_DUP_ORDER,
+		.dup_reason = IMPORT_ACCOUNTS_DUP_REASON,
 	},
 	{
 		.source_table = "customer_interactions",
-		.columns = "t.account_id::bigint AS account_id, t.channel::text AS channel, "
-		"t.category::text AS category, nullif(btrim(t.service_rep::text), '') AS rep, "
-		"t.status::text AS status, "
-		"md5(jsonb_build_array(t.account_id, t.channel, t.category, t.service_rep, t.created_at)::text) AS identity",
+		.columns = IMPORT_INTERACTIONS_COLUMNS,
 		.timestamps = {"created_at", "completed_at"},
 		.from_extra = "",
 		.snapshots = child_snapshots,
 		.joins = ACCOUNT_JOIN,
 		.join_columns = "s.identity || ':1' AS legacy_key",
-		.checks = ACCOUNT_CHECK
-		"WHEN s.created_at IS NULL THEN 'created_at is null' "
-		"WHEN s.channel IS NULL THEN 'channel is null' "
-		"WHEN s.status IS NULL THEN 'status is null' "
-		"WHEN s.completed_at < s.created_at THEN 'completed_at is before created_at' ",
+		.checks = IMPORT_INTERACTIONS_CHECKS,
 		.imported_snapshot = "CREATE TEMP TABLE dogdb_import_found ON COMMIT DROP AS"
 		" SELECT x.legacy_key, x.status, x.completed_at FROM dogdb.interactions x"
 		" WHERE x.legacy_key IN (SELECT s.legacy_key FROM " STAGE " s WHERE s.reason IS NULL)",
 		.imported = "pg_temp.dogdb_import_found x",
 		.imported_cond = "x.legacy_key = s.legacy_key",
-		.same = "x.status = s.status AND x.completed_at IS NOT DISTINCT FROM s.completed_at",
-		.changed_reason = "'interaction was already imported with different data'",
+		.same = IMPORT_INTERACTIONS_SAME,
+		.changed_reason = IMPORT_INTERACTIONS_CHANGED_REASON,
 		.occurrence = true,
 	},
 	{
 		.source_table = "customer_licenses",
-		.columns = "t.account_id::bigint AS account_id, e.parse_error, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_id(t.license_data::text) END AS license_id, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_role(t.license_data::text) END AS role, "
-		"CASE WHEN e.parse_error IS NULL THEN @extschema@.dogdb_license_status(t.license_data::text) END AS status",
+		.columns = IMPORT_LICENSES_COLUMNS,
 		.timestamps = {"created_at", "updated_at"},
-		.from_extra = ", LATERAL (SELECT @extschema@.dogdb_license_error(t.license_data::text) AS parse_error) e",
+		.from_extra = IMPORT_LICENSES_FROM_EXTRA,
 		.snapshots = child_snapshots,
 		.joins = ACCOUNT_JOIN,
 		.join_columns = "NULL::text AS dogdb_unused",
-		.checks = "WHEN (s.src).license_data IS NULL THEN 'license_data is null' "
-		"WHEN s.parse_error IS NOT NULL THEN s.parse_error "
-		"WHEN s.license_id = '' THEN 'license_id is empty' "
-		ACCOUNT_CHECK
-		"WHEN s.created_at IS NULL THEN 'created_at is null' ",
+		.checks = IMPORT_LICENSES_CHECKS,
 		/* across all accounts: a license id belongs to one account only */
 		.imported_snapshot = "CREATE TEMP TABLE dogdb_import_found ON COMMIT DROP AS"
 		" SELECT x.license_id, x.account_id, x.role, x.status FROM dogdb.licenses x"
 		" WHERE x.license_id IN (SELECT s.license_id FROM " STAGE " s WHERE s.reason IS NULL)",
 		.imported = "pg_temp.dogdb_import_found x",
 		.imported_cond = "x.license_id = s.license_id",
-		.same = "(x.account_id, x.role, x.status) IS NOT DISTINCT FROM (s.account_id, s.role, s.status)",
-		.changed_reason = "format('license %s was already imported with different data', s.license_id)",
+		.same = IMPORT_LICENSES_SAME,
+		.changed_reason = IMPORT_LICENSES_CHANGED_REASON,
 		.dup_key = "license_id",
-		.dup_order = "updated_at DESC NULLS LAST, created_at DESC, account_id, role, status",
-		.dup_reason = "format('duplicate license_id %s in source; the row updated last was imported', s.license_id)",
+		.dup_order = IMPORT_LICENSES_DUP_ORDER,
+		.dup_reason = IMPORT_LICENSES_DUP_REASON,
 	},
 };
-
-static const BulkInsertColumn interaction_columns[] = {
-	{"interaction_id", INT8OID}, {"account_id", INT8OID}, {"rep_id", INT4OID},
-	{"channel", TEXTOID}, {"category", TEXTOID}, {"status", TEXTOID},
-	{"created_at", TIMESTAMPTZOID}, {"completed_at", TIMESTAMPTZOID}, {"legacy_key", TEXTOID}
-};
-static const BulkInsertColumn license_columns[] = {
-	{"license_id", TEXTOID}, {"account_id", INT8OID}, {"role", TEXTOID},
-	{"status", TEXTOID}, {"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
-};
-static const BulkInsertColumn reject_columns[] = {
-	{"reject_id", INT8OID}, {"source_table", TEXTOID}, {"source_key", TEXTOID},
-	{"source_row", JSONBOID}, {"reason", TEXTOID}, {"rejected_at", TIMESTAMPTZOID}
-};
-
-/* run one statement; returns the rows it processed */
-static uint64
-Exec(const char *query, int expected)
-{
-	CHECK_FOR_INTERRUPTS();
-	return DogdbSpiExecute(query, false, 0, expected);
-}
-
-/* replace every @extschema@ of sql */
-static char *
-WithExtSchema(const char *sql, const char *extschema)
-{
-	StringInfoData buf;
-	const char *p;
-
-	initStringInfo(&buf);
-	while ((p = strstr(sql, "@extschema@")) != NULL)
-	{
-		appendBinaryStringInfo(&buf, sql, p - sql);
-		appendStringInfoString(&buf, extschema);
-		sql = p + strlen("@extschema@");
-	}
-	appendStringInfoString(&buf, sql);
-	return buf.data;
-}
-
-/* legacy timestamp column col of relid as timestamptz (without time zone: UTC) */
-static char *
-LegacyTimestamp(Oid relid, const char *col)
-{
-	AttrNumber	attnum = get_attnum(relid, col);
-
-	if (attnum != InvalidAttrNumber && get_atttype(relid, attnum) == TIMESTAMPOID)
-		return psprintf("(t.%s AT TIME ZONE 'UTC')", quote_identifier(col));
-	return psprintf("t.%s::timestamptz", quote_identifier(col));
-}
-
-/* the reject keys of the stage rows matching filter that have none (import.c) */
-static void
-KeyRows(const char *filter)
-{
-	Exec(psprintf("UPDATE " STAGE " s SET source_key = k.key"
-				  "  FROM (SELECT c, h || ':' || row_number() OVER (PARTITION BY h) AS key"
-				  "          FROM (SELECT ctid AS c, md5(to_jsonb(src)::text) AS h"
-				  "                  FROM " STAGE " WHERE source_key IS NULL AND (%s)) r) k"
-				  " WHERE s.ctid = k.c", filter),
-		 SPI_OK_UPDATE);
-}
 
 /* steps 1 to 3: raw rows, snapshots, the staged rows with their checks */
 static uint64
@@ -266,22 +180,22 @@ Stage(const CitusImportSpec *spec, Oid relid, const char *extschema)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TEMP TABLE dogdb_import_raw ON COMMIT DROP AS SELECT t AS src, %s",
-					 WithExtSchema(spec->columns, extschema));
+					 ImportWithExtSchema(spec->columns, extschema));
 	for (size_t i = 0; i < lengthof(spec->timestamps); i++)
-		appendStringInfo(&sql, ", %s AS %s", LegacyTimestamp(relid, spec->timestamps[i]),
+		appendStringInfo(&sql, ", %s AS %s", ImportLegacyTimestamp(relid, spec->timestamps[i]),
 						 quote_identifier(spec->timestamps[i]));
-	appendStringInfo(&sql, " FROM %s AS t%s", source, WithExtSchema(spec->from_extra, extschema));
-	Exec(sql.data, SPI_OK_UTILITY);
+	appendStringInfo(&sql, " FROM %s AS t%s", source, ImportWithExtSchema(spec->from_extra, extschema));
+	ImportExec(sql.data, SPI_OK_UTILITY);
 	for (const char *const *snap = spec->snapshots; *snap != NULL; snap++)
-		Exec(*snap, SPI_OK_UTILITY);
+		ImportExec(*snap, SPI_OK_UTILITY);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TEMP TABLE dogdb_import_stage ON COMMIT DROP AS"
 					 " SELECT s.*, %s, CASE %s END AS reason, false AS done, NULL::text AS source_key"
 					 "   FROM " RAW " s %s",
 					 spec->join_columns, spec->checks, spec->joins);
-	rows = Exec(sql.data, SPI_OK_UTILITY);
-	Exec("ANALYZE " STAGE, SPI_OK_UTILITY);
+	rows = ImportExec(sql.data, SPI_OK_UTILITY);
+	ImportExec("ANALYZE " STAGE, SPI_OK_UTILITY);
 	return rows;
 }
 
@@ -293,21 +207,10 @@ Judge(const CitusImportSpec *spec)
 	Oid			argtype = TEXTOID;
 
 	if (spec->occurrence)
-	{
-		KeyRows("identity IN (SELECT identity FROM " STAGE " GROUP BY identity HAVING count(*) > 1)");
-		Exec("UPDATE " STAGE " s SET legacy_key = s.identity || ':' || o.n"
-			 "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY identity ORDER BY source_key) AS n"
-			 "          FROM " STAGE " WHERE source_key IS NOT NULL) o"
-			 " WHERE s.ctid = o.c",
-			 SPI_OK_UPDATE);
-	}
+		ImportNumberOccurrences();
 	if (spec->imported_snapshot)
-		Exec(spec->imported_snapshot, SPI_OK_UTILITY);
-	Exec(psprintf("UPDATE " STAGE " s"
-				  "   SET done = (%s), reason = CASE WHEN %s THEN NULL ELSE %s END"
-				  "  FROM %s WHERE %s AND s.reason IS NULL",
-				  spec->same, spec->same, spec->changed_reason, spec->imported, spec->imported_cond),
-		 SPI_OK_UPDATE);
+		ImportExec(spec->imported_snapshot, SPI_OK_UTILITY);
+	ImportJudgeImported(spec->same, spec->changed_reason, spec->imported, spec->imported_cond);
 
 	/* the rejects of this table (a reference table), copied */
 	DogdbSpiExecuteWithArgs("CREATE TEMP TABLE dogdb_import_rejected ON COMMIT DROP AS"
@@ -315,8 +218,8 @@ Judge(const CitusImportSpec *spec)
 							1, &argtype, &arg, NULL, false, 0, SPI_OK_UTILITY);
 	if (SPI_processed > 0)
 	{
-		KeyRows("true");
-		Exec("UPDATE " STAGE " s SET done = true, reason = NULL"
+		ImportKeyRows("true");
+		ImportExec("UPDATE " STAGE " s SET done = true, reason = NULL"
 			 "  FROM pg_temp.dogdb_import_rejected r WHERE r.source_key = s.source_key",
 			 SPI_OK_UPDATE);
 	}
@@ -328,7 +231,7 @@ RejectDuplicates(const CitusImportSpec *spec)
 {
 	if (spec->dup_key == NULL)
 		return;
-	Exec(psprintf("UPDATE " STAGE " s SET reason = %s"
+	ImportExec(psprintf("UPDATE " STAGE " s SET reason = %s"
 				  "  FROM (SELECT ctid AS c, row_number() OVER (PARTITION BY %s ORDER BY %s) AS n"
 				  "          FROM " STAGE " WHERE " ACCEPTED " AND %s IS NOT NULL) d"
 				  " WHERE s.ctid = d.c AND d.n > 1",
@@ -466,28 +369,28 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 				   WriteRow, &w2);
 		BulkInsertEnd(w2.bulk);
 		/* the KPI engine's queue, as import_write.c fills it (local tables) */
-		Exec("INSERT INTO dogdb_internal.kpi_dirty_accounts (account_id)"
+		ImportExec("INSERT INTO dogdb_internal.kpi_dirty_accounts (account_id)"
 			 " SELECT account_id FROM " STAGE " WHERE " ACCEPTED, SPI_OK_INSERT);
-		Exec("INSERT INTO dogdb_internal.kpi_dirty_months (from_month, to_month)"
+		ImportExec("INSERT INTO dogdb_internal.kpi_dirty_months (from_month, to_month)"
 			 " SELECT date_trunc('month', min(created_at) AT TIME ZONE 'UTC')::date, NULL"
 			 "   FROM " STAGE " WHERE " ACCEPTED " HAVING count(*) > 0", SPI_OK_INSERT);
 	}
 	else if (step == 1)
 	{
 		/* new reps first (a reference table), then their ids */
-		Exec("INSERT INTO dogdb.service_reps (name)"
+		ImportExec("INSERT INTO dogdb.service_reps (name)"
 			 " SELECT DISTINCT rep FROM " STAGE " WHERE " ACCEPTED " AND rep IS NOT NULL ORDER BY rep"
 			 " ON CONFLICT (name) DO NOTHING", SPI_OK_INSERT);
-		Exec("CREATE TEMP TABLE dogdb_import_reps ON COMMIT DROP AS"
+		ImportExec("CREATE TEMP TABLE dogdb_import_reps ON COMMIT DROP AS"
 			 " SELECT r.rep_id, r.name FROM dogdb.service_reps r"
 			 "  WHERE r.name IN (SELECT rep FROM " STAGE " WHERE " ACCEPTED " AND rep IS NOT NULL)",
 			 SPI_OK_UTILITY);
-		Exec("INSERT INTO dogdb_internal.support_changes (kind, account_id)"
+		ImportExec("INSERT INTO dogdb_internal.support_changes (kind, account_id)"
 			 " SELECT DISTINCT 'account', account_id FROM " STAGE " WHERE " ACCEPTED, SPI_OK_INSERT);
 		fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 		fkeys[1] = (BulkInsertForeignKey) {"rep_id", DogdbRelationId("service_reps"), "rep_id"};
-		w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), interaction_columns,
-								 lengthof(interaction_columns), fkeys, 2, NULL, 0);
+		w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), import_interaction_columns,
+								 IMPORT_INTERACTION_NCOLUMNS, fkeys, 2, NULL, 0);
 		w.seq = getIdentitySequence(DogdbRelationId("interactions"), 1, false);
 		written = ForEachRow("SELECT s.account_id, r.rep_id, s.channel, s.category, s.status,"
 							 "       s.created_at, s.completed_at, s.legacy_key"
@@ -498,8 +401,8 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 	else
 	{
 		fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
-		w.bulk = BulkInsertBegin(DogdbRelationId("licenses"), license_columns,
-								 lengthof(license_columns), fkeys, 1, NULL, 0);
+		w.bulk = BulkInsertBegin(DogdbRelationId("licenses"), import_license_columns,
+								 IMPORT_LICENSE_NCOLUMNS, fkeys, 1, NULL, 0);
 		written = ForEachRow("SELECT license_id, account_id, role, status, created_at, updated_at"
 							 "  FROM " STAGE " WHERE " ACCEPTED " ORDER BY license_id COLLATE \"C\"",
 							 WriteRow, &w);
@@ -516,8 +419,8 @@ WriteRejects(const CitusImportSpec *spec)
 	Writer		w = {0};
 	int64		n;
 
-	KeyRows(REJECTED);
-	w.bulk = BulkInsertBegin(rejects, reject_columns, lengthof(reject_columns), NULL, 0, NULL, 0);
+	ImportKeyRows(REJECTED);
+	w.bulk = BulkInsertBegin(rejects, import_reject_columns, IMPORT_REJECT_NCOLUMNS, NULL, 0, NULL, 0);
 	w.seq = getIdentitySequence(rejects, 1, false);
 	w.source_table = CStringGetTextDatum(spec->source_table);
 	n = ForEachRow("SELECT source_key, to_jsonb(src), reason FROM " STAGE " WHERE " REJECTED
@@ -546,7 +449,7 @@ DogdbImportLegacyOnCitus(ReturnSetInfo *rsinfo, const Oid *relids, int ntables, 
 	 * the transaction that adds reps: Citus then wants one connection per
 	 * node.  Set for this call only (the caller's GUC nest level).
 	 */
-	Exec("SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)", SPI_OK_SELECT);
+	ImportExec("SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)", SPI_OK_SELECT);
 	for (int i = 0; i < ntables; i++)
 	{
 		const CitusImportSpec *spec = &citus_specs[i];
@@ -563,7 +466,7 @@ DogdbImportLegacyOnCitus(ReturnSetInfo *rsinfo, const Oid *relids, int ntables, 
 		Judge(spec);
 		imported = WriteAccepted(spec, i);
 		rejected = WriteRejects(spec);
-		Exec(i == 0 ? "DROP TABLE " STAGE ", " RAW ", pg_temp.dogdb_import_accounts, pg_temp.dogdb_import_open_subs,"
+		ImportExec(i == 0 ? "DROP TABLE " STAGE ", " RAW ", pg_temp.dogdb_import_accounts, pg_temp.dogdb_import_open_subs,"
 			 " pg_temp.dogdb_import_plans, pg_temp.dogdb_import_rejected" :
 			 i == 1 ? "DROP TABLE " STAGE ", " RAW ", pg_temp.dogdb_import_accounts, pg_temp.dogdb_import_found,"
 			 " pg_temp.dogdb_import_rejected, pg_temp.dogdb_import_reps" :

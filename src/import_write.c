@@ -103,7 +103,7 @@ typedef struct ImportWriter
 
 typedef void (*ImportWriteRow) (ImportWriter *w, Datum *values, bool *nulls);
 
-static const BulkInsertColumn interaction_columns[] = {
+const BulkInsertColumn import_interaction_columns[IMPORT_INTERACTION_NCOLUMNS] = {
 	{"interaction_id", INT8OID}, {"account_id", INT8OID}, {"rep_id", INT4OID},
 	{"channel", TEXTOID}, {"category", TEXTOID}, {"status", TEXTOID},
 	{"created_at", TIMESTAMPTZOID}, {"completed_at", TIMESTAMPTZOID}, {"legacy_key", TEXTOID}
@@ -497,8 +497,8 @@ ImportWriteAccepted(ImportTarget target, const char *dup_order, const char *dup_
 			DogdbSpiExecute("INSERT INTO dogdb_internal.support_changes (kind, account_id)"
 							" SELECT DISTINCT 'account', account_id FROM " IMPORT_STAGE " WHERE " IMPORT_ACCEPTED,
 							false, 0, SPI_OK_INSERT);
-			w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), interaction_columns,
-									 lengthof(interaction_columns), fkeys, 2, handled, 1);
+			w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), import_interaction_columns,
+									 IMPORT_INTERACTION_NCOLUMNS, fkeys, 2, handled, 1);
 			w.seq = getIdentitySequence(DogdbRelationId("interactions"), 1, false);
 			WriteQueryRows(&w, "SELECT s.ctid, s.account_id, s.account_xmin, r.rep_id, s.channel,"
 						   "       s.category, s.status, s.created_at, s.completed_at, s.legacy_key"
