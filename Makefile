@@ -33,6 +33,10 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
+# PGXS tracks no header dependencies: an object (and its bitcode) is rebuilt
+# when any header of src/ changes, so a changed struct never meets a stale file
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h)
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps demo check-all bench bench-scale unit fuzz citus-check
