@@ -69,6 +69,9 @@ extern uint64 ImportExec(const char *query, int expected);
 extern void ImportKeyRows(const char *filter);
 extern char *ImportWithExtSchema(const char *sql, const char *extschema);
 extern char *ImportLegacyTimestamp(Oid relid, const char *col);
+/* run query, passing each row (deformed) to fn in batches; how many rows fn took (import_write.c) */
+typedef bool (*ImportRowFn) (void *state, TupleDesc desc, Datum *values, bool *nulls);
+extern int64 ImportForEachRow(const char *query, ImportRowFn fn, void *state);
 /* judging steps both routes take: legacy keys of repeated interactions, rows imported before */
 extern void ImportNumberOccurrences(void);
 extern void ImportJudgeImported(const char *same, const char *changed_reason, const char *imported,

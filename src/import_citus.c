@@ -239,55 +239,6 @@ RejectDuplicates(const CitusImportSpec *spec)
 		 SPI_OK_UPDATE);
 }
 
-typedef void (*WriteRowFn) (void *state, int natts, Datum *values, bool *nulls);
-
-/* pass every row of query to write, in batches; returns how many */
-static int64
-ForEachRow(const char *query, WriteRowFn write, void *state)
-{
-	SPIPlanPtr	plan = DogdbSpiPrepare(query, 0, NULL);
-	Portal		portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
-	MemoryContext batchcxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb citus import batch",
-												   ALLOCSET_DEFAULT_SIZES);
-	int64		n = 0;
-
-	if (portal == NULL)
-		elog(ERROR, "SPI_cursor_open of \"%s\" failed: %s", query, SPI_result_code_string(SPI_result));
-	for (;;)
-	{
-		SPITupleTable *tuptable;
-		uint64		nrows;
-		MemoryContext old;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, BULK_INSERT_BATCH);
-		tuptable = SPI_tuptable;
-		nrows = SPI_processed;
-		if (nrows == 0)
-		{
-			SPI_freetuptable(tuptable);
-			break;
-		}
-		old = MemoryContextSwitchTo(batchcxt);
-		for (uint64 r = 0; r < nrows; r++)
-		{
-			Datum	   *values = palloc(sizeof(Datum) * tuptable->tupdesc->natts);
-			bool	   *nulls = palloc(sizeof(bool) * tuptable->tupdesc->natts);
-
-			heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
-			write(state, tuptable->tupdesc->natts, values, nulls);
-			n++;
-		}
-		MemoryContextSwitchTo(old);
-		SPI_freetuptable(tuptable);
-		MemoryContextReset(batchcxt);
-	}
-	SPI_cursor_close(portal);
-	SPI_freeplan(plan);
-	MemoryContextDelete(batchcxt);
-	return n;
-}
-
 typedef struct Writer
 {
 	BulkInsert *bulk;
@@ -296,10 +247,11 @@ typedef struct Writer
 } Writer;
 
 /* a row of the query as it comes, a new id first if the writer has a sequence */
-static void
-WriteRow(void *state, int natts, Datum *v, bool *n)
+static bool
+WriteRow(void *state, TupleDesc desc, Datum *v, bool *n)
 {
 	Writer	   *w = state;
+	int			natts = desc->natts;
 	Datum		values[16];
 	bool		nulls[16] = {0};
 	int			k = 0;
@@ -314,17 +266,18 @@ WriteRow(void *state, int natts, Datum *v, bool *n)
 		nulls[k] = n[i];
 	}
 	BulkInsertRow(w->bulk, values, nulls);
+	return true;
 }
 
 /* a reject: source_key, source_row, reason (+ source_table, rejected_at) */
-static void
-WriteReject(void *state, int natts, Datum *v, bool *n)
+static bool
+WriteReject(void *state, TupleDesc desc, Datum *v, bool *n)
 {
 	Writer	   *w = state;
 	Datum		values[6];
 	bool		nulls[6] = {0};
 
-	Assert(natts == 3);
+	Assert(desc->natts == 3);
 	values[0] = Int64GetDatum(nextval_internal(w->seq, false));
 	values[1] = w->source_table;
 	values[2] = v[0];
@@ -332,6 +285,7 @@ WriteReject(void *state, int natts, Datum *v, bool *n)
 	values[4] = v[2];
 	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	BulkInsertRow(w->bulk, values, nulls);
+	return true;
 }
 
 /* write the accepted rows of the stage; returns how many */
@@ -350,7 +304,7 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 		Oid			subscriptions = DogdbRelationId("subscriptions");
 
 		w.bulk = BulkInsertBegin(accounts, bulk_account_columns, BULK_ACCOUNT_NCOLUMNS, NULL, 0, NULL, 0);
-		written = ForEachRow("SELECT account_id, email, NULL::text, created_at, updated_at FROM " STAGE
+		written = ImportForEachRow("SELECT account_id, email, NULL::text, created_at, updated_at FROM " STAGE
 							 " WHERE " ACCEPTED " ORDER BY account_id", WriteRow, &w);
 		fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 		fkeys[1] = (BulkInsertForeignKey) {"plan_id", DogdbRelationId("pricing_plans"), "plan_id"};
@@ -359,7 +313,7 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 		BulkInsertAfter(w2.bulk, w.bulk);
 		w2.seq = getIdentitySequence(subscriptions, 1, false);
 		/* open, on the plan of the tier, from creation; ids in import_write.c's order */
-		ForEachRow(psprintf("SELECT account_id, plan_id, created_at, NULL::timestamptz"
+		ImportForEachRow(psprintf("SELECT account_id, plan_id, created_at, NULL::timestamptz"
 							"  FROM (SELECT account_id, plan_id, created_at,"
 							"               row_number() OVER (ORDER BY account_id) - 1 AS i"
 							"          FROM " STAGE " WHERE " ACCEPTED ") a"
@@ -392,7 +346,7 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 		w.bulk = BulkInsertBegin(DogdbRelationId("interactions"), import_interaction_columns,
 								 IMPORT_INTERACTION_NCOLUMNS, fkeys, 2, NULL, 0);
 		w.seq = getIdentitySequence(DogdbRelationId("interactions"), 1, false);
-		written = ForEachRow("SELECT s.account_id, r.rep_id, s.channel, s.category, s.status,"
+		written = ImportForEachRow("SELECT s.account_id, r.rep_id, s.channel, s.category, s.status,"
 							 "       s.created_at, s.completed_at, s.legacy_key"
 							 "  FROM " STAGE " s LEFT JOIN pg_temp.dogdb_import_reps r ON r.name = s.rep"
 							 " WHERE s.reason IS NULL AND NOT s.done"
@@ -403,7 +357,7 @@ WriteAccepted(const CitusImportSpec *spec, int step)
 		fkeys[0] = (BulkInsertForeignKey) {"account_id", accounts, "account_id"};
 		w.bulk = BulkInsertBegin(DogdbRelationId("licenses"), import_license_columns,
 								 IMPORT_LICENSE_NCOLUMNS, fkeys, 1, NULL, 0);
-		written = ForEachRow("SELECT license_id, account_id, role, status, created_at, updated_at"
+		written = ImportForEachRow("SELECT license_id, account_id, role, status, created_at, updated_at"
 							 "  FROM " STAGE " WHERE " ACCEPTED " ORDER BY license_id COLLATE \"C\"",
 							 WriteRow, &w);
 	}
@@ -423,7 +377,7 @@ WriteRejects(const CitusImportSpec *spec)
 	w.bulk = BulkInsertBegin(rejects, import_reject_columns, IMPORT_REJECT_NCOLUMNS, NULL, 0, NULL, 0);
 	w.seq = getIdentitySequence(rejects, 1, false);
 	w.source_table = CStringGetTextDatum(spec->source_table);
-	n = ForEachRow("SELECT source_key, to_jsonb(src), reason FROM " STAGE " WHERE " REJECTED
+	n = ImportForEachRow("SELECT source_key, to_jsonb(src), reason FROM " STAGE " WHERE " REJECTED
 				   " ORDER BY source_key COLLATE \"C\"", WriteReject, &w);
 	BulkInsertEnd(w.bulk);
 	return n;

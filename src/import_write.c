@@ -331,16 +331,18 @@ RejectDuplicates(ImportWriter *w, const char *dup_reason)
 }
 
 /*
- * Run query (a SELECT of the stage: ctid, the target key, the values) and
- * pass each row's values to write, skipping duplicates if asked.
+ * Run query and pass each row, deformed, to fn, in batches of
+ * BULK_INSERT_BATCH rows read through a cursor (a batch's memory is reset
+ * after it); returns how many rows fn took.  Shared by both import routes.
  */
-static void
-WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
+int64
+ImportForEachRow(const char *query, ImportRowFn fn, void *state)
 {
 	SPIPlanPtr	plan = DogdbSpiPrepare(query, 0, NULL);
 	Portal		portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
 	MemoryContext batchcxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb import batch",
 												   ALLOCSET_DEFAULT_SIZES);
+	int64		taken = 0;
 
 	if (portal == NULL)
 		elog(ERROR, "SPI_cursor_open of \"%s\" failed: %s", query, SPI_result_code_string(SPI_result));
@@ -355,7 +357,7 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, BULK_INSERT_BATCH);
-		/* write() may run SPI queries (locks): keep the batch's own tuples */
+		/* fn may run SPI queries (locks): keep the batch's own tuples */
 		tuptable = SPI_tuptable;
 		nrows = SPI_processed;
 		if (nrows == 0)
@@ -370,18 +372,8 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 		for (uint64 r = 0; r < nrows; r++)
 		{
 			heap_deform_tuple(tuptable->vals[r], tuptable->tupdesc, values, nulls);
-			if (w->dedupe)
-			{
-				MemoryContextSwitchTo(w->keycxt);
-				if (IsDuplicate(w, tuptable->tupdesc, values, nulls))
-				{
-					MemoryContextSwitchTo(batchcxt);
-					continue;
-				}
-				MemoryContextSwitchTo(batchcxt);
-			}
-			write(w, values + 1, nulls + 1);
-			w->written++;
+			if (fn(state, tuptable->tupdesc, values, nulls))
+				taken++;
 		}
 		MemoryContextSwitchTo(old);
 		SPI_freetuptable(tuptable);
@@ -390,6 +382,47 @@ WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
 	MemoryContextDelete(batchcxt);
+	return taken;
+}
+
+/* a stage row for the writer: (ctid, the target key, the values) */
+typedef struct StageRowWriter
+{
+	ImportWriter *w;
+	ImportWriteRow write;
+} StageRowWriter;
+
+/* write one stage row's values, unless it is a duplicate the writer skips */
+static bool
+WriteStageRow(void *state, TupleDesc desc, Datum *values, bool *nulls)
+{
+	StageRowWriter *s = state;
+	ImportWriter *w = s->w;
+
+	if (w->dedupe)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->keycxt);
+		bool		duplicate = IsDuplicate(w, desc, values, nulls);
+
+		MemoryContextSwitchTo(old);
+		if (duplicate)
+			return false;
+	}
+	s->write(w, values + 1, nulls + 1);
+	w->written++;
+	return true;
+}
+
+/*
+ * Run query (a SELECT of the stage: ctid, the target key, the values) and
+ * pass each row's values to write, skipping duplicates if asked.
+ */
+static void
+WriteQueryRows(ImportWriter *w, const char *query, ImportWriteRow write)
+{
+	StageRowWriter s = {w, write};
+
+	(void) ImportForEachRow(query, WriteStageRow, &s);
 }
 
 /* prepare to lock referenced accounts */
