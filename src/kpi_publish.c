@@ -88,6 +88,17 @@ ViewRow(int view, const KpiCell *c, int64 *v, int *nv)
 	}
 }
 
+/* the view's key (month, company_size, plan_id) of a changed fact; nulls[2] when it has no plan */
+static void
+ViewKey(const KpiFactChange *c, Datum *values, bool *nulls)
+{
+	values[0] = KpiMonthDate(c->month);
+	values[1] = CStringGetTextDatum(kpi_size_names[c->size]);
+	values[2] = Int16GetDatum(c->plan_id);
+	nulls[0] = nulls[1] = false;
+	nulls[2] = (c->plan_id == KPI_NO_PLAN);
+}
+
 /* the view's one index, if it is the key (month, company_size, plan_id) the extension made */
 static Relation
 OpenKeyIndex(Relation rel)
@@ -112,8 +123,8 @@ OpenKeyIndex(Relation rel)
 
 /* the view's row of a key: its tid and values, false if none */
 static bool
-FindRow(Relation rel, Relation idx, Snapshot snap, TupleTableSlot *slot, Datum *key, bool plan_null,
-		ItemPointer tid)
+FindRow(Relation rel, Relation idx, Snapshot snap, TupleTableSlot *slot, const Datum *key,
+		const bool *keynulls, ItemPointer tid)
 {
 	ScanKeyData skey[3];
 	IndexScanDesc scan;
@@ -123,7 +134,7 @@ FindRow(Relation rel, Relation idx, Snapshot snap, TupleTableSlot *slot, Datum *
 						   idx->rd_indcollation[0], F_DATE_EQ, key[0]);
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[1], F_TEXTEQ, key[1]);
-	if (plan_null)
+	if (keynulls[2])
 		ScanKeyEntryInitialize(&skey[2], SK_ISNULL | SK_SEARCHNULL, 3, InvalidStrategy, InvalidOid,
 							   InvalidOid, InvalidOid, (Datum) 0);
 	else
@@ -149,6 +160,8 @@ PublishView(KpiState *ks, int view)
 	TupleTableSlot *slot;
 	ItemPointerData *dead;
 	int			ndead = 0;
+	int		   *ins;			/* the changes that insert a row */
+	int			nins = 0;
 	bool		ok = true;
 
 	if (rel->rd_rel->relkind != RELKIND_MATVIEW || !RelationIsPopulated(rel) ||
@@ -162,6 +175,7 @@ PublishView(KpiState *ks, int view)
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 	dead = palloc(sizeof(ItemPointerData) * Max(ks->npub, 1));
+	ins = palloc(sizeof(int) * Max(ks->npub, 1));
 
 	/* first check every change against the view, then write */
 	for (int i = 0; i < ks->npub && ok; i++)
@@ -173,15 +187,16 @@ PublishView(KpiState *ks, int view)
 		bool		had = ViewRow(view, &c->old, ov, &n);
 		bool		has = ViewRow(view, &c->new, nv, &n);
 		Datum		key[3];
+		bool		keynulls[3];
 		ItemPointerData tid;
 		bool		found;
 
 		if (had == has && (!had || memcmp(ov, nv, sizeof(int64) * n) == 0))
 			continue;
-		key[0] = KpiMonthDate(c->month);
-		key[1] = CStringGetTextDatum(kpi_size_names[c->size]);
-		key[2] = Int16GetDatum(c->plan_id);
-		found = FindRow(rel, idx, snap, slot, key, c->plan_id == KPI_NO_PLAN, &tid);
+		if (has)
+			ins[nins++] = i;
+		ViewKey(c, key, keynulls);
+		found = FindRow(rel, idx, snap, slot, key, keynulls, &tid);
 		if (found != had)
 			ok = false;
 		else if (found)
@@ -197,26 +212,22 @@ PublishView(KpiState *ks, int view)
 	{
 		for (int i = 0; i < ndead; i++)
 			simple_heap_delete(rel, &dead[i]);
-		for (int i = 0; i < ks->npub; i++)
+		for (int i = 0; i < nins; i++)
 		{
-			KpiFactChange *c = &ks->pub[i];
-			int64		ov[2],
-						nv[2];
+			KpiFactChange *c = &ks->pub[ins[i]];
+			int64		nv[2];
 			int			n;
-			bool		had = ViewRow(view, &c->old, ov, &n);
-			bool		has = ViewRow(view, &c->new, nv, &n);
 			Datum		values[5];
-			bool		nulls[5] = {false, false, false, false, false};
+			bool		nulls[5];
 			HeapTuple	tup;
 
-			if (!has || (had && memcmp(ov, nv, sizeof(int64) * n) == 0))
-				continue;
-			values[0] = KpiMonthDate(c->month);
-			values[1] = CStringGetTextDatum(kpi_size_names[c->size]);
-			values[2] = Int16GetDatum(c->plan_id);
-			nulls[2] = (c->plan_id == KPI_NO_PLAN);
+			(void) ViewRow(view, &c->new, nv, &n);
+			ViewKey(c, values, nulls);
 			for (int k = 0; k < n; k++)
+			{
 				values[3 + k] = Int64GetDatum(nv[k]);
+				nulls[3 + k] = false;
+			}
 			tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 			heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
 			index_insert(idx, values, nulls, &tup->t_self, rel, UNIQUE_CHECK_YES, false, ii);
