@@ -118,10 +118,21 @@ ForeignKeyMatches(Relation rel, ForeignKeyCacheInfo *fk, const BulkInsertForeign
 		ColumnListMatches(fk->confrelid, fk->confkey, fk->nkeys, g->refcolumn);
 }
 
+/*
+ * A refusal of the table: an error, or false when the caller only asks
+ * (report false, BulkInsertTryBegin)
+ */
+#define REFUSE(report, errargs) \
+	do { \
+		if (!(report)) \
+			return false; \
+		ereport(ERROR, errargs); \
+	} while (0)
+
 /* refuse a table whose inserts would do more than this writer does */
-static void
+static bool
 CheckBulkInsertTarget(Relation rel, const BulkInsertForeignKey *fkeys, int nfkeys,
-					  const Oid *handled_trigfuncs, int nhandled)
+					  const Oid *handled_trigfuncs, int nhandled, bool report)
 {
 	const char *relname = RelationGetRelationName(rel);
 	TriggerDesc *trigdesc = rel->trigdesc;
@@ -129,19 +140,19 @@ CheckBulkInsertTarget(Relation rel, const BulkInsertForeignKey *fkeys, int nfkey
 	ListCell   *lc;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		ereport(ERROR,
+		REFUSE(report,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", relname)));
 	if (rel->rd_rules != NULL)
-		ereport(ERROR,
+		REFUSE(report,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot write to table \"%s\" because it has rules", relname)));
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
+		REFUSE(report,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot write to table \"%s\" because it has row-level security enabled", relname)));
 	if (rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored)
-		ereport(ERROR,
+		REFUSE(report,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot write to table \"%s\" because it has generated columns", relname)));
 
@@ -157,7 +168,7 @@ CheckBulkInsertTarget(Relation rel, const BulkInsertForeignKey *fkeys, int nfkey
 		for (int i = 0; i < nfkeys && !guaranteed; i++)
 			guaranteed = ForeignKeyMatches(rel, fk, &fkeys[i]);
 		if (!guaranteed)
-			ereport(ERROR,
+			REFUSE(report,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot write to table \"%s\" because of foreign key \"%s\"",
 							relname, get_constraint_name(fk->conoid)),
@@ -183,18 +194,19 @@ CheckBulkInsertTarget(Relation rel, const BulkInsertForeignKey *fkeys, int nfkey
 		foreach(lc, fklist)
 			known_fk |= (trig->tgconstraint == lfirst_node(ForeignKeyCacheInfo, lc)->conoid);
 		if (!(known_fk && trig->tgfoid == F_RI_FKEY_CHECK_INS))
-			ereport(ERROR,
+			REFUSE(report,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot write to table \"%s\" because of trigger \"%s\"",
 							relname, trig->tgname),
 					 errdetail("The extension writes this table in bulk and does not fire user triggers."),
 					 errhint("Put the trigger on a table of your own that copies from this one.")));
 	}
+	return true;
 }
 
 /* refuse a column layout other than the expected one; fill attmap */
-static void
-CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *attmap)
+static bool
+CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *attmap, bool report)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			n = 0;
@@ -206,14 +218,14 @@ CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *a
 		if (att->attisdropped)
 			continue;
 		if (n >= ncolumns || strcmp(NameStr(att->attname), columns[n].name) != 0)
-			ereport(ERROR,
+			REFUSE(report,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("table \"%s\" does not have the columns the extension created",
 							RelationGetRelationName(rel)),
 					 errdetail("Column \"%s\" was not expected.", NameStr(att->attname))));
 		/* the values are of the caller's type: no other type, no length limit */
 		if (att->atttypid != columns[n].type || att->atttypmod != -1)
-			ereport(ERROR,
+			REFUSE(report,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("table \"%s\" does not have the columns the extension created",
 							RelationGetRelationName(rel)),
@@ -225,11 +237,12 @@ CheckColumns(Relation rel, const BulkInsertColumn *columns, int ncolumns, int *a
 		attmap[n++] = i;
 	}
 	if (n != ncolumns)
-		ereport(ERROR,
+		REFUSE(report,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" does not have the columns the extension created",
 						RelationGetRelationName(rel)),
 				 errdetail("Column \"%s\" is missing.", columns[n].name)));
+	return true;
 }
 
 /* INSERT INTO rel (columns) SELECT * FROM ROWS FROM (unnest($1), ...): a batch on Citus */
@@ -289,15 +302,17 @@ CitusFlush(BulkInsert *bulk)
 	DogdbSpiFinish();
 }
 
-BulkInsert *
-BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
-				const BulkInsertForeignKey *fkeys, int nfkeys,
-				const Oid *handled_trigfuncs, int nhandled)
+/* BulkInsertBegin() or, with report false, BulkInsertTryBegin() */
+static BulkInsert *
+Begin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
+	  const BulkInsertForeignKey *fkeys, int nfkeys,
+	  const Oid *handled_trigfuncs, int nhandled, bool report)
 {
-	BulkInsert *bulk = palloc0(sizeof(BulkInsert));
+	BulkInsert *bulk;
 	Relation	rel = table_open(relid, RowExclusiveLock);
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	TupleDesc	desc = RelationGetDescr(rel);
+	int		   *attmap = palloc(sizeof(int) * ncolumns);
 
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
@@ -309,11 +324,17 @@ BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
 			rte->insertedCols = bms_add_member(rte->insertedCols,
 											   i + 1 - FirstLowInvalidHeapAttributeNumber);
 	ExecCheckRTPerms(list_make1(rte), true);
-	CheckBulkInsertTarget(rel, fkeys, nfkeys, handled_trigfuncs, nhandled);
+	if (!CheckBulkInsertTarget(rel, fkeys, nfkeys, handled_trigfuncs, nhandled, report) ||
+		!CheckColumns(rel, columns, ncolumns, attmap, report))
+	{
+		table_close(rel, RowExclusiveLock);
+		pfree(attmap);
+		return NULL;
+	}
+	bulk = palloc0(sizeof(BulkInsert));
 	bulk->ncolumns = ncolumns;
 	bulk->columns = columns;
-	bulk->attmap = palloc(sizeof(int) * ncolumns);
-	CheckColumns(rel, columns, ncolumns, bulk->attmap);
+	bulk->attmap = attmap;
 	if (DogdbIsDistributed(relid))
 		bulk->citus_insert = CitusInsertQuery(rel, columns, ncolumns);
 
@@ -331,6 +352,20 @@ BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
 	for (int i = 0; i < BULK_INSERT_BATCH; i++)
 		bulk->slots[i] = table_slot_create(rel, &bulk->estate->es_tupleTable);
 	return bulk;
+}
+
+BulkInsert *
+BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns,
+				const BulkInsertForeignKey *fkeys, int nfkeys,
+				const Oid *handled_trigfuncs, int nhandled)
+{
+	return Begin(relid, columns, ncolumns, fkeys, nfkeys, handled_trigfuncs, nhandled, true);
+}
+
+BulkInsert *
+BulkInsertTryBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns)
+{
+	return Begin(relid, columns, ncolumns, NULL, 0, NULL, 0, false);
 }
 
 void

@@ -69,6 +69,14 @@ extern BulkInsert *BulkInsertBegin(Oid relid, const BulkInsertColumn *columns, i
 								   const Oid *handled_trigfuncs, int nhandled);
 
 /*
+ * The same for a table without foreign keys or insert triggers whose rows
+ * the caller can also write another way: NULL, instead of an error, if
+ * the table is not as the caller expects (the privilege check still
+ * raises).
+ */
+extern BulkInsert *BulkInsertTryBegin(Oid relid, const BulkInsertColumn *columns, int ncolumns);
+
+/*
  * The caller guarantees that no row it writes conflicts under exclusion
  * constraint conname of the table (e.g. every row is for a key created by
  * the same transaction): the per-row check, an index scan, is skipped.

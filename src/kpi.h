@@ -240,13 +240,6 @@ extern bool KpiDecodeCounts(Datum d, int32 *counts);
 extern bool KpiDecodeTiers(Datum d, int16 *tiers);
 extern int32 KpiDateMonth(Datum d);
 
-/* kpi_bulk.c: the month rows of a full rebuild, straight into the heap */
-typedef struct KpiMonthWriter KpiMonthWriter;
-extern KpiMonthWriter *KpiMonthWriterBegin(void);
-extern void KpiMonthWriterAdd(KpiMonthWriter *w, int32 month, int64 block, bytea *counts, bytea *tiers);
-extern void KpiMonthWriterFlush(KpiMonthWriter *w);
-extern void KpiMonthWriterEnd(KpiMonthWriter *w);
-
 /* kpi_facts.c: the facts */
 extern void KpiKeepFacts(KpiState *ks);
 extern void KpiComputeFacts(KpiState *ks, int32 m0);

@@ -16,14 +16,21 @@
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "access/xact.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/memutils.h"
 
+#include "bulk_insert.h"
 #include "calendar.h"
 #include "common.h"
 #include "kpi.h"
+
+/* dogdb_internal.kpi_month_activity, as a full rebuild writes it in bulk */
+static const BulkInsertColumn kpi_month_columns[] = {
+	{"month", DATEOID}, {"block", INT8OID}, {"session_counts", BYTEAOID}, {"plan_ids", BYTEAOID}
+};
 
 Datum
 KpiMonthDate(int32 month)
@@ -328,7 +335,7 @@ KpiLoadStoredMonths(KpiState *ks)
  * (so that the delta path finds every tier), else the blocks with sessions
  */
 static void
-StoreMonth(KpiState *ks, SPIPlanPtr insert, KpiMonthWriter *writer, int32 month)
+StoreMonth(KpiState *ks, SPIPlanPtr insert, BulkInsert *writer, int32 month)
 {
 	bool		covered = (month >= ks->first_month && month <= ks->current_month);
 	KpiMonth   *km = KpiMonthOf(ks, month);
@@ -358,7 +365,13 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, KpiMonthWriter *writer, int32 month)
 			any |= (cv[slot] != 0);
 		}
 		if (any && writer != NULL)
-			KpiMonthWriterAdd(writer, month, block, KpiEncodeCounts(cv), KpiEncodeTiers(tv));
+		{
+			Datum		values[4] = {KpiMonthDate(month), Int64GetDatum(block),
+			PointerGetDatum(KpiEncodeCounts(cv)), PointerGetDatum(KpiEncodeTiers(tv))};
+			bool		nulls[4] = {false, false, false, false};
+
+			BulkInsertRow(writer, values, nulls);	/* copies the values */
+		}
 		else if (any)
 		{
 			blocks = accumArrayResult(blocks, Int64GetDatum(block), false, INT8OID, CurrentMemoryContext);
@@ -368,8 +381,6 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, KpiMonthWriter *writer, int32 month)
 									   CurrentMemoryContext);
 		}
 	}
-	if (writer != NULL)
-		KpiMonthWriterFlush(writer);	/* the rows live in the per-month context */
 	if (blocks == NULL)
 		return;
 	args[0] = KpiMonthDate(month);
@@ -394,13 +405,15 @@ KpiStoreMonths(KpiState *ks, bool full)
 	 * leave no dead rows behind (only the engine reads these tables, under
 	 * the refresh lock, and a refresh that finds no state rebuilds).
 	 */
-	KpiMonthWriter *writer = NULL;
+	BulkInsert *writer = NULL;
 
 	if (full)
 	{
 		DogdbSpiExecute("TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state",
 						false, 0, SPI_OK_UTILITY);
-		writer = KpiMonthWriterBegin();	/* every row is new: straight to the heap */
+		/* every row is new: straight to the heap, unless the table was altered */
+		writer = BulkInsertTryBegin(DogdbInternalRelationId("kpi_month_activity"),
+									kpi_month_columns, lengthof(kpi_month_columns));
 	}
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
@@ -423,7 +436,10 @@ KpiStoreMonths(KpiState *ks, bool full)
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (writer != NULL)
-		KpiMonthWriterEnd(writer);
+	{
+		BulkInsertEnd(writer);
+		CommandCounterIncrement();
+	}
 	SPI_freeplan(del);
 	SPI_freeplan(insert);
 }

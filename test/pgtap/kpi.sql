@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(130);
+SELECT plan(133);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -399,6 +399,28 @@ RESET ROLE;
 SELECT is((SELECT sessions FROM dogdb_kpi_usage('2021-05-01', '2021-05-01', 'all')),
 		  (SELECT count(*) FROM dogdb.sessions WHERE created_at >= '2021-05-01Z' AND created_at < '2021-06-01Z'),
 		  'the refresh saw the inserted session');
+
+-- a full rebuild writes the month rows through the bulk writer; on a state
+-- table altered by hand it writes them through SQL, with the same result
+SELECT dogdb_refresh_kpis(true);
+CREATE TEMP TABLE bulk_written AS SELECT month, block, session_counts, plan_ids FROM dogdb_internal.kpi_month_activity;
+CREATE TEMP TABLE bulk_facts AS SELECT * FROM dogdb_internal.kpi_facts;
+SAVEPOINT altered;	-- (pgTAP's results are rolled back too: assert after)
+ALTER TABLE dogdb_internal.kpi_month_activity ADD COLUMN note text DEFAULT 'via SQL';
+SELECT dogdb_refresh_kpis(true);
+SELECT (SELECT count(*) FROM dogdb_internal.kpi_month_activity WHERE note IS DISTINCT FROM 'via SQL') AS not_via_sql,
+	   (SELECT count(*) FROM (SELECT month, block, session_counts, plan_ids FROM dogdb_internal.kpi_month_activity
+							  EXCEPT ALL SELECT * FROM bulk_written) d)
+	   + (SELECT count(*) FROM (SELECT * FROM bulk_written EXCEPT ALL
+								SELECT month, block, session_counts, plan_ids FROM dogdb_internal.kpi_month_activity) d)
+	   + (SELECT count(*) FROM (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM bulk_facts) d)
+	   + (SELECT count(*) FROM (SELECT * FROM bulk_facts EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts) d) AS differ
+\gset
+ROLLBACK TO altered;
+SELECT is(:not_via_sql::bigint, 0::bigint,
+		  'full rebuild on an altered state table: every month row written through SQL (the column default is set)');
+SELECT is(:differ::bigint, 0::bigint, 'the SQL route writes the same month rows and facts as the bulk writer');
+SELECT cmp_ok((SELECT count(*) FROM bulk_written), '>', 0::bigint, 'the bulk writer wrote month rows');
 
 SELECT * FROM finish();
 ROLLBACK;
