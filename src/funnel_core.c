@@ -221,6 +221,53 @@ ReachWithMatching(FunnelRun *run)
 	}
 }
 
+/*
+ * No mode, no times: the events of the pending timestamp move the chains
+ * step by step, lowest step first (the order of keys at one timestamp), so
+ * a chain climbs every consecutive step present at it.  Same result as the
+ * general path below (the unit tests and the fuzzer check both).
+ */
+static void
+FlushGroupPlain(FunnelRun *run)
+{
+	int64_t		t = run->ts;
+	uint64_t	u = run->unionmask;
+
+	run->pending = false;
+	run->unionmask = 0;
+	run->nrows = 0;
+	while (u != 0)
+	{
+		int			c = __builtin_ctzll(u) + 1;
+		int64_t		s;
+		int32_t		tag;
+
+		u &= u - 1;
+		if (c == 1)
+		{
+			s = t;
+			tag = run->start_tag;
+		}
+		else
+		{
+			s = run->best[c - 1];
+			tag = run->tag[c - 1];
+			if (s == NONE || t - s > run->window)
+				continue;
+		}
+		if (s > run->best[c])
+		{
+			run->best[c] = s;
+			run->tag[c] = tag;
+			if (c > run->maxlevel)
+			{
+				run->maxlevel = c;
+				run->best_tag = tag;
+			}
+		}
+	}
+}
+
 /* the events of the pending timestamp move the chains */
 static void
 FlushGroup(FunnelRun *run)
@@ -233,6 +280,11 @@ FlushGroup(FunnelRun *run)
 
 	if (!run->pending)
 		return;
+	if (modes == 0 && !run->track)
+	{
+		FlushGroupPlain(run);
+		return;
+	}
 	run->pending = false;
 
 	/* how far a chain entering at level a climbs at this timestamp */
