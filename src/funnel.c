@@ -57,8 +57,7 @@ PG_FUNCTION_INFO_V1(dogdb_window_funnel_times_finalfn);
 
 /*
  * The events of a state are events (decoded) plus npacked events still in
- * the serialized form at packed (validated; 8-byte time then a mask of
- * MaskBytes(nsteps) bytes, both big-endian).  level >= 0 is the level of
+ * the serialized form at packed (checked; funnel_core.h describes it).  level >= 0 is the level of
  * all of them when known (a deserialized state not merged since), -1 when
  * the final function must run the evaluator.
  */
@@ -73,23 +72,6 @@ typedef struct FunnelState
 	int64		npacked;
 	text	   *mode_raw;		/* the mode argument as parsed (NULL: none) */
 } FunnelState;
-
-/* bytes of a serialized step mask: 1, 2, 4 or 8 */
-static inline int
-MaskBytes(int nsteps)
-{
-	return nsteps <= 8 ? 1 : nsteps <= 16 ? 2 : nsteps <= 32 ? 4 : 8;
-}
-
-static inline uint64
-ReadBigEndian(const unsigned char *p, int nbytes)
-{
-	uint64		v = 0;
-
-	for (int i = 0; i < nbytes; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* ---- the aggregate ---- */
 
@@ -203,8 +185,6 @@ dogdb_window_funnel_transfn(PG_FUNCTION_ARGS)
 static void
 UnpackEvents(MemoryContext cxt, FunnelState *state)
 {
-	const unsigned char *p = (const unsigned char *) state->packed;
-	int			mb = MaskBytes(state->nsteps);
 	int64		need = state->events.n + state->npacked;
 
 	if (state->npacked == 0)
@@ -217,16 +197,9 @@ UnpackEvents(MemoryContext cxt, FunnelState *state)
 			state->events.ev = repalloc_huge(state->events.ev, need * sizeof(FunnelEvent));
 		state->events.max = need;
 	}
-	for (int64 i = 0; i < state->npacked; i++)
-	{
-		FunnelEvent *e = &state->events.ev[state->events.n++];
-
-		e->ts = (int64) ReadBigEndian(p, 8);
-		e->mask = ReadBigEndian(p + 8, mb);
-		e->tag = 0;
-		e->flags = 0;
-		p += 8 + mb;
-	}
+	funnel_unpack_events((const unsigned char *) state->packed, state->npacked, state->nsteps,
+						 state->events.ev + state->events.n);
+	state->events.n = need;
 	state->packed = NULL;
 	state->npacked = 0;
 }
@@ -277,7 +250,7 @@ dogdb_window_funnel_combinefn(PG_FUNCTION_ARGS)
 		FunnelEventsAppend(aggcxt, &s1->events, &s2->events);
 		if (s2->npacked > 0)
 		{
-			size_t		bytes = (size_t) s2->npacked * (8 + MaskBytes(s2->nsteps));
+			size_t		bytes = (size_t) s2->npacked * (8 + funnel_mask_bytes(s2->nsteps));
 			char	   *copy = MemoryContextAllocHuge(aggcxt, bytes);
 
 			memcpy(copy, s2->packed, bytes);
@@ -340,7 +313,7 @@ StateLevel(FunctionCallInfo fcinfo, MemoryContext cxt, FunnelState *state)
 
 /*
  * serialfn: header (with the level, computed here in the worker), then per
- * event the time (8 bytes) and the step mask (MaskBytes(nsteps) bytes).
+ * event the time (8 bytes) and the step mask (funnel_mask_bytes(nsteps) bytes).
  */
 Datum
 dogdb_window_funnel_serialfn(PG_FUNCTION_ARGS)
@@ -348,7 +321,7 @@ dogdb_window_funnel_serialfn(PG_FUNCTION_ARGS)
 	FunnelState *state = (FunnelState *) PG_GETARG_POINTER(0);
 	MemoryContext aggcxt;
 	StringInfoData buf;
-	int			mb = MaskBytes(state->nsteps);
+	size_t		bytes;
 	int			level;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
@@ -356,34 +329,17 @@ dogdb_window_funnel_serialfn(PG_FUNCTION_ARGS)
 	level = StateLevel(fcinfo, aggcxt, state);
 	UnpackEvents(aggcxt, state);
 	pq_begintypsend(&buf);
-	enlargeStringInfo(&buf, FUNNEL_STATE_HEADER + state->events.n * (8 + mb));
 	pq_sendint32(&buf, FUNNEL_STATE_MAGIC);
 	pq_sendint64(&buf, state->window);
 	pq_sendint32(&buf, state->modes);
 	pq_sendint32(&buf, state->nsteps);
 	pq_sendint32(&buf, level);
 	pq_sendint64(&buf, state->events.n);
-	for (int64 i = 0; i < state->events.n; i++)
-	{
-		uint64		m = state->events.ev[i].mask;
-
-		pq_writeint64(&buf, state->events.ev[i].ts);
-		switch (mb)
-		{
-			case 1:
-				pq_writeint8(&buf, (uint8) m);
-				break;
-			case 2:
-				pq_writeint16(&buf, (uint16) m);
-				break;
-			case 4:
-				pq_writeint32(&buf, (uint32) m);
-				break;
-			default:
-				pq_writeint64(&buf, m);
-				break;
-		}
-	}
+	bytes = (size_t) state->events.n * (8 + funnel_mask_bytes(state->nsteps));
+	enlargeStringInfo(&buf, bytes);
+	funnel_pack_events(state->events.ev, state->events.n, state->nsteps,
+					   (unsigned char *) buf.data + buf.len);
+	buf.len += bytes;
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -407,12 +363,11 @@ dogdb_window_funnel_deserialfn(PG_FUNCTION_ARGS)
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	FunnelState *state;
 	StringInfoData buf;
-	const unsigned char *p;
-	int64		n;
-	int			mb;
-	uint64		allowed,
-				unionmask = 0;
+	int64		n,
+				npacked;
+	uint64		unionmask;
 	int			prefix;
+	const char *detail;
 
 	if (!AggCheckCallContext(fcinfo, NULL))
 		elog(ERROR, "dogdb_window_funnel_deserialfn called in non-aggregate context");
@@ -436,28 +391,18 @@ dogdb_window_funnel_deserialfn(PG_FUNCTION_ARGS)
 		BadState("The mode flags are unknown.");
 	if (state->nsteps < 1 || state->nsteps > FUNNEL_MAX_STEPS)
 		BadState("The number of steps is out of range.");
-	mb = MaskBytes(state->nsteps);
-	if (n < 0 || n != (int64) (buf.len - FUNNEL_STATE_HEADER) / (8 + mb) ||
-		(buf.len - FUNNEL_STATE_HEADER) % (8 + mb) != 0)
+	detail = funnel_check_packed((const unsigned char *) buf.data + FUNNEL_STATE_HEADER,
+								 buf.len - FUNNEL_STATE_HEADER, state->nsteps,
+								 MIN_TIMESTAMP, END_TIMESTAMP - 1, &npacked, &unionmask);
+	if (detail != NULL)
+		BadState(detail);
+	if (n != npacked)
 		BadState("The number of events does not match the length of the state.");
-	allowed = state->nsteps == 64 ? PG_UINT64_MAX : (UINT64CONST(1) << state->nsteps) - 1;
-	p = (const unsigned char *) buf.data + FUNNEL_STATE_HEADER;
-	for (int64 i = 0; i < n; i++)
-	{
-		int64		ts = (int64) ReadBigEndian(p + i * (8 + mb), 8);
-		uint64		mask = ReadBigEndian(p + i * (8 + mb) + 8, mb);
-
-		if (TIMESTAMP_NOT_FINITE(ts) || !IS_VALID_TIMESTAMP(ts))
-			BadState("An event time is not a finite timestamp.");
-		if (mask == 0 || (mask & ~allowed) != 0)
-			BadState("An event matches no step or a step beyond the number of steps.");
-		unionmask |= mask;
-	}
 	/* the level needs steps 1..level among the events */
 	prefix = unionmask == PG_UINT64_MAX ? 64 : __builtin_ctzll(~unionmask);
 	if (state->level < 0 || state->level > prefix)
 		BadState("The level is out of range for the steps of the events.");
-	state->packed = n > 0 ? (const char *) p : NULL;
+	state->packed = n > 0 ? buf.data + FUNNEL_STATE_HEADER : NULL;
 	state->npacked = n;
 	PG_RETURN_POINTER(state);
 }
