@@ -57,9 +57,9 @@ PG_FUNCTION_INFO_V1(dogdb_window_funnel_times_finalfn);
 
 /*
  * The events of a state are events (decoded) plus npacked events still in
- * the serialized form at packed (checked; funnel_core.h describes it).  level >= 0 is the level of
- * all of them when known (a deserialized state not merged since), -1 when
- * the final function must run the evaluator.
+ * the serialized form at packed (checked; funnel_core.h describes it).
+ * level >= 0 is the level of all of them when known (a deserialized state
+ * not merged since), -1 when the final function must run the evaluator.
  */
 typedef struct FunnelState
 {
