@@ -1638,10 +1638,11 @@ CREATE FUNCTION dogdb_window_funnel_serialfn(internal) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_serialfn'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_window_funnel_serialfn(internal) IS 'Serialize function of the window funnel aggregates';
--- COST 1000: deserializing, combining and gathering a partial state costs
--- microseconds per group, so grouped by visitor (about ten rows a group)
--- the planner keeps the serial plan over the visitor/time index, measured
--- faster (README "Performance (funnels)"); few large groups still go parallel
+-- COST 1000: gathering (Gather Merge) and finishing a partial state per group
+-- in the leader costs microseconds even though the deserializer decodes
+-- nothing, so grouped by visitor (about ten rows a group) the planner keeps
+-- the serial plan over the visitor/time index, measured 2-3x faster on the
+-- benchmark's cores (README "Performance (funnels)"); few large groups still go parallel
 CREATE FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_deserialfn'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 1000;

@@ -130,10 +130,13 @@ SELECT 'v' || (h % 2000) AS visitor,
   FROM (SELECT abs(hashint8(i)) AS h FROM generate_series(1, 60000) i) s
  ORDER BY md5(h::text);
 ANALYZE shuffled;
+-- (rare: steps matched by a few rows of the first hours, so that most partial
+-- states of a visitor split between workers have no events: lazy + empty)
 CREATE TABLE serial_result AS
 SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS level,
 	   dogdb_window_funnel('90 minutes', 'strict_order,strict_once', ts, e = 1, e = 2, e = 3, e = 4) AS strict,
-	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times
+	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times,
+	   dogdb_window_funnel('90 minutes', ts, e = 1 AND ts < '2024-01-01 03:00Z', e = 2 AND ts < '2024-01-01 03:00Z') AS rare
   FROM shuffled GROUP BY visitor;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
@@ -148,8 +151,31 @@ SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4
 CREATE TABLE parallel_result AS
 SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS level,
 	   dogdb_window_funnel('90 minutes', 'strict_order,strict_once', ts, e = 1, e = 2, e = 3, e = 4) AS strict,
-	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times
+	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times,
+	   dogdb_window_funnel('90 minutes', ts, e = 1 AND ts < '2024-01-01 03:00Z', e = 2 AND ts < '2024-01-01 03:00Z') AS rare
   FROM shuffled GROUP BY visitor;
+-- the same through the sorted plan (Partial GroupAggregate, Gather Merge,
+-- Finalize GroupAggregate: one deserialized state per worker and visitor)
+SET enable_hashagg = off;
+EXPLAIN (COSTS OFF)
+SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) FROM shuffled GROUP BY visitor;
+CREATE TABLE parallel_sorted AS
+SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS level,
+	   dogdb_window_funnel('90 minutes', 'strict_order,strict_once', ts, e = 1, e = 2, e = 3, e = 4) AS strict,
+	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times,
+	   dogdb_window_funnel('90 minutes', ts, e = 1 AND ts < '2024-01-01 03:00Z', e = 2 AND ts < '2024-01-01 03:00Z') AS rare
+  FROM shuffled GROUP BY visitor;
+-- rows stored in visitor order: most visitors are whole in one worker, so
+-- most final states are a deserialized state never merged (its stored level)
+CREATE TABLE ordered AS SELECT * FROM shuffled ORDER BY visitor, ts;
+ANALYZE ordered;
+CREATE TABLE parallel_ordered AS
+SELECT visitor, dogdb_window_funnel('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS level,
+	   dogdb_window_funnel('90 minutes', 'strict_order,strict_once', ts, e = 1, e = 2, e = 3, e = 4) AS strict,
+	   dogdb_window_funnel_times('90 minutes', ts, e = 1, e = 2, e = 3, e = 4) AS times,
+	   dogdb_window_funnel('90 minutes', ts, e = 1 AND ts < '2024-01-01 03:00Z', e = 2 AND ts < '2024-01-01 03:00Z') AS rare
+  FROM ordered GROUP BY visitor;
+RESET enable_hashagg;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
@@ -157,11 +183,33 @@ RESET max_parallel_workers_per_gather;
 ALTER FUNCTION dogdb_window_funnel_deserialfn(bytea, internal) COST 1000;
 COMMIT;
 RESET parallel_leader_participation;
+-- serialized states come from workers, but any role can route other bytes
+-- to the deserializer through an aggregate of its own: checked, 22P03
+CREATE AGGREGATE pg_temp.forged_funnel(numeric) (
+	SFUNC = numeric_avg_accum, STYPE = internal, SERIALFUNC = numeric_avg_serialize,
+	DESERIALFUNC = dogdb_window_funnel_deserialfn, COMBINEFUNC = dogdb_window_funnel_combinefn,
+	FINALFUNC = dogdb_window_funnel_finalfn, PARALLEL = SAFE);
+BEGIN;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT pg_temp.forged_funnel(e) FROM shuffled;
+\set VERBOSITY default
+SELECT pg_temp.forged_funnel(e) FROM shuffled;
+\set VERBOSITY terse
+ROLLBACK;
 SELECT count(*) AS visitors, sum(level) AS levels, sum(strict) AS strict_levels FROM serial_result;
 SELECT count(*) AS differences FROM (
 	(TABLE serial_result EXCEPT TABLE parallel_result) UNION ALL (TABLE parallel_result EXCEPT TABLE serial_result)) d;
+SELECT count(*) AS differences_sorted_plan FROM (
+	(TABLE serial_result EXCEPT TABLE parallel_sorted) UNION ALL (TABLE parallel_sorted EXCEPT TABLE serial_result)) d;
+SELECT count(*) AS differences_visitor_order FROM (
+	(TABLE serial_result EXCEPT TABLE parallel_ordered) UNION ALL (TABLE parallel_ordered EXCEPT TABLE serial_result)) d;
 SELECT level, count(*) FROM serial_result GROUP BY 1 ORDER BY 1;
-DROP TABLE web_stage, thin_stage, shuffled, serial_result, parallel_result;
+SELECT rare, count(*) FROM serial_result GROUP BY 1 ORDER BY 1;
+DROP TABLE web_stage, thin_stage, shuffled, ordered, serial_result, parallel_result, parallel_sorted, parallel_ordered;
 DROP FUNCTION f(text, int, text, int);
 
 -- the report's per-visitor aggregate runs in parallel too: serial = parallel

@@ -11,8 +11,23 @@
  * and runs the exact evaluator.  Events matching no step cost no memory.
  * Partial states combine by concatenation, so the result does not depend
  * on how rows were split between workers or in which order they came.
- * The serialized state is validated byte by byte before use: any role can
- * call the deserialize function with any bytea.
+ *
+ * Parallel plans: grouped by visitor, a visitor's rows are contiguous in
+ * the visitor/time index, so nearly every group's partial state is
+ * complete in one worker and the leader (which gathers, combines and
+ * finishes every group alone) must do as little as possible per group.
+ * The serialize function therefore runs the evaluator in the worker and
+ * stores the level of the state's events next to them, compactly (the
+ * step mask in as few bytes as the number of steps needs).  The
+ * deserialize function checks every byte but decodes nothing: the state
+ * points at the packed events.  A combine keeps one side's packed bytes
+ * and level when the other side has no events, and decodes both only when
+ * it really merges two non-empty states (the level is then recomputed by
+ * the final function).  The final function of a state that was never
+ * merged returns the stored level.  The serialized state is validated byte
+ * by byte before use (lengths, flags, every time and mask, and a level
+ * that the events' steps allow): any role can hand the deserialize
+ * function any bytea through an aggregate of its own.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,165 +51,27 @@ PG_FUNCTION_INFO_V1(dogdb_window_funnel_deserialfn);
 PG_FUNCTION_INFO_V1(dogdb_window_funnel_finalfn);
 PG_FUNCTION_INFO_V1(dogdb_window_funnel_times_finalfn);
 
-#define FUNNEL_STATE_MAGIC 0x44464E31	/* "DFN1" */
-#define FUNNEL_STATE_HEADER (4 + 8 + 4 + 4 + 8)
-#define FUNNEL_STATE_EVENT (8 + 8)
+#define FUNNEL_STATE_MAGIC 0x44464E32	/* "DFN2" */
+/* magic, window, modes, nsteps, level, number of events */
+#define FUNNEL_STATE_HEADER (4 + 8 + 4 + 4 + 4 + 8)
 
+/*
+ * The events of a state are events (decoded) plus npacked events still in
+ * the serialized form at packed (checked; funnel_core.h describes it).
+ * level >= 0 is the level of all of them when known (a deserialized state
+ * not merged since), -1 when the final function must run the evaluator.
+ */
 typedef struct FunnelState
 {
 	int64		window;
 	int32		modes;
 	int32		nsteps;
+	int32		level;
 	FunnelEvents events;
+	const char *packed;
+	int64		npacked;
 	text	   *mode_raw;		/* the mode argument as parsed (NULL: none) */
 } FunnelState;
-
-/* ---- shared argument checks (funnel.h) ---- */
-
-int64
-FunnelWindowArg(FunctionCallInfo fcinfo, int argno)
-{
-	Interval   *w;
-	int64		usecs = 0;
-	bool		valid = false;
-
-	if (!PG_ARGISNULL(argno))
-	{
-		w = PG_GETARG_INTERVAL_P(argno);
-		if (w->month == 0 && w->day >= 0 && w->day <= FUNNEL_MAX_WINDOW_DAYS &&
-			w->time >= -USECS_PER_DAY * (int64) FUNNEL_MAX_WINDOW_DAYS &&
-			w->time <= USECS_PER_DAY * (int64) FUNNEL_MAX_WINDOW_DAYS)
-		{
-			usecs = w->day * USECS_PER_DAY + w->time;
-			valid = usecs > 0 && usecs <= USECS_PER_DAY * (int64) FUNNEL_MAX_WINDOW_DAYS;
-		}
-	}
-	if (!valid)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("window must be an interval from 1 microsecond to %d days without months, not %s",
-						FUNNEL_MAX_WINDOW_DAYS,
-						PG_ARGISNULL(argno) ? "NULL" :
-						DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(argno)))),
-				 errhint("Write the window in days or smaller units, such as interval '1 day' or '30 days'.")));
-	return usecs;
-}
-
-int
-FunnelModeArg(FunctionCallInfo fcinfo, int argno)
-{
-	char	   *str;
-	int			modes;
-
-	if (PG_ARGISNULL(argno))
-		return 0;
-	str = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	modes = strlen(str) > 200 ? -1 : funnel_parse_modes(str);
-	if (modes < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("mode must be NULL or a comma-separated list of %s, not \"%s\"",
-						FUNNEL_MODE_NAMES, str),
-				 errhint("For example 'strict_order,strict_once'; NULL or '' means no strict mode.")));
-	pfree(str);
-	return modes;
-}
-
-void
-FunnelCheckFinite(TimestampTz ts, const char *argname)
-{
-	if (TIMESTAMP_NOT_FINITE(ts))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite timestamp, not %s", argname,
-						TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity"),
-				 errhint("Filter out rows with infinite times, such as WHERE isfinite(occurred_at).")));
-}
-
-void
-FunnelEventsAdd(MemoryContext cxt, FunnelEvents *events, const FunnelEvent *e)
-{
-	if (events->n == events->max)
-	{
-		int64		newmax = events->max ? events->max * 2 : 16;
-
-		if (events->ev == NULL)
-			events->ev = MemoryContextAllocHuge(cxt, newmax * sizeof(FunnelEvent));
-		else
-			events->ev = repalloc_huge(events->ev, newmax * sizeof(FunnelEvent));
-		events->max = newmax;
-	}
-	events->ev[events->n++] = *e;
-}
-
-void
-FunnelEventsAppend(MemoryContext cxt, FunnelEvents *dst, const FunnelEvents *src)
-{
-	int64		need = dst->n + src->n;
-
-	if (src->n == 0)
-		return;
-	if (need > dst->max)
-	{
-		int64		newmax = Max(need, dst->max * 2);
-
-		if (dst->ev == NULL)
-			dst->ev = MemoryContextAllocHuge(cxt, newmax * sizeof(FunnelEvent));
-		else
-			dst->ev = repalloc_huge(dst->ev, newmax * sizeof(FunnelEvent));
-		dst->max = newmax;
-	}
-	memcpy(dst->ev + dst->n, src->ev, src->n * sizeof(FunnelEvent));
-	dst->n = need;
-}
-
-void *
-FunnelPalloc(size_t size)
-{
-	return palloc(size);
-}
-
-void
-FunnelPfree(void *ptr)
-{
-	pfree(ptr);
-}
-
-typedef struct CachedRun
-{
-	FunnelRun  *run;
-	int			nsteps;
-	int64		window;
-	int			modes;
-	bool		track;
-} CachedRun;
-
-FunnelRun *
-FunnelCachedRun(FunctionCallInfo fcinfo, int nsteps, int64 window, int modes, bool track)
-{
-	CachedRun  *c = (CachedRun *) fcinfo->flinfo->fn_extra;
-	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-	if (c == NULL)
-	{
-		c = palloc0(sizeof(CachedRun));
-		fcinfo->flinfo->fn_extra = c;
-	}
-	if (c->run == NULL || c->nsteps != nsteps || c->window != window || c->modes != modes || c->track != track)
-	{
-		if (c->run)
-			funnel_run_destroy(c->run);
-		c->run = funnel_run_create(nsteps, window, modes, track, FunnelPalloc, FunnelPfree);
-		c->nsteps = nsteps;
-		c->window = window;
-		c->modes = modes;
-		c->track = track;
-	}
-	else
-		funnel_run_reset(c->run);
-	MemoryContextSwitchTo(old);
-	return c->run;
-}
 
 /* ---- the aggregate ---- */
 
@@ -256,6 +133,7 @@ dogdb_window_funnel_transfn(PG_FUNCTION_ARGS)
 		state->window = window;
 		state->modes = modes;
 		state->nsteps = nsteps;
+		state->level = -1;
 	}
 	else if (state->window != window || state->modes != modes || state->nsteps != nsteps)
 		SettingsMismatch();
@@ -298,10 +176,46 @@ dogdb_window_funnel_transfn(PG_FUNCTION_ARGS)
 		e.tag = 0;
 		e.flags = 0;
 		FunnelEventsAdd(aggcxt, &state->events, &e);
+		state->level = -1;		/* (a window aggregate may have read it) */
 	}
 	PG_RETURN_POINTER(state);
 }
 
+/* decode the state's packed events (validated) into its event array */
+static void
+UnpackEvents(MemoryContext cxt, FunnelState *state)
+{
+	int64		need = state->events.n + state->npacked;
+
+	if (state->npacked == 0)
+		return;
+	if (need > state->events.max)
+	{
+		if (state->events.ev == NULL)
+			state->events.ev = MemoryContextAllocHuge(cxt, need * sizeof(FunnelEvent));
+		else
+			state->events.ev = repalloc_huge(state->events.ev, need * sizeof(FunnelEvent));
+		state->events.max = need;
+	}
+	funnel_unpack_events((const unsigned char *) state->packed, state->npacked, state->nsteps,
+						 state->events.ev + state->events.n);
+	state->events.n = need;
+	state->packed = NULL;
+	state->npacked = 0;
+}
+
+static inline int64
+StateEventCount(const FunnelState *state)
+{
+	return state->events.n + state->npacked;
+}
+
+/*
+ * combinefn(s1, s2): the union of the events.  s2 may live in short-lived
+ * memory (a deserialized state points into its bytea): whatever s1 keeps
+ * of it is copied into the aggregate context.  Only a merge of two
+ * non-empty states decodes events and forgets the level.
+ */
 Datum
 dogdb_window_funnel_combinefn(PG_FUNCTION_ARGS)
 {
@@ -323,108 +237,52 @@ dogdb_window_funnel_combinefn(PG_FUNCTION_ARGS)
 		s1->window = s2->window;
 		s1->modes = s2->modes;
 		s1->nsteps = s2->nsteps;
+		s1->level = 0;
 	}
 	else if (s1->window != s2->window || s1->modes != s2->modes || s1->nsteps != s2->nsteps)
 		SettingsMismatch();
+	if (StateEventCount(s2) == 0)
+		PG_RETURN_POINTER(s1);
+	if (StateEventCount(s1) == 0)
+	{
+		/* take s2's events as they are, and its level */
+		s1->level = s2->level;
+		FunnelEventsAppend(aggcxt, &s1->events, &s2->events);
+		if (s2->npacked > 0)
+		{
+			size_t		bytes = (size_t) s2->npacked * (8 + funnel_mask_bytes(s2->nsteps));
+			char	   *copy = MemoryContextAllocHuge(aggcxt, bytes);
+
+			memcpy(copy, s2->packed, bytes);
+			s1->packed = copy;
+			s1->npacked = s2->npacked;
+		}
+		PG_RETURN_POINTER(s1);
+	}
+	/* a real merge: decode both sides, the final function evaluates */
+	UnpackEvents(aggcxt, s1);
 	FunnelEventsAppend(aggcxt, &s1->events, &s2->events);
+	if (s2->npacked > 0)
+	{
+		FunnelState tmp = *s2;
+
+		/* decode s2's packed events straight onto the end of s1's */
+		tmp.events = s1->events;
+		UnpackEvents(aggcxt, &tmp);
+		s1->events = tmp.events;
+	}
+	s1->level = -1;
 	PG_RETURN_POINTER(s1);
 }
 
-Datum
-dogdb_window_funnel_serialfn(PG_FUNCTION_ARGS)
-{
-	FunnelState *state = (FunnelState *) PG_GETARG_POINTER(0);
-	StringInfoData buf;
-
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "dogdb_window_funnel_serialfn called in non-aggregate context");
-	pq_begintypsend(&buf);
-	pq_sendint32(&buf, FUNNEL_STATE_MAGIC);
-	pq_sendint64(&buf, state->window);
-	pq_sendint32(&buf, state->modes);
-	pq_sendint32(&buf, state->nsteps);
-	pq_sendint64(&buf, state->events.n);
-	for (int64 i = 0; i < state->events.n; i++)
-	{
-		pq_sendint64(&buf, state->events.ev[i].ts);
-		pq_sendint64(&buf, (int64) state->events.ev[i].mask);
-	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
-}
-
-static void
-BadState(const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-			 errmsg("invalid window-funnel state"),
-			 errdetail("%s", detail)));
-}
-
-Datum
-dogdb_window_funnel_deserialfn(PG_FUNCTION_ARGS)
-{
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
-	FunnelState *state;
-	StringInfoData buf;
-	int64		n;
-	uint64		allowed;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "dogdb_window_funnel_deserialfn called in non-aggregate context");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
-	if (buf.len < FUNNEL_STATE_HEADER)
-		BadState("The state is shorter than its header.");
-	if ((uint32) pq_getmsgint(&buf, 4) != FUNNEL_STATE_MAGIC)
-		BadState("The state does not start with the window-funnel magic number.");
-	state = MemoryContextAllocZero(aggcxt, sizeof(FunnelState));
-	state->window = pq_getmsgint64(&buf);
-	state->modes = pq_getmsgint(&buf, 4);
-	state->nsteps = pq_getmsgint(&buf, 4);
-	n = pq_getmsgint64(&buf);
-	if (state->window <= 0 || state->window > USECS_PER_DAY * (int64) FUNNEL_MAX_WINDOW_DAYS)
-		BadState("The window is out of range.");
-	if (state->modes < 0 || (state->modes & ~FUNNEL_ALL_MODES) != 0)
-		BadState("The mode flags are unknown.");
-	if (state->nsteps < 1 || state->nsteps > FUNNEL_MAX_STEPS)
-		BadState("The number of steps is out of range.");
-	if (n < 0 || n != (int64) (buf.len - FUNNEL_STATE_HEADER) / FUNNEL_STATE_EVENT ||
-		(buf.len - FUNNEL_STATE_HEADER) % FUNNEL_STATE_EVENT != 0)
-		BadState("The number of events does not match the length of the state.");
-	allowed = state->nsteps == 64 ? PG_UINT64_MAX : (UINT64CONST(1) << state->nsteps) - 1;
-	if (n > 0)
-	{
-		state->events.ev = MemoryContextAllocHuge(aggcxt, n * sizeof(FunnelEvent));
-		state->events.max = n;
-	}
-	for (int64 i = 0; i < n; i++)
-	{
-		FunnelEvent *e = &state->events.ev[i];
-
-		e->ts = pq_getmsgint64(&buf);
-		e->mask = (uint64) pq_getmsgint64(&buf);
-		e->tag = 0;
-		e->flags = 0;
-		if (TIMESTAMP_NOT_FINITE(e->ts) || !IS_VALID_TIMESTAMP(e->ts))
-			BadState("An event time is not a finite timestamp.");
-		if (e->mask == 0 || (e->mask & ~allowed) != 0)
-			BadState("An event matches no step or a step beyond the number of steps.");
-	}
-	state->events.n = n;
-	PG_RETURN_POINTER(state);
-}
-
-/* run the evaluator over the state's events (sorted in place) */
+/* run the evaluator over the state's events (decoded and sorted in place) */
 static FunnelRun *
-RunState(FunctionCallInfo fcinfo, FunnelState *state, bool track)
+RunState(FunctionCallInfo fcinfo, MemoryContext cxt, FunnelState *state, bool track)
 {
 	FunnelRun  *run = FunnelCachedRun(fcinfo, state->nsteps, state->window, state->modes, track);
 	MemoryContext old;
 
+	UnpackEvents(cxt, state);
 	funnel_sort_events(state->events.ev, state->events.n);
 	/* the evaluator's own allocations (rows of one timestamp) live with it */
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -439,18 +297,127 @@ RunState(FunctionCallInfo fcinfo, FunnelState *state, bool track)
 	return run;
 }
 
+/* the level of the state's events: the stored one, else evaluated */
+static int
+StateLevel(FunctionCallInfo fcinfo, MemoryContext cxt, FunnelState *state)
+{
+	if (state->level < 0)
+	{
+		if (StateEventCount(state) == 0)
+			state->level = 0;
+		else
+			state->level = funnel_run_level(RunState(fcinfo, cxt, state, false));
+	}
+	return state->level;
+}
+
+/*
+ * serialfn: header (with the level, computed here in the worker), then per
+ * event the time (8 bytes) and the step mask (funnel_mask_bytes(nsteps) bytes).
+ */
+Datum
+dogdb_window_funnel_serialfn(PG_FUNCTION_ARGS)
+{
+	FunnelState *state = (FunnelState *) PG_GETARG_POINTER(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+	size_t		bytes;
+	int			level;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "dogdb_window_funnel_serialfn called in non-aggregate context");
+	level = StateLevel(fcinfo, aggcxt, state);
+	UnpackEvents(aggcxt, state);
+	pq_begintypsend(&buf);
+	pq_sendint32(&buf, FUNNEL_STATE_MAGIC);
+	pq_sendint64(&buf, state->window);
+	pq_sendint32(&buf, state->modes);
+	pq_sendint32(&buf, state->nsteps);
+	pq_sendint32(&buf, level);
+	pq_sendint64(&buf, state->events.n);
+	bytes = (size_t) state->events.n * (8 + funnel_mask_bytes(state->nsteps));
+	enlargeStringInfo(&buf, bytes);
+	funnel_pack_events(state->events.ev, state->events.n, state->nsteps,
+					   (unsigned char *) buf.data + buf.len);
+	buf.len += bytes;
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+static void
+BadState(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid window-funnel state"),
+			 errdetail("%s", detail)));
+}
+
+/*
+ * deserialfn: check every byte, decode nothing.  The state (in the
+ * caller's short-lived memory, as the bytea) points at the packed events;
+ * the combine function copies what it keeps.
+ */
+Datum
+dogdb_window_funnel_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	FunnelState *state;
+	StringInfoData buf;
+	int64		n,
+				npacked;
+	uint64		unionmask;
+	int			prefix;
+	const char *detail;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "dogdb_window_funnel_deserialfn called in non-aggregate context");
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	if (buf.len < FUNNEL_STATE_HEADER)
+		BadState("The state is shorter than its header.");
+	if ((uint32) pq_getmsgint(&buf, 4) != FUNNEL_STATE_MAGIC)
+		BadState("The state does not start with the window-funnel magic number.");
+	state = palloc0(sizeof(FunnelState));
+	state->window = pq_getmsgint64(&buf);
+	state->modes = pq_getmsgint(&buf, 4);
+	state->nsteps = pq_getmsgint(&buf, 4);
+	state->level = pq_getmsgint(&buf, 4);
+	n = pq_getmsgint64(&buf);
+	if (state->window <= 0 || state->window > USECS_PER_DAY * (int64) FUNNEL_MAX_WINDOW_DAYS)
+		BadState("The window is out of range.");
+	if (state->modes < 0 || (state->modes & ~FUNNEL_ALL_MODES) != 0)
+		BadState("The mode flags are unknown.");
+	if (state->nsteps < 1 || state->nsteps > FUNNEL_MAX_STEPS)
+		BadState("The number of steps is out of range.");
+	detail = funnel_check_packed((const unsigned char *) buf.data + FUNNEL_STATE_HEADER,
+								 buf.len - FUNNEL_STATE_HEADER, state->nsteps,
+								 MIN_TIMESTAMP, END_TIMESTAMP - 1, &npacked, &unionmask);
+	if (detail != NULL)
+		BadState(detail);
+	if (n != npacked)
+		BadState("The number of events does not match the length of the state.");
+	/* the level needs steps 1..level among the events */
+	prefix = unionmask == PG_UINT64_MAX ? 64 : __builtin_ctzll(~unionmask);
+	if (state->level < 0 || state->level > prefix)
+		BadState("The level is out of range for the steps of the events.");
+	state->packed = n > 0 ? buf.data + FUNNEL_STATE_HEADER : NULL;
+	state->npacked = n;
+	PG_RETURN_POINTER(state);
+}
+
 Datum
 dogdb_window_funnel_finalfn(PG_FUNCTION_ARGS)
 {
 	FunnelState *state = PG_ARGISNULL(0) ? NULL : (FunnelState *) PG_GETARG_POINTER(0);
-	FunnelRun  *run;
-	int			level;
+	MemoryContext aggcxt;
 
 	if (state == NULL)
 		PG_RETURN_INT32(0);
-	run = RunState(fcinfo, state, false);
-	level = funnel_run_level(run);
-	PG_RETURN_INT32(level);
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "dogdb_window_funnel_finalfn called in non-aggregate context");
+	PG_RETURN_INT32(StateLevel(fcinfo, aggcxt, state));
 }
 
 Datum
@@ -461,10 +428,13 @@ dogdb_window_funnel_times_finalfn(PG_FUNCTION_ARGS)
 	int			level;
 	const int64_t *times;
 	Datum	   *d;
+	MemoryContext aggcxt;
 
 	if (state == NULL)
 		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TIMESTAMPTZOID));
-	run = RunState(fcinfo, state, true);
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "dogdb_window_funnel_times_finalfn called in non-aggregate context");
+	run = RunState(fcinfo, aggcxt, state, true);
 	level = funnel_run_level(run);
 	times = funnel_run_times(run);
 	d = palloc(sizeof(Datum) * (level + 1));

@@ -5,6 +5,7 @@
  *	  times) and the growing event array of an aggregate state.
  *
  *	  funnel.c         dogdb_window_funnel and dogdb_window_funnel_times
+ *	  funnel_shared.c  what this header declares for all of them
  *	  funnel_visit.c   dogdb_funnel_visit, the per-visitor aggregate behind
  *	                   dogdb_funnel_report and dogdb_funnel_trend
  *	  funnel_report.c  funnel_tally, the report's one ordered pass in C

@@ -221,6 +221,53 @@ ReachWithMatching(FunnelRun *run)
 	}
 }
 
+/*
+ * No mode, no times: the events of the pending timestamp move the chains
+ * step by step, lowest step first (the order of keys at one timestamp), so
+ * a chain climbs every consecutive step present at it.  Same result as the
+ * general path below (the unit tests and the fuzzer check both).
+ */
+static void
+FlushGroupPlain(FunnelRun *run)
+{
+	int64_t		t = run->ts;
+	uint64_t	u = run->unionmask;
+
+	run->pending = false;
+	run->unionmask = 0;
+	run->nrows = 0;
+	while (u != 0)
+	{
+		int			c = __builtin_ctzll(u) + 1;
+		int64_t		s;
+		int32_t		tag;
+
+		u &= u - 1;
+		if (c == 1)
+		{
+			s = t;
+			tag = run->start_tag;
+		}
+		else
+		{
+			s = run->best[c - 1];
+			tag = run->tag[c - 1];
+			if (s == NONE || t - s > run->window)
+				continue;
+		}
+		if (s > run->best[c])
+		{
+			run->best[c] = s;
+			run->tag[c] = tag;
+			if (c > run->maxlevel)
+			{
+				run->maxlevel = c;
+				run->best_tag = tag;
+			}
+		}
+	}
+}
+
 /* the events of the pending timestamp move the chains */
 static void
 FlushGroup(FunnelRun *run)
@@ -233,6 +280,11 @@ FlushGroup(FunnelRun *run)
 
 	if (!run->pending)
 		return;
+	if (modes == 0 && !run->track)
+	{
+		FlushGroupPlain(run);
+		return;
+	}
 	run->pending = false;
 
 	/* how far a chain entering at level a climbs at this timestamp */
@@ -426,6 +478,91 @@ funnel_sort_events(FunnelEvent *events, size_t n)
 			break;
 	if (i < n)
 		qsort(events, n, sizeof(FunnelEvent), CompareEvents);
+}
+
+int
+funnel_mask_bytes(int nsteps)
+{
+	return nsteps <= 8 ? 1 : nsteps <= 16 ? 2 : nsteps <= 32 ? 4 : 8;
+}
+
+static inline uint64_t
+ReadBig(const unsigned char *p, int nbytes)
+{
+	uint64_t	v = 0;
+
+	for (int i = 0; i < nbytes; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void
+WriteBig(unsigned char *p, uint64_t v, int nbytes)
+{
+	for (int i = nbytes - 1; i >= 0; i--)
+	{
+		p[i] = (unsigned char) (v & 0xFF);
+		v >>= 8;
+	}
+}
+
+void
+funnel_pack_events(const FunnelEvent *ev, int64_t n, int nsteps, unsigned char *out)
+{
+	int			mb = funnel_mask_bytes(nsteps);
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		WriteBig(out, (uint64_t) ev[i].ts, 8);
+		WriteBig(out + 8, ev[i].mask, mb);
+		out += 8 + mb;
+	}
+}
+
+const char *
+funnel_check_packed(const unsigned char *p, size_t len, int nsteps,
+					int64_t min_ts, int64_t max_ts, int64_t *n, uint64_t *unionmask)
+{
+	int			mb;
+	uint64_t	allowed,
+				u = 0;
+	size_t		count;
+
+	if (nsteps < 1 || nsteps > FUNNEL_MAX_STEPS)
+		return "The number of steps is out of range.";
+	mb = funnel_mask_bytes(nsteps);
+	allowed = nsteps == 64 ? UINT64_MAX : (UINT64_C(1) << nsteps) - 1;
+	if (len % (size_t) (8 + mb) != 0)
+		return "The events are not a whole number of events.";
+	count = len / (size_t) (8 + mb);
+	for (size_t i = 0; i < count; i++, p += 8 + mb)
+	{
+		int64_t		ts = (int64_t) ReadBig(p, 8);
+		uint64_t	mask = ReadBig(p + 8, mb);
+
+		if (ts < min_ts || ts > max_ts)
+			return "An event time is not a finite timestamp.";
+		if (mask == 0 || (mask & ~allowed) != 0)
+			return "An event matches no step or a step beyond the number of steps.";
+		u |= mask;
+	}
+	*n = (int64_t) count;
+	*unionmask = u;
+	return NULL;
+}
+
+void
+funnel_unpack_events(const unsigned char *p, int64_t n, int nsteps, FunnelEvent *out)
+{
+	int			mb = funnel_mask_bytes(nsteps);
+
+	for (int64_t i = 0; i < n; i++, p += 8 + mb)
+	{
+		out[i].ts = (int64_t) ReadBig(p, 8);
+		out[i].mask = ReadBig(p + 8, mb);
+		out[i].tag = 0;
+		out[i].flags = 0;
+	}
 }
 
 int

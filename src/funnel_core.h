@@ -91,6 +91,25 @@ extern void funnel_run_destroy(FunnelRun *run);
 /* sort events by (ts, mask, tag) in place */
 extern void funnel_sort_events(FunnelEvent *events, size_t n);
 
+/*
+ * Packed events (the serialized form of an aggregate state's events): per
+ * event the time in 8 bytes, then the step mask in funnel_mask_bytes(nsteps)
+ * bytes, both big-endian.  Tags and flags are not kept.
+ */
+extern int	funnel_mask_bytes(int nsteps);
+/* write n events at out (n * (8 + funnel_mask_bytes(nsteps)) bytes) */
+extern void funnel_pack_events(const FunnelEvent *ev, int64_t n, int nsteps, unsigned char *out);
+/*
+ * check len bytes of packed events for nsteps steps: a whole number of
+ * events, each with a time in [min_ts, max_ts] and a mask of at least one
+ * step and none beyond nsteps.  Returns NULL and sets *n and *unionmask
+ * (the steps present) when valid, else what is wrong (a sentence).
+ */
+extern const char *funnel_check_packed(const unsigned char *p, size_t len, int nsteps,
+									   int64_t min_ts, int64_t max_ts, int64_t *n, uint64_t *unionmask);
+/* decode n checked packed events (tag and flags 0) */
+extern void funnel_unpack_events(const unsigned char *p, int64_t n, int nsteps, FunnelEvent *out);
+
 /* parse a comma-separated mode list; -1 if a name is unknown */
 extern int	funnel_parse_modes(const char *text);
 
