@@ -3,13 +3,19 @@
  * churn.h
  *	  dogdb_account_churn's one-pass reader: the accounts and their
  *	  bitmaps (churn_scan.c), and the scan of the sessions, serial or with
- *	  parallel workers (churn_parallel.c).
+ *	  parallel workers (churn_parallel.c), whose parallel heap scan the
+ *	  grouped scan of dogdb_active_months() shares (churn_path.c: planner
+ *	  side, churn_path_exec.c: executor side).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef DOGDB_CHURN_H
 #define DOGDB_CHURN_H
 
+#include "access/parallel.h"
+#include "access/relscan.h"
+#include "nodes/plannodes.h"
+#include "utils/relcache.h"
 #include "utils/snapshot.h"
 
 typedef struct ChurnAccount
@@ -68,5 +74,46 @@ extern AttrNumber ChurnColumnNumber(Oid relid, const char *column);
  * handle, or the table is not a heap.
  */
 extern bool ChurnScanSessions(ChurnScan *cs, Snapshot snapshot);
+
+/* the most memory a one-pass reader's per-key state may take */
+extern Size ChurnMemoryLimit(void);
+
+/*
+ * A parallel heap scan with workers of our own (churn_parallel.c): the
+ * leader creates the context with a shared area of the caller's (which it
+ * fills before ChurnParallelLaunch), scans its part through cp->scan like
+ * each worker, waits for the workers, reads the area, then ends.
+ */
+typedef struct ChurnParallel
+{
+	ParallelContext *pcxt;
+	void	   *area;			/* the caller's bytes in shared memory */
+	Relation	rel;
+	TableScanDesc scan;			/* the leader's part, once launched */
+} ChurnParallel;
+
+/* workers to ask for to scan rel: none for small tables or without parallelism */
+extern int	ChurnWorkers(Relation rel);
+/* enter parallel mode and create the context; false (nothing to end) without shared memory */
+extern bool ChurnParallelBegin(ChurnParallel *cp, Relation rel, Snapshot snapshot,
+							   const char *worker_function, int nworkers, Size area_size);
+extern void ChurnParallelLaunch(ChurnParallel *cp);
+/* end the leader's scan and wait for every worker */
+extern void ChurnParallelWait(ChurnParallel *cp);
+/* destroy the context and leave parallel mode */
+extern void ChurnParallelEnd(ChurnParallel *cp);
+/* in a worker: the caller's area, the relation and the worker's part of the scan */
+extern void *ChurnParallelWorkerBegin(shm_toc *toc, Relation *rel, TableScanDesc *scan);
+extern void ChurnParallelWorkerEnd(Relation rel, TableScanDesc scan);
+
+/* the grouped scan: its setting and planner hook (churn_path.c) */
+extern void ChurnPathInit(void);
+/* its executor state, CreateCustomScanState of its plan (churn_path_exec.c) */
+extern Node *ChurnPathCreateState(CustomScan *cscan);
+
+/* positions in the grouped scan's custom_private and custom_scan_tlist */
+#define CHURN_PATH_KEY_ATTNO	0	/* custom_private: attribute number of the key */
+#define CHURN_PATH_TIME_ATTNO	1	/* custom_private: attribute number of the time */
+#define CHURN_PATH_NWORKERS		2	/* custom_private: workers planned */
 
 #endif							/* DOGDB_CHURN_H */
