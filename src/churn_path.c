@@ -21,9 +21,11 @@
  * references to them into INDEX_VAR Vars, and the node projects the rest
  * (the readers).  It runs one pass over the heap into a month bitmap per
  * key (churn_path_exec.c).  Its child (custom_plans) is the planner's best
- * standard plan, which the node runs instead when its memory bound would
- * be exceeded or a row holds what the aggregate rejects: then the answer,
- * errors included, is the standard plan's.
+ * standard plan without parallel workers (a Gather anywhere in the plan
+ * puts the whole query in parallel mode, where the node cannot start
+ * workers of its own), which the node runs instead when its memory bound
+ * would be exceeded or a row holds what the aggregate rejects: then the
+ * answer, errors included, is the standard plan's.
  *
  * Loading: the hook is installed by _PG_init, which runs when the library
  * is loaded.  The transition function has a support function (here): the
@@ -204,23 +206,71 @@ SupportedShape(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_rel,
 					  makeTargetEntry((Expr *) copyObject(agg), 2, NULL, false));
 }
 
-/* the cheapest standard path, copied: add_path() may free the original */
+/*
+ * Whether a path may start parallel workers: a plan with a Gather runs the
+ * whole query in parallel mode, where the node cannot start its own.
+ */
+static bool
+MayGather(Path *path)
+{
+	switch (nodeTag(path))
+	{
+		case T_AggPath:
+			return MayGather(((AggPath *) path)->subpath);
+		case T_SortPath:
+		case T_IncrementalSortPath:
+			return MayGather(((SortPath *) path)->subpath);
+		case T_ProjectionPath:
+			return MayGather(((ProjectionPath *) path)->subpath);
+		case T_Path:
+		case T_IndexPath:
+		case T_BitmapHeapPath:
+			return path->parallel_aware;
+		default:
+			return true;		/* Gather, GatherMerge, anything else */
+	}
+}
+
+/* the cheapest path of rel without parallel workers, or NULL */
 static Path *
-StandardPath(RelOptInfo *output_rel)
+CheapestSerial(List *pathlist, bool agg)
 {
 	Path	   *best = NULL;
-	AggPath    *copy;
 	ListCell   *lc;
 
-	foreach(lc, output_rel->pathlist)
+	foreach(lc, pathlist)
 	{
 		Path	   *p = lfirst(lc);
 
-		if (best == NULL || p->total_cost < best->total_cost)
+		if ((!agg || IsA(p, AggPath)) && !MayGather(p) &&
+			(best == NULL || p->total_cost < best->total_cost))
 			best = p;
 	}
-	if (best == NULL || !IsA(best, AggPath))
-		return NULL;
+	return best;
+}
+
+/*
+ * The standard plan: the cheapest grouping path without parallel workers,
+ * copied (add_path() may free the original), else a hash aggregate over
+ * the cheapest such scan; NULL if neither exists.
+ */
+static Path *
+StandardPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_rel,
+			 GroupPathExtraData *extra, double groups)
+{
+	Path	   *best = CheapestSerial(output_rel->pathlist, true);
+	AggPath    *copy;
+
+	if (best == NULL)
+	{
+		Path	   *scan = CheapestSerial(input_rel->pathlist, false);
+
+		if (scan == NULL)
+			return NULL;
+		return (Path *) create_agg_path(root, output_rel, scan, output_rel->reltarget, AGG_HASHED,
+										AGGSPLIT_SIMPLE, root->parse->groupClause, NIL,
+										&extra->agg_final_costs, groups);
+	}
 	copy = palloc(sizeof(AggPath));
 	memcpy(copy, best, sizeof(AggPath));
 	return (Path *) copy;
@@ -241,7 +291,7 @@ AddGroupedScanPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_
 	double		divisor;
 	Cost		run;
 
-	if (scan_tlist == NIL || (standard = StandardPath(output_rel)) == NULL)
+	if (scan_tlist == NIL)
 		return;
 	key = (Var *) linitial_node(TargetEntry, scan_tlist)->expr;
 	agg = (Aggref *) lsecond_node(TargetEntry, scan_tlist)->expr;
@@ -249,6 +299,8 @@ AddGroupedScanPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_
 	/* memory: not offered when the estimated keys would exceed the bound */
 	groups = estimate_num_groups(root, list_make1(key), input_rel->rows, NULL, NULL);
 	if (groups * CHURN_PATH_GROUP_BYTES > (double) ChurnMemoryLimit())
+		return;
+	if ((standard = StandardPath(root, input_rel, output_rel, extra, groups)) == NULL)
 		return;
 
 	/* the workers ChurnWorkers() will ask for, as the cost divisor */
