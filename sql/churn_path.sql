@@ -101,6 +101,23 @@ SELECT k, octet_length(m), substr(m, 1, 8) AS head, array_length(pg_temp.months(
   FROM (SELECT k, dogdb_active_months(ts) AS m FROM cp_sessions GROUP BY k OFFSET 0) s
  WHERE k IS NULL OR k >= 500 ORDER BY k;
 RESET dogdb_analytics.enable_grouped_scan;
+-- keys in an order that moves keys of the hash table into the directly
+-- indexed window as it grows (churn_groups.c), and negative and extreme keys
+CREATE TABLE cp_keys (k bigint, ts timestamptz);
+INSERT INTO cp_keys VALUES (1000, '2024-01-01'), (5000, '2024-02-01'), (-9223372036854775808, '2024-03-01'),
+	(9223372036854775807, '2024-04-01');
+INSERT INTO cp_keys SELECT i, timestamptz '2020-01-01' + (i % 40) * interval '1 month' FROM generate_series(-300, 6000) i;
+INSERT INTO cp_keys SELECT i, timestamptz '1990-01-01' + (i % 7) * interval '5 years' FROM generate_series(5990, 6010) i;
+SELECT pg_temp.differ('SELECT k, pg_temp.months(dogdb_active_months(ts)) FROM cp_keys GROUP BY k') AS key_order;
+CREATE INDEX ON cp_keys (k, ts);
+SET enable_hashagg = off;
+SET enable_sort = off;
+SELECT pg_temp.differ('SELECT k, dogdb_active_months(ts) FROM cp_keys GROUP BY k') AS key_order_bytes;
+RESET enable_hashagg;
+RESET enable_sort;
+SELECT count(*), count(DISTINCT m) FROM (SELECT k, dogdb_active_months(ts) AS m FROM cp_keys GROUP BY k) s;
+DROP TABLE cp_keys;
+
 -- readers and the key in expressions, ORDER BY and LIMIT on top
 SELECT pg_temp.differ($$SELECT k * 2 AS kk, dogdb_last_active_month(dogdb_active_months(ts)) AS l,
 	   dogdb_first_inactive_month(dogdb_active_months(ts), '2019-06-01', '2027-06-01') AS c

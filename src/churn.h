@@ -15,6 +15,7 @@
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "nodes/plannodes.h"
+#include "port/atomics.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -105,6 +106,40 @@ extern void ChurnParallelEnd(ChurnParallel *cp);
 /* in a worker: the caller's area, the relation and the worker's part of the scan */
 extern void *ChurnParallelWorkerBegin(shm_toc *toc, Relation *rel, TableScanDesc *scan);
 extern void ChurnParallelWorkerEnd(Relation rel, TableScanDesc scan);
+
+/*
+ * The grouped scan's per-key month bitmaps (churn_groups.c), in memory of
+ * their own within a bound: one participant's pass over its share of the
+ * heap, the records a worker sends the leader, and each key's bitmap.
+ */
+typedef struct ChurnGroups ChurnGroups;
+
+/* one chunk of 64 months of a key, as a worker sends it */
+typedef struct ChurnRecord
+{
+	int64		key;
+	int32		chunk;			/* months from MONTH_BITMAP_MIN_MONTH + 64 * chunk; -1: none */
+	int32		isnull;			/* the NULL key */
+	uint64		bits;
+} ChurnRecord;
+
+/* a position in the groups, from zeros */
+typedef struct ChurnGroupsCursor
+{
+	int			phase;
+	uint64		pos;
+} ChurnGroupsCursor;
+
+extern ChurnGroups *ChurnGroupsCreate(MemoryContext cxt, Size limit);
+/* the rows of the scan into g; false to give up (an unusual time, the memory bound, *abandon set) */
+extern bool ChurnGroupsScan(ChurnGroups *g, Relation rel, TableScanDesc scan, AttrNumber key_att,
+							AttrNumber time_att, Oid key_type, pg_atomic_uint32 *abandon);
+/* another participant's records into g; false at the memory bound */
+extern bool ChurnGroupsMerge(ChurnGroups *g, const ChurnRecord *records, int n);
+/* the next record of g; false at the end */
+extern bool ChurnGroupsNextRecord(ChurnGroups *g, ChurnGroupsCursor *c, ChurnRecord *r);
+/* the next key and its bitmap (palloc'd; NULL if only NULL times); false at the end */
+extern bool ChurnGroupsNext(ChurnGroups *g, ChurnGroupsCursor *c, int64 *key, bool *isnull, bytea **bitmap);
 
 /* the grouped scan: its setting and planner hook (churn_path.c) */
 extern void ChurnPathInit(void);

@@ -303,11 +303,11 @@ AddGroupedScanPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_
 	if ((standard = StandardPath(root, input_rel, output_rel, extra, groups)) == NULL)
 		return;
 
-	/* the workers ChurnWorkers() will ask for, as the cost divisor */
+	/* workers as for a parallel sequential scan (none for temporary tables) */
 	nworkers = 0;
-	if (max_parallel_workers_per_gather > 0 &&
-		input_rel->pages >= (BlockNumber) Max(min_parallel_table_scan_size, 1) * 8)
-		nworkers = Min(max_parallel_workers_per_gather, 8);
+	if (input_rel->consider_parallel && max_parallel_workers_per_gather > 0)
+		nworkers = compute_parallel_worker(input_rel, input_rel->pages, -1, max_parallel_workers_per_gather);
+	/* the leader scans too */
 	divisor = nworkers + (nworkers > 0 ? Max(1.0 - 0.3 * nworkers, 0.0) : 1.0);
 
 	cp = makeNode(CustomPath);
