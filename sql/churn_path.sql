@@ -125,6 +125,11 @@ SELECT pg_temp.differ($$SELECT k * 2 AS kk, dogdb_last_active_month(dogdb_active
 SELECT k, dogdb_last_active_month(dogdb_active_months(ts)),
 	   dogdb_first_inactive_month(dogdb_active_months(ts), '2019-06-01', '2027-06-01')
   FROM cp_sessions GROUP BY k ORDER BY k LIMIT 5;
+-- a set-returning reader (a ProjectSet on top) and a correlated subquery over the key
+EXPLAIN (COSTS OFF) SELECT k, dogdb_active_month_list(dogdb_active_months(ts)) FROM cp_sessions GROUP BY k;
+SELECT pg_temp.differ('SELECT k, dogdb_active_month_list(dogdb_active_months(ts)) FROM cp_sessions GROUP BY k') AS set_returning;
+SELECT pg_temp.differ($$SELECT k, (SELECT count(*) FROM cp_other o WHERE o.k = s.k) AS n,
+	   dogdb_last_active_month(dogdb_active_months(ts)) FROM cp_sessions s GROUP BY k$$) AS subquery;
 SELECT count(*), count(l), min(l), max(l)
   FROM (SELECT k8, dogdb_last_active_month(dogdb_active_months(ts)) AS l FROM cp_sessions GROUP BY k8) s;
 

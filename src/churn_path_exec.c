@@ -251,10 +251,15 @@ ChurnNext(ScanState *ss)
 	int64		key;
 	bool		isnull;
 	bytea	   *b;
+	MemoryContext old;
+	bool		more;
 
 	ExecClearTuple(slot);
 	/* the bitmap in the per-tuple memory, which ExecScan resets before each row */
-	if (!ChurnGroupsNext(st->groups, &st->cursor, &key, &isnull, &b))
+	old = MemoryContextSwitchTo(ss->ps.ps_ExprContext->ecxt_per_tuple_memory);
+	more = ChurnGroupsNext(st->groups, &st->cursor, &key, &isnull, &b);
+	MemoryContextSwitchTo(old);
+	if (!more)
 		return slot;
 	slot->tts_isnull[0] = isnull;
 	slot->tts_values[0] = isnull ? (Datum) 0 :
