@@ -18,6 +18,10 @@
 #include "port/atomics.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
+#include "utils/timestamp.h"
+
+#include "calendar.h"
+#include "month_bitmap.h"
 
 typedef struct ChurnAccount
 {
@@ -64,6 +68,35 @@ ChurnAccountPosition(const ChurnScan *cs, int64 id)
 			hi = mid;
 	}
 	return lo < cs->naccounts && cs->sorted_ids[lo] == id ? cs->sorted_pos[lo] : -1;
+}
+
+/* the UTC month of the previous session time, and its bounds */
+typedef struct ChurnMonthCache
+{
+	TimestampTz lo;				/* [lo, hi): the times of month */
+	TimestampTz hi;
+	int32		month;
+} ChurnMonthCache;
+
+#define CHURN_MONTH_CACHE_INIT {1, 0, 0}
+
+/*
+ * The UTC month of a session time, through the cache; false if the
+ * aggregate would reject it (infinite, or outside the years 0001-9999).
+ */
+static inline bool
+ChurnMonthOf(ChurnMonthCache *mc, TimestampTz ts)
+{
+	if (ts >= mc->lo && ts < mc->hi)
+		return true;
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return false;
+	mc->month = cal_month_of_timestamp(ts);
+	if (mc->month < MONTH_BITMAP_MIN_MONTH || mc->month > MONTH_BITMAP_MAX_MONTH)
+		return false;
+	mc->lo = (TimestampTz) cal_month_first_day(mc->month) * USECS_PER_DAY;
+	mc->hi = (TimestampTz) cal_month_first_day(mc->month + 1) * USECS_PER_DAY;
+	return true;
 }
 
 /* the attribute number of a column of relid; an internal error if missing */

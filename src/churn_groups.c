@@ -302,9 +302,7 @@ ChurnGroupsScan(ChurnGroups *g, Relation rel, TableScanDesc scan, AttrNumber key
 				AttrNumber time_att, Oid key_type, pg_atomic_uint32 *abandon)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	TimestampTz lo = 1,
-				hi = 0;			/* [lo, hi): the times of month */
-	int32		rel_month = 0;
+	ChurnMonthCache mc = CHURN_MONTH_CACHE_INIT;
 	uint64		n = 0;
 	HeapTuple	tuple;
 
@@ -314,7 +312,7 @@ ChurnGroupsScan(ChurnGroups *g, Relation rel, TableScanDesc scan, AttrNumber key
 		Datum		d;
 		bool		isnull,
 					keynull;
-		TimestampTz ts;
+		int32		rel_month;
 
 		if ((++n & 0xFFFF) == 0)
 		{
@@ -329,21 +327,10 @@ ChurnGroupsScan(ChurnGroups *g, Relation rel, TableScanDesc scan, AttrNumber key
 		d = GetAttr(tuple, time_att, desc, &isnull);
 		if (isnull)
 			continue;			/* the aggregate skips them */
-		ts = DatumGetTimestampTz(d);
-		if (ts < lo || ts >= hi)
-		{
-			int32		month;
-
-			/* the aggregate's errors: the standard plan raises them */
-			if (TIMESTAMP_NOT_FINITE(ts))
-				return false;
-			month = cal_month_of_timestamp(ts);
-			if (month < MONTH_BITMAP_MIN_MONTH || month > MONTH_BITMAP_MAX_MONTH)
-				return false;
-			lo = (TimestampTz) cal_month_first_day(month) * USECS_PER_DAY;
-			hi = (TimestampTz) cal_month_first_day(month + 1) * USECS_PER_DAY;
-			rel_month = month - MONTH_BITMAP_MIN_MONTH;
-		}
+		/* the aggregate's errors: the standard plan raises them */
+		if (!ChurnMonthOf(&mc, DatumGetTimestampTz(d)))
+			return false;
+		rel_month = mc.month - MONTH_BITMAP_MIN_MONTH;
 		if (!GroupAdd(g, grp, keynull, rel_month / 64, UINT64CONST(1) << (rel_month % 64)))
 			return false;
 	}

@@ -182,9 +182,7 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 	AttrNumber	ts_att = ChurnColumnNumber(RelationGetRelid(rel), "created_at");
 	/* sessions from the month after as_of's on are not counted */
 	TimestampTz bound = (TimestampTz) cal_month_first_day(cs->asof + 1) * USECS_PER_DAY;
-	TimestampTz lo = 0,
-				hi = 0;			/* [lo, hi): the times of month */
-	int32		month = 0;
+	ChurnMonthCache mc = CHURN_MONTH_CACHE_INIT;
 	uint64		n = 0;
 	HeapTuple	tuple;
 
@@ -194,6 +192,7 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 		Datum		d;
 		bool		isnull;
 		int64		pos;
+		int32		month;
 
 		if ((++n & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
@@ -203,17 +202,10 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 		ts = DatumGetTimestampTz(d);
 		if (ts >= bound)
 			continue;
-		if (ts < lo || ts >= hi)
-		{
-			/* -infinity and the years before 0001 are errors of the SQL route */
-			if (TIMESTAMP_NOT_FINITE(ts))
-				return false;
-			month = cal_month_of_timestamp(ts);
-			if (month < MONTH_BITMAP_MIN_MONTH)
-				return false;
-			lo = (TimestampTz) cal_month_first_day(month) * USECS_PER_DAY;
-			hi = (TimestampTz) cal_month_first_day(month + 1) * USECS_PER_DAY;
-		}
+		/* -infinity and the years before 0001 are errors of the SQL route */
+		if (!ChurnMonthOf(&mc, ts))
+			return false;
+		month = mc.month;
 		d = heap_getattr(tuple, id_att, desc, &isnull);
 		if (isnull || (pos = ChurnAccountPosition(cs, DatumGetInt64(d))) < 0)
 			continue;
