@@ -533,9 +533,18 @@ REVOKE ALL ON FUNCTION dogdb_generate_invoices(date) FROM PUBLIC;
 --
 -- Churn: which months an account was active in
 --
+-- The planner calls it (for the transition function's cost) before it plans
+-- a GROUP BY, which loads the library in a fresh session in time for its
+-- grouped scan of dogdb_active_months() (src/churn_path.c); it answers nothing.
+CREATE FUNCTION dogdb_active_months_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'dogdb_active_months_support'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_active_months_support(internal) IS 'Planner support function of dogdb_active_months_transfn(): loads the library, whose planner hook offers the grouped scan of dogdb_active_months()';
+
 CREATE FUNCTION dogdb_active_months_transfn(state bytea, session_time timestamptz) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'dogdb_active_months_transfn'
-	LANGUAGE C IMMUTABLE PARALLEL SAFE;	-- not STRICT: starts from a NULL state
+	LANGUAGE C IMMUTABLE PARALLEL SAFE	-- not STRICT: starts from a NULL state
+	SUPPORT dogdb_active_months_support;
 COMMENT ON FUNCTION dogdb_active_months_transfn(bytea, timestamptz) IS 'Transition function of dogdb_active_months()';
 
 CREATE FUNCTION dogdb_active_months_combinefn(state bytea, other bytea) RETURNS bytea

@@ -51,8 +51,7 @@ PG_FUNCTION_INFO_V1(dogdb_first_inactive_month);
 PG_FUNCTION_INFO_V1(dogdb_last_active_month);
 PG_FUNCTION_INFO_V1(dogdb_active_month_list);
 
-/* months a new state holds: 8 years, so typical histories never grow */
-#define INITIAL_MONTHS 96
+#define INITIAL_MONTHS MONTH_BITMAP_INITIAL_MONTHS
 
 #define BITMAP_DATA(b) ((uint8 *) VARDATA(b))
 #define BITMAP_LEN(b) ((size_t) VARSIZE(b) - VARHDRSZ)

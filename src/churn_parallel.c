@@ -2,7 +2,9 @@
  *
  * churn_parallel.c
  *	  The scan of the sessions for dogdb_account_churn (churn.h): serial
- *	  for small tables, else with parallel workers.
+ *	  for small tables, else with parallel workers; and the parallel heap
+ *	  scan itself (ChurnParallel*), which the grouped scan of
+ *	  dogdb_active_months() uses too (churn_path_exec.c).
  *
  * A parallel context, as PostgreSQL's own parallel index builds use one:
  * the leader copies the account index into dynamic shared memory, each
@@ -37,18 +39,27 @@
 
 PGDLLEXPORT void dogdb_churn_scan_worker(dsm_segment *seg, shm_toc *toc);
 
-/* the key of the shared state in the parallel context's table of contents */
-#define CHURN_SHARED_KEY UINT64CONST(0xD06DB0C4A2000001)
+/* the key of the shared chunk in a parallel context's table of contents */
+#define CHURN_PARALLEL_KEY UINT64CONST(0xD06DB0C4A2000001)
 
 /*
- * What the leader shares with the workers, in one chunk of dynamic shared
- * memory: this header, then the id index (dense, or sorted ids and their
- * positions), then per worker its bitmaps and last months, then the
- * parallel scan descriptor.  Offsets are from the header.
+ * The one chunk of dynamic shared memory of a ChurnParallel: this header,
+ * the caller's area, then the parallel scan descriptor.
+ */
+typedef struct ChurnParallelShared
+{
+	Oid			relid;
+	Size		area_off;
+	Size		pscan_off;
+} ChurnParallelShared;
+
+/*
+ * dogdb_account_churn's area: this header, then the id index (dense, or
+ * sorted ids and their positions), then per worker its bitmaps and last
+ * months.  Offsets are from the header.
  */
 typedef struct ChurnShared
 {
-	Oid			relid;
 	int64		naccounts;
 	int64		min_id;
 	int64		max_id;
@@ -60,10 +71,104 @@ typedef struct ChurnShared
 	Size		index_off;		/* dense map, or sorted ids then positions */
 	Size		worker_off;		/* worker i's bits at worker_off + i * worker_size */
 	Size		worker_size;	/* bits, then last months */
-	Size		pscan_off;
 } ChurnShared;
 
 #define SHARED_AT(sh, off) ((char *) (sh) + (off))
+
+/* smallest budget for per-key state, whatever work_mem says */
+#define CHURN_MIN_MEMORY ((Size) 64 * 1024 * 1024)
+
+Size
+ChurnMemoryLimit(void)
+{
+	return Max((Size) (work_mem * 1024.0 * hash_mem_multiplier), CHURN_MIN_MEMORY);
+}
+
+/* workers to ask for: none for small tables or when parallelism is off */
+int
+ChurnWorkers(Relation rel)
+{
+	BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+
+	if (IsInParallelMode() || !IsUnderPostmaster || max_parallel_workers_per_gather <= 0 ||
+		blocks < (BlockNumber) Max(min_parallel_table_scan_size, 1) * 8)
+		return 0;
+	return Min(max_parallel_workers_per_gather, 8);
+}
+
+bool
+ChurnParallelBegin(ChurnParallel *cp, Relation rel, Snapshot snapshot,
+				   const char *worker_function, int nworkers, Size area_size)
+{
+	Size		pscan_off = MAXALIGN(sizeof(ChurnParallelShared)) + MAXALIGN(area_size);
+	Size		total = pscan_off + table_parallelscan_estimate(rel, snapshot);
+	ChurnParallelShared *sh;
+
+	EnterParallelMode();
+	cp->pcxt = CreateParallelContext("dogdb_analytics", worker_function, nworkers);
+	shm_toc_estimate_chunk(&cp->pcxt->estimator, total);
+	shm_toc_estimate_keys(&cp->pcxt->estimator, 1);
+	InitializeParallelDSM(cp->pcxt);
+	if (cp->pcxt->seg == NULL)
+	{
+		ChurnParallelEnd(cp);
+		return false;
+	}
+	sh = shm_toc_allocate(cp->pcxt->toc, total);
+	sh->relid = RelationGetRelid(rel);
+	sh->area_off = MAXALIGN(sizeof(ChurnParallelShared));
+	sh->pscan_off = pscan_off;
+	table_parallelscan_initialize(rel, (ParallelTableScanDesc) SHARED_AT(sh, pscan_off), snapshot);
+	shm_toc_insert(cp->pcxt->toc, CHURN_PARALLEL_KEY, sh);
+	cp->area = SHARED_AT(sh, sh->area_off);
+	cp->rel = rel;
+	cp->scan = NULL;
+	return true;
+}
+
+/* start the workers and the leader's part of the scan */
+void
+ChurnParallelLaunch(ChurnParallel *cp)
+{
+	ChurnParallelShared *sh = shm_toc_lookup(cp->pcxt->toc, CHURN_PARALLEL_KEY, false);
+
+	LaunchParallelWorkers(cp->pcxt);
+	cp->scan = table_beginscan_parallel(cp->rel, (ParallelTableScanDesc) SHARED_AT(sh, sh->pscan_off));
+}
+
+void
+ChurnParallelWait(ChurnParallel *cp)
+{
+	if (cp->scan != NULL)
+		table_endscan(cp->scan);
+	cp->scan = NULL;
+	WaitForParallelWorkersToFinish(cp->pcxt);
+}
+
+void
+ChurnParallelEnd(ChurnParallel *cp)
+{
+	DestroyParallelContext(cp->pcxt);
+	cp->pcxt = NULL;
+	ExitParallelMode();
+}
+
+void *
+ChurnParallelWorkerBegin(shm_toc *toc, Relation *rel, TableScanDesc *scan)
+{
+	ChurnParallelShared *sh = shm_toc_lookup(toc, CHURN_PARALLEL_KEY, false);
+
+	*rel = table_open(sh->relid, AccessShareLock);
+	*scan = table_beginscan_parallel(*rel, (ParallelTableScanDesc) SHARED_AT(sh, sh->pscan_off));
+	return SHARED_AT(sh, sh->area_off);
+}
+
+void
+ChurnParallelWorkerEnd(Relation rel, TableScanDesc scan)
+{
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
 
 /*
  * Set the month of every session the scan returns in bits and last (one
@@ -77,9 +182,7 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 	AttrNumber	ts_att = ChurnColumnNumber(RelationGetRelid(rel), "created_at");
 	/* sessions from the month after as_of's on are not counted */
 	TimestampTz bound = (TimestampTz) cal_month_first_day(cs->asof + 1) * USECS_PER_DAY;
-	TimestampTz lo = 0,
-				hi = 0;			/* [lo, hi): the times of month */
-	int32		month = 0;
+	ChurnMonthCache mc = CHURN_MONTH_CACHE_INIT;
 	uint64		n = 0;
 	HeapTuple	tuple;
 
@@ -89,6 +192,7 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 		Datum		d;
 		bool		isnull;
 		int64		pos;
+		int32		month;
 
 		if ((++n & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
@@ -98,17 +202,10 @@ ScanPart(const ChurnScan *cs, Relation rel, TableScanDesc scan, uint64 *bits, in
 		ts = DatumGetTimestampTz(d);
 		if (ts >= bound)
 			continue;
-		if (ts < lo || ts >= hi)
-		{
-			/* -infinity and the years before 0001 are errors of the SQL route */
-			if (TIMESTAMP_NOT_FINITE(ts))
-				return false;
-			month = cal_month_of_timestamp(ts);
-			if (month < MONTH_BITMAP_MIN_MONTH)
-				return false;
-			lo = (TimestampTz) cal_month_first_day(month) * USECS_PER_DAY;
-			hi = (TimestampTz) cal_month_first_day(month + 1) * USECS_PER_DAY;
-		}
+		/* -infinity and the years before 0001 are errors of the SQL route */
+		if (!ChurnMonthOf(&mc, ts))
+			return false;
+		month = mc.month;
 		d = heap_getattr(tuple, id_att, desc, &isnull);
 		if (isnull || (pos = ChurnAccountPosition(cs, DatumGetInt64(d))) < 0)
 			continue;
@@ -156,18 +253,6 @@ ScanDone(ChurnScan *cs, Relation rel, int32 *last, bool ok)
 	return ok;
 }
 
-/* workers to ask for: none for small tables or when parallelism is off */
-static int
-ChurnWorkers(Relation rel)
-{
-	BlockNumber blocks = RelationGetNumberOfBlocks(rel);
-
-	if (IsInParallelMode() || !IsUnderPostmaster || max_parallel_workers_per_gather <= 0 ||
-		blocks < (BlockNumber) Max(min_parallel_table_scan_size, 1) * 8)
-		return 0;
-	return Min(max_parallel_workers_per_gather, 8);
-}
-
 /* the sessions into the leader's bitmaps, with workers when worth it */
 bool
 ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
@@ -195,27 +280,13 @@ ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
 			: (sizeof(int64) + sizeof(int32)) * (Size) cs->naccounts;
 		Size		bits_size = sizeof(uint64) * (Size) cs->naccounts * cs->nwords;
 		Size		worker_size = MAXALIGN(bits_size) + MAXALIGN(sizeof(int32) * (Size) cs->naccounts);
-		Size		total;
-		ParallelContext *pcxt;
+		ChurnParallel cp;
 		ChurnShared *sh;
-		TableScanDesc scan;
 
-		EnterParallelMode();
-		pcxt = CreateParallelContext("dogdb_analytics", "dogdb_churn_scan_worker", nworkers);
-		total = MAXALIGN(sizeof(ChurnShared)) + MAXALIGN(index_size) + worker_size * nworkers +
-			table_parallelscan_estimate(rel, snapshot);
-		shm_toc_estimate_chunk(&pcxt->estimator, total);
-		shm_toc_estimate_keys(&pcxt->estimator, 1);
-		InitializeParallelDSM(pcxt);
-		if (pcxt->seg == NULL)
-		{
-			/* no dynamic shared memory: scan alone */
-			DestroyParallelContext(pcxt);
-			ExitParallelMode();
-			return ScanDone(cs, rel, last, ScanSerial(cs, rel, snapshot, last));
-		}
-		sh = shm_toc_allocate(pcxt->toc, total);
-		sh->relid = relid;
+		if (!ChurnParallelBegin(&cp, rel, snapshot, "dogdb_churn_scan_worker", nworkers,
+								MAXALIGN(sizeof(ChurnShared)) + MAXALIGN(index_size) + worker_size * nworkers))
+			return ScanDone(cs, rel, last, ScanSerial(cs, rel, snapshot, last));	/* no shared memory */
+		sh = cp.area;
 		sh->naccounts = cs->naccounts;
 		sh->min_id = cs->min_id;
 		sh->max_id = cs->max_id;
@@ -227,7 +298,6 @@ ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
 		sh->index_off = MAXALIGN(sizeof(ChurnShared));
 		sh->worker_off = sh->index_off + MAXALIGN(index_size);
 		sh->worker_size = worker_size;
-		sh->pscan_off = sh->worker_off + worker_size * nworkers;
 		if (cs->dense)
 			memcpy(SHARED_AT(sh, sh->index_off), cs->dense, index_size);
 		else
@@ -243,18 +313,14 @@ ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
 			memset(base, 0, bits_size);
 			memcpy(base + MAXALIGN(bits_size), last, sizeof(int32) * cs->naccounts);
 		}
-		table_parallelscan_initialize(rel, (ParallelTableScanDesc) SHARED_AT(sh, sh->pscan_off), snapshot);
-		shm_toc_insert(pcxt->toc, CHURN_SHARED_KEY, sh);
-		LaunchParallelWorkers(pcxt);
+		ChurnParallelLaunch(&cp);
 
 		/* the leader scans too */
-		scan = table_beginscan_parallel(rel, (ParallelTableScanDesc) SHARED_AT(sh, sh->pscan_off));
-		ok = ScanPart(cs, rel, scan, cs->bits, last);
-		table_endscan(scan);
-		WaitForParallelWorkersToFinish(pcxt);
+		ok = ScanPart(cs, rel, cp.scan, cs->bits, last);
+		ChurnParallelWait(&cp);
 		if (pg_atomic_read_u32(&sh->unusual) != 0)
 			ok = false;
-		for (int w = 0; ok && w < pcxt->nworkers_launched; w++)
+		for (int w = 0; ok && w < cp.pcxt->nworkers_launched; w++)
 		{
 			const char *base = SHARED_AT(sh, sh->worker_off + worker_size * w);
 			const uint64 *wbits = (const uint64 *) base;
@@ -265,8 +331,7 @@ ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
 			for (int64 i = 0; i < cs->naccounts; i++)
 				last[i] = Max(last[i], wlast[i]);
 		}
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		ChurnParallelEnd(&cp);
 	}
 	return ScanDone(cs, rel, last, ok);
 }
@@ -275,11 +340,11 @@ ChurnScanSessions(ChurnScan *cs, Snapshot snapshot)
 void
 dogdb_churn_scan_worker(dsm_segment *seg, shm_toc *toc)
 {
-	ChurnShared *sh = shm_toc_lookup(toc, CHURN_SHARED_KEY, false);
-	char	   *base = SHARED_AT(sh, sh->worker_off + sh->worker_size * ParallelWorkerNumber);
-	ChurnScan	cs = {0};
 	Relation	rel;
 	TableScanDesc scan;
+	ChurnShared *sh = ChurnParallelWorkerBegin(toc, &rel, &scan);
+	char	   *base = SHARED_AT(sh, sh->worker_off + sh->worker_size * ParallelWorkerNumber);
+	ChurnScan	cs = {0};
 
 	cs.naccounts = sh->naccounts;
 	cs.min_id = sh->min_id;
@@ -294,12 +359,8 @@ dogdb_churn_scan_worker(dsm_segment *seg, shm_toc *toc)
 		cs.sorted_ids = (int64 *) SHARED_AT(sh, sh->index_off);
 		cs.sorted_pos = (int32 *) (SHARED_AT(sh, sh->index_off) + sizeof(int64) * sh->naccounts);
 	}
-	rel = table_open(sh->relid, AccessShareLock);
-	scan = table_beginscan_parallel(rel, (ParallelTableScanDesc) SHARED_AT(sh, sh->pscan_off));
 	if (!ScanPart(&cs, rel, scan, (uint64 *) base,
 				  (int32 *) (base + MAXALIGN(sizeof(uint64) * (Size) sh->naccounts * sh->nwords))))
 		pg_atomic_write_u32(&sh->unusual, 1);
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	ChurnParallelWorkerEnd(rel, scan);
 }
-

@@ -56,9 +56,6 @@
 
 PG_FUNCTION_INFO_V1(dogdb_account_churn);
 
-/* smallest budget for the bitmaps, whatever work_mem says */
-#define CHURN_MIN_MEMORY ((Size) 64 * 1024 * 1024)
-
 
 
 /* whether the fast path may read rel directly, as the SQL route would */
@@ -164,7 +161,7 @@ LoadAccounts(ChurnScan *cs, Snapshot snapshot)
 static bool
 BuildIndex(ChurnScan *cs)
 {
-	Size		limit = Max((Size) (work_mem * 1024.0 * hash_mem_multiplier), CHURN_MIN_MEMORY);
+	Size		limit = ChurnMemoryLimit();
 	uint64		range = (uint64) cs->max_id - (uint64) cs->min_id + 1;
 	int64		span = (int64) cs->asof - cs->w0 + 1;
 	Size		bytes;

@@ -35,6 +35,8 @@
 /* supported months: 0001-01 .. 9999-12 */
 #define MONTH_BITMAP_MIN_MONTH	((int32_t) ((1 - 2000) * 12))
 #define MONTH_BITMAP_MAX_MONTH	((int32_t) ((9999 - 2000) * 12 + 11))
+/* months a new aggregate state holds: 8 years, so typical histories never grow */
+#define MONTH_BITMAP_INITIAL_MONTHS 96
 /* months a valid bitmap may extend past the last supported one */
 #define MONTH_BITMAP_SLACK		104
 /* a first month may be up to 7 months early (byte alignment) */

@@ -3,8 +3,11 @@
 -- active month and churn month (the first month from the account's first
 -- month through this month without a session).
 --   C: dogdb_account_churn() (one pass over the sessions, in parallel, no
---   GROUP BY), and the dogdb_active_months() aggregate grouped by account
---   with its readers.
+--   GROUP BY), and the plain query of the dogdb_active_months() aggregate
+--   grouped by account with its readers, which the planner runs as the
+--   grouped scan (one pass, a bitmap per account, parallel workers; README
+--   "dogdb_active_months"); an info row times it with the grouped scan off
+--   (dogdb_analytics.enable_grouped_scan), the standard aggregate plans.
 --   Plain SQL, the strongest route known: one bigint per account,
 --   bit_or(1 << month bucket) grouped by account (width_bucket over the
 --   month edges), churn from the lowest zero bit (~x & (x + 1)), last month
@@ -12,11 +15,12 @@
 --   It is timed with each plan a user could force (hash aggregate; sorted
 --   aggregate over the (account_id, created_at) index; each with and
 --   without JIT) and the fastest is the baseline; the aggregate route gets
---   the same choice.
+--   the same choice when the grouped scan is off.
 -- Every route is checked equal to the C output (EXCEPT ALL both ways).
--- Info rows: the other bit_or plans, the old gaps-and-islands baseline, and
--- the floor of any aggregate in this plan shape (count(*) grouped by
--- account: the scan and the hash aggregation alone).
+-- Info rows: the aggregate route with the grouped scan off, the other
+-- bit_or plans, the old gaps-and-islands baseline, and the floor of any
+-- standard aggregate plan of this shape (count(*) grouped by account: the
+-- scan and the grouping alone).
 \ir helpers.psql
 
 TRUNCATE dogdb.accounts, dogdb.invoice_number_counters CASCADE;
@@ -106,11 +110,14 @@ SELECT pg_temp.differ('pg_temp.churn_fn', 'pg_temp.churn_c') + pg_temp.differ('p
 \endif
 
 \set q 'SELECT count(churn_month), count(last_active_month) FROM '
+-- the aggregate route's plan: the grouped scan
+EXPLAIN (COSTS OFF) SELECT count(churn_month), count(last_active_month) FROM pg_temp.churn_c;
 SELECT pg_temp.best_ms(:'q' || 'pg_temp.churn_fn') AS fn_ms,
-	   pg_temp.best_ms(:'q' || 'pg_temp.churn_c') AS agg_hash_ms,
+	   pg_temp.best_ms(:'q' || 'pg_temp.churn_c', 3, 'RESET enable_hashagg; RESET jit; RESET dogdb_analytics.enable_grouped_scan') AS agg_ms,
+	   pg_temp.best_ms(:'q' || 'pg_temp.churn_c', 3, 'SET dogdb_analytics.enable_grouped_scan = off') AS agg_hash_ms,
 	   pg_temp.best_ms(:'q' || 'pg_temp.churn_c', 3, 'SET enable_hashagg = off') AS agg_sort_ms,
 	   pg_temp.best_ms(:'q' || 'pg_temp.churn_c', 3, 'SET enable_hashagg = off; SET jit = off') AS agg_sort_nojit_ms,
-	   pg_temp.best_ms(:'q' || 'pg_temp.churn_sql', 3, 'RESET enable_hashagg; RESET jit') AS sql_hash_ms,
+	   pg_temp.best_ms(:'q' || 'pg_temp.churn_sql', 3, 'RESET enable_hashagg; RESET jit; RESET dogdb_analytics.enable_grouped_scan') AS sql_hash_ms,
 	   pg_temp.best_ms(:'q' || 'pg_temp.churn_sql', 3, 'SET jit = off') AS sql_hash_nojit_ms,
 	   pg_temp.best_ms(:'q' || 'pg_temp.churn_sql', 3, 'SET enable_hashagg = off; SET jit = on') AS sql_sort_ms,
 	   pg_temp.best_ms(:'q' || 'pg_temp.churn_sql', 3, 'SET enable_hashagg = off; SET jit = off') AS sql_sort_nojit_ms,
@@ -118,14 +125,15 @@ SELECT pg_temp.best_ms(:'q' || 'pg_temp.churn_fn') AS fn_ms,
 	   pg_temp.best_ms('SELECT count(n) FROM (SELECT account_id, count(*) AS n FROM dogdb.sessions GROUP BY account_id) g')
 	   AS floor_ms \gset
 SELECT least(:sql_hash_ms, :sql_hash_nojit_ms, :sql_sort_ms, :sql_sort_nojit_ms) AS sql_ms,
-	   least(:agg_hash_ms, :agg_sort_ms, :agg_sort_nojit_ms) AS agg_ms \gset
+	   least(:agg_hash_ms, :agg_sort_ms, :agg_sort_nojit_ms) AS agg_off_ms \gset
 INSERT INTO results VALUES
 	('dogdb_account_churn vs bit_or (strongest plan)', :fn_ms, :sql_ms, 2),
-	('dogdb_active_months grouped by account + readers (its best plan) vs bit_or (strongest plan)', :agg_ms, :sql_ms, 2),
+	('dogdb_active_months grouped by account + readers (grouped scan) vs bit_or (strongest plan)', :agg_ms, :sql_ms, 2),
+	('info: the same with the grouped scan off (its best standard plan) vs bit_or', :agg_off_ms, :sql_ms, NULL),
 	('info: bit_or, hash aggregate', :fn_ms, :sql_hash_ms, NULL),
 	('info: bit_or, hash aggregate, no JIT', :fn_ms, :sql_hash_nojit_ms, NULL),
 	('info: bit_or, sorted aggregate over the index', :fn_ms, :sql_sort_ms, NULL),
 	('info: bit_or, sorted aggregate over the index, no JIT', :fn_ms, :sql_sort_nojit_ms, NULL),
 	('info: dogdb_account_churn vs gaps-and-islands (old baseline)', :fn_ms, :islands_ms, NULL),
-	('info: count(*) by account (floor of the aggregate route) vs bit_or', :floor_ms, :sql_ms, NULL);
+	('info: count(*) by account (floor of the standard aggregate plans) vs bit_or', :floor_ms, :sql_ms, NULL);
 SELECT * FROM pg_temp.report();
