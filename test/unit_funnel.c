@@ -18,28 +18,13 @@
 #define C 4
 #define D 8
 
+/*
+ * level of events (sorted copy); the times of the best chain into times,
+ * the best chain's tag into tag, each unless NULL
+ */
 static int
-Level(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, int64_t *times)
-{
-	FunnelEvent *copy = malloc(sizeof(FunnelEvent) * (n ? n : 1));
-	FunnelRun  *run = funnel_run_create(nsteps, window, modes, times != NULL, malloc, free);
-	int			level;
-
-	memcpy(copy, ev, sizeof(FunnelEvent) * n);
-	funnel_sort_events(copy, n);
-	for (int i = 0; i < n; i++)
-		funnel_run_feed(run, copy[i].ts, copy[i].mask, copy[i].tag);
-	level = funnel_run_level(run);
-	if (times)
-		memcpy(times, funnel_run_times(run), sizeof(int64_t) * level);
-	funnel_run_destroy(run);
-	free(copy);
-	return level;
-}
-
-/* level and best tag of events (sorted copy), with or without times */
-static int
-LevelTag(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, bool track, int32_t *tag)
+Run(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, bool track,
+	int64_t *times, int32_t *tag)
 {
 	FunnelEvent *copy = malloc(sizeof(FunnelEvent) * (n ? n : 1));
 	FunnelRun  *run = funnel_run_create(nsteps, window, modes, track, malloc, free);
@@ -50,10 +35,26 @@ LevelTag(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, bo
 	for (int i = 0; i < n; i++)
 		funnel_run_feed(run, copy[i].ts, copy[i].mask, copy[i].tag);
 	level = funnel_run_level(run);
-	*tag = funnel_run_tag(run);
+	if (times)
+		memcpy(times, funnel_run_times(run), sizeof(int64_t) * level);
+	if (tag)
+		*tag = funnel_run_tag(run);
 	funnel_run_destroy(run);
 	free(copy);
 	return level;
+}
+
+static int
+Level(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, int64_t *times)
+{
+	return Run(nsteps, window, modes, ev, n, times != NULL, times, NULL);
+}
+
+/* level and best tag of events (sorted copy), with or without times */
+static int
+LevelTag(int nsteps, int64_t window, int modes, const FunnelEvent *ev, int n, bool track, int32_t *tag)
+{
+	return Run(nsteps, window, modes, ev, n, track, NULL, tag);
 }
 
 #define LEVEL(nsteps, window, modes, ...) \
