@@ -77,6 +77,14 @@ SELECT f.delivery, i.*
 		pg_temp.sign(f.body, CASE WHEN f.delivery <= 28 THEN 'whsec_old' ELSE 'whsec_new' END)) i
  ORDER BY f.delivery;
 SELECT count(*) AS ledger_rows FROM dogdb.stripe_events;
+-- the ledger keeps every body as delivered: written compressed (lz4 when the
+-- server has it) and read back byte for byte, never stored larger
+SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM fixture f WHERE f.body = e.payload)) AS bodies_changed,
+	   count(*) FILTER (WHERE pg_column_size(e.payload) > octet_length(e.payload) + 4) AS stored_larger,
+	   count(*) FILTER (WHERE pg_column_compression(e.payload) = 'lz4') > 0
+		OR NOT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))
+		   AS compressed_if_lz4
+  FROM dogdb.stripe_events e;
 
 -- the facts
 SELECT * FROM dogdb.stripe_customer_accounts ORDER BY customer_id;

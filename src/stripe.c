@@ -232,28 +232,41 @@ LoadSecrets(StripeCtx *cx)
 	secret_cache.stmt_start = GetCurrentStatementStartTimestamp();
 }
 
-/* a row (event_id, event_type, outcome); the blessed descriptor is kept for the query */
+/*
+ * A row (event_id, event_type, outcome).  The blessed descriptor is kept
+ * for the life of the backend (one per function OID): a record type's
+ * typmod stays registered in the backend, and the function's OUT columns
+ * cannot change without a new function (a new OID).  Blessing it per query
+ * cost a catalog lookup and a hash probe per pgbench transaction.
+ */
+static Oid	outcome_fn = InvalidOid;
+static TupleDesc outcome_desc = NULL;
+
 static Datum
 OutcomeRow(FunctionCallInfo fcinfo, const StripeEvent *ev, StripeOutcome out)
 {
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	if (desc == NULL)
+	if (outcome_desc == NULL || outcome_fn != fcinfo->flinfo->fn_oid)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		TupleDesc	desc;
+		MemoryContext old;
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);
+		if (outcome_desc != NULL)
+			FreeTupleDesc(outcome_desc);
+		outcome_desc = desc;
+		outcome_fn = fcinfo->flinfo->fn_oid;
 	}
 	values[0] = CStringGetTextDatum(ev->id);
 	values[1] = CStringGetTextDatum(ev->type);
 	values[2] = CStringGetTextDatum(stripe_outcome_names[out]);
-	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+	return HeapTupleGetDatum(heap_form_tuple(outcome_desc, values, nulls));
 }
 
 /*

@@ -118,7 +118,7 @@ extern void StripeSqlEnter(StripeCtx *cx);
 /* the store operations (stripe_direct.c; stripe_sql.c the same as SQL) */
 extern int64 StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern int64 StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *key, int resultcol);
-extern void StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
+extern bool StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern StripeOutcome StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n,
 										bool *inserted);
 extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
@@ -128,7 +128,7 @@ extern bool StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, s
 
 extern int64 StripeSqlLedgerInsert(StripeCtx *cx, Datum *v, bool *n);
 extern int64 StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key);
-extern void StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n);
+extern bool StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n);
 extern StripeOutcome StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted);
 extern int	StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon,
 							int64 **arrivals, text ***payloads);
