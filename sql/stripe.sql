@@ -32,6 +32,14 @@ SELECT dogdb_stripe_verify_signature(:'body', :'good', ARRAY['whsec_other', 'whs
 									 ARRAY['whsec_test'], at => to_timestamp(1700000000)) AS second_v1,
 	   dogdb_stripe_verify_signature(:'body', :'good', ARRAY['whsec_other'], at => to_timestamp(1700000000)) AS wrong_secret,
 	   dogdb_stripe_verify_signature(:'body' || ' ', :'good', ARRAY['whsec_test'], at => to_timestamp(1700000000)) AS body_changed;
+-- a backend keeps keyed HMAC contexts for four secrets (src/stripe_hmac.c):
+-- twelve in turn, twice, each against its own secret and another one
+-- (whsec_k1 and whsec_k10: one a prefix of the other)
+SELECT count(*) FILTER (WHERE dogdb_stripe_verify_signature(:'body', pg_temp.sign(:'body', 'whsec_k' || i, 1700000000),
+							ARRAY['whsec_k' || i], at => to_timestamp(1700000000))) AS own_secret,
+	   count(*) FILTER (WHERE dogdb_stripe_verify_signature(:'body', pg_temp.sign(:'body', 'whsec_k' || i, 1700000000),
+							ARRAY['whsec_k' || (i + 8) % 12 + 1], at => to_timestamp(1700000000))) AS other_secret
+  FROM generate_series(1, 2) r, generate_series(1, 12) i;
 -- v0 and unknown schemes are ignored; malformed headers are false, never an error
 SELECT label, dogdb_stripe_verify_signature(:'body', h, ARRAY['whsec_test'], at => to_timestamp(1700000000)) AS valid
   FROM (VALUES
@@ -77,6 +85,14 @@ SELECT f.delivery, i.*
 		pg_temp.sign(f.body, CASE WHEN f.delivery <= 28 THEN 'whsec_old' ELSE 'whsec_new' END)) i
  ORDER BY f.delivery;
 SELECT count(*) AS ledger_rows FROM dogdb.stripe_events;
+-- the ledger keeps every body as delivered: written compressed (lz4 when the
+-- server has it) and read back byte for byte, never stored larger
+SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM fixture f WHERE f.body = e.payload)) AS bodies_changed,
+	   count(*) FILTER (WHERE pg_column_size(e.payload) > octet_length(e.payload) + 4) AS stored_larger,
+	   count(*) FILTER (WHERE pg_column_compression(e.payload) = 'lz4') > 0
+		OR NOT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))
+		   AS compressed_if_lz4
+  FROM dogdb.stripe_events e;
 
 -- the facts
 SELECT * FROM dogdb.stripe_customer_accounts ORDER BY customer_id;
@@ -153,6 +169,18 @@ SELECT v.b::jsonb->>'id' AS event_id, i.outcome
 	('{"id":"evt_t4","type":"customer.subscription.created","created":1625097700,"data":{"object":{"id":"sub_T","customer":"cus_T","status":"incomplete","created":1625097600,"items":{"data":[{"quantity":1,"price":{"id":"p","unit_amount":100,"currency":"usd","recurring":{"interval":"month"}}}]}}}}')) v(b),
 	   dogdb_ingest_stripe_event(v.b, pg_temp.sign(v.b, 'whsec_new')) i;
 SELECT subscription_id, quantity, mrr_cents, event_id FROM dogdb.stripe_subscriptions WHERE account_id = 900;
+ROLLBACK;
+-- a secret changed in this session takes effect in the next statement (the
+-- secrets are read per statement, and the keyed HMAC contexts a backend
+-- keeps, src/stripe_hmac.c, go by the secret's bytes): the replaced one is
+-- refused, its successor accepted
+BEGIN;
+UPDATE dogdb.stripe_webhook_secrets SET secret = 'whsec_newer' WHERE secret = 'whsec_new';
+\set ev_k '{"id":"evt_k1","type":"customer.created","created":1625097600,"data":{"object":{"id":"cus_K","metadata":{"account_id":"901"}}}}'
+SAVEPOINT replaced;
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_k', pg_temp.sign(:'ev_k', 'whsec_new'));
+ROLLBACK TO replaced;
+SELECT * FROM dogdb_ingest_stripe_event(:'ev_k', pg_temp.sign(:'ev_k', 'whsec_newer'));
 ROLLBACK;
 DELETE FROM dogdb.stripe_webhook_secrets;
 

@@ -4,16 +4,16 @@
  *	  SQL-callable Stripe functions: dogdb_stripe_verify_signature(),
  *	  dogdb_ingest_stripe_event() and dogdb_stripe_replay().
  *
- * The HMAC-SHA256 is the server's own (common/hmac.h, OpenSSL underneath
- * when the server is built with it); the header parsing and constant-time
- * comparison are in stripe_sig.c, the event JSON in stripe_core.c, the
- * rules of the writes in stripe_apply.c, the writes themselves in
- * stripe_direct.c (heap and index calls) or stripe_sql.c (SQL, for a table
- * the direct writer refuses; see stripe_store.c).
+ * The HMAC-SHA256 is OpenSSL's or the server's own (stripe_hmac.c); the
+ * header parsing and constant-time comparison are in stripe_sig.c, the
+ * event JSON in stripe_core.c, the rules of the writes in stripe_apply.c,
+ * the writes themselves in stripe_direct.c (heap and index calls) or
+ * stripe_sql.c (SQL, for a table the direct writer refuses; see
+ * stripe_store.c).
  *
  * Per call: no SPI unless a table takes the SQL route (then SPI is
  * connected and search_path pinned for the rest of the call); the secrets
- * are read once per statement, the result row descriptor once per query.
+ * are read once per statement, the result row descriptor once per backend.
  *
  * Secrets: the table dogdb.stripe_webhook_secrets, which only superusers
  * can read or write.  dogdb_ingest_stripe_event() is SECURITY DEFINER (it
@@ -29,7 +29,6 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
-#include "common/hmac.h"
 #include "funcapi.h"
 #include "storage/proc.h"
 #include "utils/array.h"
@@ -81,29 +80,6 @@ UnixSeconds(TimestampTz t)
 	return t / USECS_PER_SEC + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
-/* HMAC-SHA256(secret, t "." payload) */
-static void
-ComputeMac(const char *secret, size_t slen, const StripeSigHeader *h,
-		   const char *payload, size_t plen, uint8 *mac)
-{
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-
-	if (ctx == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (pg_hmac_init(ctx, (const uint8 *) secret, slen) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) h->t_text, h->t_len) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) payload, plen) < 0 ||
-		pg_hmac_final(ctx, mac, STRIPE_SIG_MAC_LEN) < 0)
-	{
-		const char *err = pg_hmac_error(ctx);
-
-		pg_hmac_free(ctx);
-		elog(ERROR, "could not compute HMAC-SHA256: %s", err);
-	}
-	pg_hmac_free(ctx);
-}
-
 /*
  * True if the header is well formed, its time within tolerance of now and
  * one of its v1 signatures made with one of the secrets.
@@ -124,7 +100,7 @@ VerifySignature(const char *payload, size_t plen, const char *header, size_t hle
 	{
 		uint8		mac[STRIPE_SIG_MAC_LEN];
 
-		ComputeMac(secrets[i], secret_lens[i], &h, payload, plen, mac);
+		StripeHmac(secrets[i], secret_lens[i], h.t_text, h.t_len, payload, plen, mac);
 		found |= stripe_sig_match(&h, mac);
 	}
 	return found;
@@ -232,28 +208,41 @@ LoadSecrets(StripeCtx *cx)
 	secret_cache.stmt_start = GetCurrentStatementStartTimestamp();
 }
 
-/* a row (event_id, event_type, outcome); the blessed descriptor is kept for the query */
+/*
+ * A row (event_id, event_type, outcome).  The blessed descriptor is kept
+ * for the life of the backend (one per function OID): a record type's
+ * typmod stays registered in the backend, and the function's OUT columns
+ * cannot change without a new function (a new OID).  Blessing it per query
+ * cost a catalog lookup and a hash probe per pgbench transaction.
+ */
+static Oid	outcome_fn = InvalidOid;
+static TupleDesc outcome_desc = NULL;
+
 static Datum
 OutcomeRow(FunctionCallInfo fcinfo, const StripeEvent *ev, StripeOutcome out)
 {
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	if (desc == NULL)
+	if (outcome_desc == NULL || outcome_fn != fcinfo->flinfo->fn_oid)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		TupleDesc	desc;
+		MemoryContext old;
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);
+		if (outcome_desc != NULL)
+			FreeTupleDesc(outcome_desc);
+		outcome_desc = desc;
+		outcome_fn = fcinfo->flinfo->fn_oid;
 	}
 	values[0] = CStringGetTextDatum(ev->id);
 	values[1] = CStringGetTextDatum(ev->type);
 	values[2] = CStringGetTextDatum(stripe_outcome_names[out]);
-	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+	return HeapTupleGetDatum(heap_form_tuple(outcome_desc, values, nulls));
 }
 
 /*

@@ -12,6 +12,7 @@
  *	  stripe_direct.c  the store operations as heap and index accesses
  *	  stripe_sql.c     the same operations as SQL (SPI plans): the route
  *	                   for a table the direct writer refuses
+ *	  stripe_hmac.c    HMAC-SHA256 of a delivery (keyed contexts kept)
  *
  *	  Pure cores: stripe_sig.[ch] (header, constant-time compare) and
  *	  stripe_core.[ch] (event JSON, ranks, MRR).
@@ -118,7 +119,7 @@ extern void StripeSqlEnter(StripeCtx *cx);
 /* the store operations (stripe_direct.c; stripe_sql.c the same as SQL) */
 extern int64 StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern int64 StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *key, int resultcol);
-extern void StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
+extern bool StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern StripeOutcome StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n,
 										bool *inserted);
 extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
@@ -128,12 +129,16 @@ extern bool StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, s
 
 extern int64 StripeSqlLedgerInsert(StripeCtx *cx, Datum *v, bool *n);
 extern int64 StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key);
-extern void StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n);
+extern bool StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n);
 extern StripeOutcome StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted);
 extern int	StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon,
 							int64 **arrivals, text ***payloads);
 extern void StripeSqlSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
 							 MemoryContext cxt);
+
+/* stripe_hmac.c: HMAC-SHA256(secret, t "." payload) into mac (32 bytes) */
+extern void StripeHmac(const char *secret, size_t slen, const char *t, size_t tlen,
+					   const char *payload, size_t plen, uint8 *mac);
 
 /* raise 22P02 / 54000 for a parse error of an event */
 extern void StripeReportParseError(StripeParseStatus st, const StripeEvent *ev);

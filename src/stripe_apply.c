@@ -97,15 +97,15 @@ Lookup(StripeCtx *cx, StripeTable t, const char *key)
 	return StripeSqlLookup(cx, t, key);
 }
 
-static void
+/* insert unless the primary key is there; true if inserted */
+static bool
 InsertIfAbsent(StripeCtx *cx, StripeTable t, Row *r)
 {
 	StripeDirectRel *dr = StripeDirectOpen(cx, t);
 
 	if (dr != NULL)
-		StripeDirectInsertIfAbsent(cx, dr, r->v, r->n);
-	else
-		StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
+		return StripeDirectInsertIfAbsent(cx, dr, r->v, r->n);
+	return StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
 }
 
 /* newest-wins upsert: APPLIED if it wrote, else STALE; *inserted if new */
@@ -166,8 +166,11 @@ ApplyCustomer(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon
 		SetText(&r, 0, ev->object_id);
 		SetInt8(&r, 1, ev->account_id);
 		SetText(&r, 2, "metadata");
-		InsertIfAbsent(cx, STRIPE_T_ACCOUNTS, &r);
-		account = Lookup(cx, STRIPE_T_ACCOUNTS, ev->object_id);
+		/* the mapping just written, or one written meanwhile by another */
+		if (InsertIfAbsent(cx, STRIPE_T_ACCOUNTS, &r))
+			account = ev->account_id;
+		else
+			account = Lookup(cx, STRIPE_T_ACCOUNTS, ev->object_id);
 		newly = true;
 	}
 	if (account == 0)
@@ -222,7 +225,7 @@ ApplySubscription(StripeCtx *cx, const StripeEvent *ev, int64 account, int64 arr
 	w.v[7] = r.v[4];
 	w.v[8] = r.v[5];
 	memset(w.n, false, sizeof(w.n));
-	InsertIfAbsent(cx, STRIPE_T_VERSIONS, &w);
+	(void) InsertIfAbsent(cx, STRIPE_T_VERSIONS, &w);
 	return Upsert(cx, STRIPE_T_SUBSCRIPTIONS, &r, NULL);
 }
 

@@ -34,6 +34,8 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
@@ -124,6 +126,32 @@ SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer
 	}
 }
 
+/*
+ * The raw payload as an inline compressed datum, as the toaster would store
+ * it in a longer row: a delivery (about 1.5 kB of JSON) is under the
+ * toaster's threshold, so it would be stored, extended onto new pages and
+ * written to WAL at full size.  The column's compression method if set,
+ * else lz4; without lz4 (and pglz costs more CPU than it saves) as is.
+ * Readers see the same text.
+ */
+static Datum
+CompressPayload(StripeDirectRel *dr, Datum d)
+{
+	char		cm = TupleDescAttr(RelationGetDescr(dr->rel), STRIPE_EV_PAYLOAD)->attcompression;
+	Datum		c;
+
+	if (!CompressionMethodIsValid(cm))
+	{
+#ifdef USE_LZ4
+		cm = TOAST_LZ4_COMPRESSION;
+#else
+		return d;
+#endif
+	}
+	c = toast_compress_datum(d, cm);
+	return c != (Datum) 0 ? c : d;
+}
+
 int64
 StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n)
 {
@@ -134,20 +162,21 @@ StripeDirectLedgerInsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n)
 	n[STRIPE_EV_ARRIVAL] = false;
 	v[STRIPE_EV_RECEIVED] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	n[STRIPE_EV_RECEIVED] = false;
+	v[STRIPE_EV_PAYLOAD] = CompressPayload(dr, v[STRIPE_EV_PAYLOAD]);
 	FillSlot(cx, dr, v, n);
 	if (!SpeculativeInsert(cx, dr, cid, &conflict, true))
 		return 0;
 	return DatumGetInt64(dr->slot->tts_values[STRIPE_EV_ARRIVAL]);
 }
 
-void
+bool
 StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n)
 {
 	ItemPointerData conflict;
 	CommandId	cid = NextCommand();
 
 	FillSlot(cx, dr, v, n);
-	(void) SpeculativeInsert(cx, dr, cid, &conflict, true);
+	return SpeculativeInsert(cx, dr, cid, &conflict, true);
 }
 
 /* is the event of the new row (created, rank, arrival) greater than the existing row's? */

@@ -201,10 +201,10 @@ StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-void
+bool
 StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n)
 {
-	Run(cx, t == STRIPE_T_ACCOUNTS ? P_MAP_PUT : P_VERSION, v, n, SPI_OK_INSERT);
+	return Run(cx, t == STRIPE_T_ACCOUNTS ? P_MAP_PUT : P_VERSION, v, n, SPI_OK_INSERT) > 0;
 }
 
 StripeOutcome
