@@ -1460,9 +1460,10 @@ COMMENT ON COLUMN dogdb.web_events.page_path IS 'The page''s path (starting with
 COMMENT ON COLUMN dogdb.web_events.referrer IS 'The referring URL, if any';
 COMMENT ON COLUMN dogdb.web_events.campaign IS 'The marketing campaign, if any';
 COMMENT ON COLUMN dogdb.web_events.properties IS 'Further event properties (a JSON object; funnels break down by properties.<key>)';
--- VOLATILE: writes web_events and import_rejects.  The loader itself,
--- behind dogdb_load_web_events() (which checks the caller) and the demo.
-CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+-- VOLATILE: writes web_events and import_rejects.  The loader's SQL
+-- route, one statement: for what the C route below does not handle, and
+-- for the rows it rejects (it quarantines them through this function).
+CREATE FUNCTION dogdb_internal.load_web_events_sql(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
 	RETURNS record
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
@@ -1539,6 +1540,39 @@ BEGIN
 			   count(*) FILTER (WHERE reason IS NOT NULL)
 		  FROM checked$q$, source)
 	INTO loaded, duplicates, rejected;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.load_web_events_sql(regclass) IS 'Internal to dogdb_internal.load_web_events(): the loader''s SQL route (one INSERT ... ON CONFLICT DO NOTHING), for what its C route does not handle and for the rows the C route rejects';
+REVOKE ALL ON FUNCTION dogdb_internal.load_web_events_sql(regclass) FROM PUBLIC;
+
+-- [webload] the loader's C route (src/web_load.c): the same results as the
+-- SQL route, or NULL when the SQL route must load the source (a
+-- distributed or altered dogdb.web_events, a staging table it does not
+-- read directly, a bad argument: the SQL route raises the error).
+-- VOLATILE, PARALLEL UNSAFE: writes web_events and import_rejects; STRICT:
+-- NULL is a bad argument.
+CREATE FUNCTION dogdb_internal.load_web_events_bulk(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'dogdb_load_web_events_bulk'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION dogdb_internal.load_web_events_bulk(regclass) IS 'Internal to dogdb_internal.load_web_events(): the loader''s C route (read once, sorted, written in bulk), or NULL when the SQL route must load the source';
+REVOKE ALL ON FUNCTION dogdb_internal.load_web_events_bulk(regclass) FROM PUBLIC;
+
+-- VOLATILE: writes web_events and import_rejects.  The loader itself,
+-- behind dogdb_load_web_events() (which checks the caller) and the demo:
+-- the C route, else the SQL route.
+CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	SELECT b.loaded, b.duplicates, b.rejected INTO loaded, duplicates, rejected
+	  FROM dogdb_internal.load_web_events_bulk(source) b;
+	IF loaded IS NULL THEN
+		SELECT s.loaded, s.duplicates, s.rejected INTO loaded, duplicates, rejected
+		  FROM dogdb_internal.load_web_events_sql(source) s;
+	END IF;
 END
 $fn$;
 COMMENT ON FUNCTION dogdb_internal.load_web_events(regclass) IS 'Internal to dogdb_load_web_events() and the demo: the loader, without the check of the caller';
