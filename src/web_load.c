@@ -33,8 +33,9 @@
  * the SQL route: a distributed, partitioned or altered dogdb.web_events
  * (row-level security, a trigger, rule, foreign key or other columns, a
  * deferrable index), a staging table that is not a plain table the user
- * may read or has other column types or a nondeterministic collation, and
- * every bad argument (the SQL route raises its errors).
+ * may read or has other column types or a nondeterministic collation, a
+ * read-only transaction and every bad argument (the SQL route raises the
+ * errors).
  *
  * Memory: the row sort and the time index's sort each keep at most
  * maintenance_work_mem; rejected rows are copied 10,000 at a time.
@@ -48,6 +49,9 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
@@ -74,6 +78,25 @@
 #include "web_load.h"
 
 PG_FUNCTION_INFO_V1(dogdb_load_web_events_bulk);
+
+/* a key's hash (pass 1): seen once, or more than once (or a collision) */
+typedef struct KeyEntry
+{
+	uint64		hash;
+	char		status;
+	bool		repeated;
+} KeyEntry;
+
+#define SH_PREFIX keys
+#define SH_ELEMENT_TYPE KeyEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY hash
+#define SH_HASH_KEY(tb, key) ((uint32) (key))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* the columns of dogdb.web_events, in order, with their types */
 static const char *const column_names[WL_NCOLUMNS] = {
@@ -175,8 +198,9 @@ SourceRefuses(WebLoad *wl)
 		return "the staging table has row-level security";
 	if (pg_class_aclcheck(wl->source_id, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return "the staging table is not readable as a whole";
-	if (strcmp(RelationGetRelationName(rel), WL_REJECTS_NAME) == 0)
-		return "the staging table has the name of the route's own temporary table";
+	/* search_path is pg_catalog, pg_temp: a temporary table of this name */
+	if (OidIsValid(RelnameGetRelid(WL_REJECTS_NAME)))
+		return "a table has the name of the route's own temporary table";
 	for (int c = 0; c < WL_NCOLUMNS; c++)
 	{
 		Form_pg_attribute att;
@@ -276,9 +300,55 @@ RowValid(Datum *v, bool *n)
 	return (header & JB_FOBJECT) != 0;
 }
 
-/* step 1: read and check every staged row; the valid ones go to the sort */
+/* the 64-bit hash of the row's key (anonymous_id, event_id) */
+static uint64
+KeyHash(Datum *v)
+{
+	text	   *a = DatumGetTextPP(v[WL_ANONYMOUS_ID]);
+	text	   *e = DatumGetTextPP(v[WL_EVENT_ID]);
+	uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a), 0);
+
+	return hash_bytes_extended((const unsigned char *) VARDATA_ANY(e), VARSIZE_ANY_EXHDR(e), h);
+}
+
+/* pass 1: remember the key's hash; past the memory bound, forget them all */
 static void
-ScanSource(WebLoad *wl)
+SeeKey(WebLoad *wl, Datum *v)
+{
+	bool		found;
+	KeyEntry   *e;
+
+	if (wl->keys->members >= wl->keys->grow_threshold &&
+		(Size) wl->keys->size * 2 * sizeof(KeyEntry) > wl->limit)
+	{
+		ereport(DEBUG1, (errmsg_internal("web events load: keys beyond maintenance_work_mem, every row sorted")));
+		MemoryContextDelete(wl->keycxt);
+		wl->keys = NULL;
+		return;
+	}
+	e = keys_insert(wl->keys, KeyHash(v), &found);
+	e->repeated = found;
+}
+
+/* pass 2: was the row's key hash seen more than once? */
+static bool
+KeyRepeated(WebLoad *wl, Datum *v)
+{
+	KeyEntry   *e = keys_lookup(wl->keys, KeyHash(v));
+
+	if (e == NULL)
+		elog(ERROR, "web event key not seen in the first pass");
+	return e->repeated;
+}
+
+/*
+ * Step 1, in two passes over the staging table: pass 1 checks every row,
+ * copies the rejected ones and remembers the hashes of the valid rows'
+ * keys; pass 2 writes each valid row whose key hash is unique and sorts the
+ * others (all of them, when the hashes outgrew the memory bound).
+ */
+static void
+ScanSource(WebLoad *wl, int pass)
 {
 	TableScanDesc scan = table_beginscan(wl->source, wl->snapshot, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(wl->source, NULL);
@@ -292,7 +362,7 @@ ScanSource(WebLoad *wl)
 		bool	   *n = row->tts_isnull;
 
 		CHECK_FOR_INTERRUPTS();
-		wl->staged++;
+		wl->staged += (pass == 1);
 		ExecClearTuple(row);
 		slot_getallattrs(slot);
 		for (int c = 0; c < WL_NCOLUMNS; c++)
@@ -305,7 +375,24 @@ ScanSource(WebLoad *wl)
 			v[WL_ACCOUNT_ID] = Int64GetDatum(DatumGetInt32(v[WL_ACCOUNT_ID]));
 		else if (!n[WL_ACCOUNT_ID] && wl->src_type[WL_ACCOUNT_ID] == INT2OID)
 			v[WL_ACCOUNT_ID] = Int64GetDatum(DatumGetInt16(v[WL_ACCOUNT_ID]));
-		if (RowValid(v, n))
+		if (!RowValid(v, n))
+		{
+			/* copied in pass 1 */
+			if (pass == 1)
+			{
+				wl->rejects[wl->nrejects++] = slot->tts_tid;
+				wl->rejected++;
+				if (wl->nrejects == WL_REJECT_BATCH)
+					WebLoadCopyRejects(wl);
+			}
+		}
+		else if (pass == 1)
+		{
+			wl->valid++;
+			if (wl->keys != NULL)
+				SeeKey(wl, v);
+		}
+		else
 		{
 			/* coalesce(properties, '{}') */
 			if (n[WL_PROPERTIES])
@@ -313,16 +400,13 @@ ScanSource(WebLoad *wl)
 				v[WL_PROPERTIES] = empty_object;
 				n[WL_PROPERTIES] = false;
 			}
-			ExecStoreVirtualTuple(row);
-			tuplesort_puttupleslot(wl->sort, row);
-			wl->valid++;
-		}
-		else
-		{
-			wl->rejects[wl->nrejects++] = slot->tts_tid;
-			wl->rejected++;
-			if (wl->nrejects == WL_REJECT_BATCH)
-				WebLoadCopyRejects(wl);
+			if (wl->keys != NULL && !KeyRepeated(wl, v))
+				WebLoadWriteRow(wl, v, n);
+			else
+			{
+				ExecStoreVirtualTuple(row);
+				tuplesort_puttupleslot(wl->sort, row);
+			}
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(wl->rowcxt);
@@ -360,6 +444,8 @@ dogdb_load_web_events_bulk(PG_FUNCTION_ARGS)
 		why = "the source is one of the loader's tables";
 	else if (get_rel_relkind(source_id) != RELKIND_RELATION)
 		why = "the source is not a plain table";
+	else if (XactReadOnly)
+		why = "the transaction is read-only";
 	for (int c = 0; why == NULL && c < WL_NCOLUMNS; c++)
 		if (get_attnum(source_id, column_names[c]) == InvalidAttrNumber)
 			why = "the source lacks a column";
@@ -391,9 +477,19 @@ dogdb_load_web_events_bulk(PG_FUNCTION_ARGS)
 	wl->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	wl->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb web events load row",
 									   ALLOCSET_DEFAULT_SIZES);
+	wl->limit = (Size) maintenance_work_mem * 1024;
+	wl->keycxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb web events load keys",
+									   ALLOCSET_DEFAULT_SIZES);
+	wl->keys = keys_create(wl->keycxt,
+						   (uint32) Min(Max(wl->source->rd_rel->reltuples, 1024),
+										wl->limit / (2 * sizeof(KeyEntry))), NULL);
 	StartSort(wl);
-	ScanSource(wl);
-	wl->loaded = WebLoadWrite(wl);
+	ScanSource(wl, 1);
+	WebLoadBeginWrite(wl);
+	ScanSource(wl, 2);
+	WebLoadEndWrite(wl);
+	if (wl->keys != NULL)
+		MemoryContextDelete(wl->keycxt);
 	WebLoadQuarantine(wl);
 	ereport(DEBUG1,
 			(errmsg_internal("web events load: C route: %lld staged, %lld loaded, %lld rejected",

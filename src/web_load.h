@@ -14,6 +14,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "access/genam.h"
+#include "executor/tuptable.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -39,6 +41,9 @@
 /* rejected rows are copied to the quarantine's temporary table this many at a time */
 #define WL_REJECT_BATCH 10000
 
+struct BulkInsert;
+struct keys_hash;
+
 typedef struct WebLoad
 {
 	Oid			source_id;
@@ -55,14 +60,29 @@ typedef struct WebLoad
 	ItemPointerData rejects[WL_REJECT_BATCH];	/* rejected rows not yet copied */
 	int			nrejects;
 	SPIPlanPtr	copy_rejects;	/* copies them to the temporary table */
+	struct keys_hash *keys;		/* hashes of the keys seen (pass 1); NULL: all sorted */
+	MemoryContext keycxt;
+	Size		limit;			/* maintenance_work_mem, in bytes */
+	/* the writes (web_load_write.c) */
+	struct BulkInsert *bulk;
+	Relation	rel;			/* dogdb.web_events */
+	Relation	pk;				/* its primary key */
+	IndexScanDesc probe;		/* NULL when the table was empty */
+	MemoryContext scancxt;		/* where the probes run */
+	TupleTableSlot *found;
+	SnapshotData dirty;
 	int64		staged;
 	int64		valid;
 	int64		rejected;
 	int64		loaded;
 } WebLoad;
 
-/* web_load_write.c: sort, deduplicate, probe, write; returns rows loaded */
-extern int64 WebLoadWrite(WebLoad *wl);
+/* web_load_write.c: open the table for writing; is it empty? */
+extern void WebLoadBeginWrite(WebLoad *wl);
+/* web_load_write.c: write a row whose key no other staged row has, unless stored */
+extern void WebLoadWriteRow(WebLoad *wl, Datum *values, bool *nulls);
+/* web_load_write.c: the sorted rows deduplicated, probed, written; close */
+extern void WebLoadEndWrite(WebLoad *wl);
 /* web_load_write.c: copy the batch of rejected rows to the temporary table */
 extern void WebLoadCopyRejects(WebLoad *wl);
 /* web_load_write.c: quarantine them through the SQL route; checks its counts */

@@ -2,9 +2,9 @@
  *
  * web_load_write.c
  *	  The writes of the web event loader's C route (web_load.c, whose
- *	  design note this follows): the sorted valid rows deduplicated, probed
- *	  against the table and written through the bulk writer (step 3); the
- *	  rejected rows quarantined through the SQL route (step 4).
+ *	  design note this follows): rows probed against the table and written
+ *	  through the bulk writer, the sorted ones deduplicated first (step 3);
+ *	  the rejected rows quarantined through the SQL route (step 4).
  *
  *-------------------------------------------------------------------------
  */
@@ -42,52 +42,42 @@ static const BulkInsertColumn web_columns[WL_NCOLUMNS] = {
 	{"campaign", TEXTOID}, {"properties", JSONBOID}
 };
 
-/* the primary key's probe: ON CONFLICT's dirty snapshot, the index's collations */
-typedef struct Probe
-{
-	Relation	pk;
-	IndexScanDesc scan;			/* NULL when the table was empty */
-	TupleTableSlot *found;
-	SnapshotData dirty;
-	Snapshot	snapshot;		/* the transaction's */
-} Probe;
-
 /* does the table hold any row (live, or written by a transaction in progress)? */
 static bool
-TableEmpty(Relation rel, Probe *p)
+TableEmpty(WebLoad *wl)
 {
-	IndexScanDesc scan = index_beginscan(rel, p->pk, &p->dirty, 0, 0);
+	IndexScanDesc scan = index_beginscan(wl->rel, wl->pk, &wl->dirty, 0, 0);
 	bool		empty;
 
 	index_rescan(scan, NULL, 0, NULL, 0);
-	empty = !index_getnext_slot(scan, ForwardScanDirection, p->found);
+	empty = !index_getnext_slot(scan, ForwardScanDirection, wl->found);
 	index_endscan(scan);
 	return empty;
 }
 
 /*
  * Does the table hold key (anonymous_id, event_id)?  As ON CONFLICT DO
- * NOTHING: under REPEATABLE READ, a row the transaction's snapshot does not
- * see is a serialization failure.
+ * NOTHING: a dirty snapshot, the index's collations; under REPEATABLE READ
+ * a row the transaction's snapshot does not see is a serialization failure.
  */
 static bool
-Stored(Relation rel, Probe *p, Datum anonymous_id, Datum event_id)
+Stored(WebLoad *wl, Datum anonymous_id, Datum event_id)
 {
 	ScanKeyData keys[2];
 	bool		isnull;
 	Datum		xmin;
 
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   p->pk->rd_indcollation[0], F_TEXTEQ, anonymous_id);
+						   wl->pk->rd_indcollation[0], F_TEXTEQ, anonymous_id);
 	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   p->pk->rd_indcollation[1], F_TEXTEQ, event_id);
-	index_rescan(p->scan, keys, 2, NULL, 0);
-	if (!index_getnext_slot(p->scan, ForwardScanDirection, p->found))
+						   wl->pk->rd_indcollation[1], F_TEXTEQ, event_id);
+	index_rescan(wl->probe, keys, 2, NULL, 0);
+	if (!index_getnext_slot(wl->probe, ForwardScanDirection, wl->found))
 		return false;
 	if (IsolationUsesXactSnapshot() &&
-		!table_tuple_satisfies_snapshot(rel, p->found, p->snapshot))
+		!table_tuple_satisfies_snapshot(wl->rel, wl->found, wl->snapshot))
 	{
-		xmin = slot_getsysattr(p->found, MinTransactionIdAttributeNumber, &isnull);
+		xmin = slot_getsysattr(wl->found, MinTransactionIdAttributeNumber, &isnull);
 		if (!TransactionIdIsCurrentTransactionId(DatumGetTransactionId(xmin)))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -117,56 +107,70 @@ SameKey(StringInfo prev, Datum *v)
 	return false;
 }
 
-/* step 3: the first row of each key, unless stored already; returns how many */
-int64
-WebLoadWrite(WebLoad *wl)
+/* open dogdb.web_events for writing; probes only if it holds rows */
+void
+WebLoadBeginWrite(WebLoad *wl)
 {
-	BulkInsert *bulk;
-	Relation	rel = table_open(wl->target_id, NoLock);	/* locked by the caller */
+	wl->rel = table_open(wl->target_id, NoLock);	/* locked by the caller */
+	wl->bulk = BulkInsertBegin(wl->target_id, web_columns, WL_NCOLUMNS, NULL, 0, NULL, 0);
+	/* rows come in about visitor order: the time index is filled sorted at the end */
+	BulkInsertSortIndex(wl->bulk, "web_events_time");
+	InitDirtySnapshot(wl->dirty);
+	wl->pk = index_open(RelationGetPrimaryKeyIndex(wl->rel), AccessShareLock);
+	wl->found = table_slot_create(wl->rel, NULL);
+	wl->scancxt = CurrentMemoryContext;
+	if (!TableEmpty(wl))
+		wl->probe = index_beginscan(wl->rel, wl->pk, &wl->dirty, 2, 0);
+}
+
+/* write a row (the winner of its key in this load) unless its key is stored */
+void
+WebLoadWriteRow(WebLoad *wl, Datum *values, bool *nulls)
+{
+	if (wl->probe != NULL)
+	{
+		/* the scan keeps allocations across calls (killed items) where it runs */
+		MemoryContext old = MemoryContextSwitchTo(wl->scancxt);
+		bool		stored = Stored(wl, values[WL_ANONYMOUS_ID], values[WL_EVENT_ID]);
+
+		MemoryContextSwitchTo(old);
+		if (stored)
+			return;				/* stored by an earlier load */
+	}
+	BulkInsertRow(wl->bulk, values, nulls);
+	wl->loaded++;
+}
+
+/* step 3 for the sorted rows: the first of each key; then close */
+void
+WebLoadEndWrite(WebLoad *wl)
+{
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(wl->sortdesc, &TTSOpsMinimalTuple);
 	StringInfoData prev;
-	Probe		probe = {0};
-	int64		loaded = 0;
 	int64		n = 0;
 
 	tuplesort_performsort(wl->sort);
-	bulk = BulkInsertBegin(wl->target_id, web_columns, WL_NCOLUMNS, NULL, 0, NULL, 0);
-	/* rows come in visitor order: the time index is filled sorted at the end */
-	BulkInsertSortIndex(bulk, "web_events_time");
-
-	InitDirtySnapshot(probe.dirty);
-	probe.snapshot = wl->snapshot;
-	probe.pk = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	probe.found = table_slot_create(rel, NULL);
-	if (!TableEmpty(rel, &probe))
-		probe.scan = index_beginscan(rel, probe.pk, &probe.dirty, 2, 0);
-
 	initStringInfo(&prev);
 	while (tuplesort_gettupleslot(wl->sort, true, false, slot, NULL))
 	{
 		if ((++n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		if (SameKey(&prev, slot->tts_values))
-			continue;			/* a later copy */
-		if (probe.scan != NULL &&
-			Stored(rel, &probe, slot->tts_values[WL_ANONYMOUS_ID], slot->tts_values[WL_EVENT_ID]))
-			continue;			/* stored by an earlier load */
-		BulkInsertRow(bulk, slot->tts_values, slot->tts_isnull);
-		loaded++;
+		if (!SameKey(&prev, slot->tts_values))
+			WebLoadWriteRow(wl, slot->tts_values, slot->tts_isnull);
 	}
 	tuplesort_end(wl->sort);
 	wl->sort = NULL;
-	BulkInsertEnd(bulk);
+	BulkInsertEnd(wl->bulk);
+	wl->bulk = NULL;
 
-	if (probe.scan != NULL)
-		index_endscan(probe.scan);
-	ExecDropSingleTupleTableSlot(probe.found);
-	index_close(probe.pk, AccessShareLock);
+	if (wl->probe != NULL)
+		index_endscan(wl->probe);
+	ExecDropSingleTupleTableSlot(wl->found);
+	index_close(wl->pk, AccessShareLock);
 	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
+	table_close(wl->rel, NoLock);
 	pfree(prev.data);
-	return loaded;
 }
 
 /* step 4: copy the batch of rejected rows, by ctid under the scan's snapshot */

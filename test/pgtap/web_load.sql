@@ -7,7 +7,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 SET TimeZone = 'UTC';
-SELECT plan(38);
+SELECT plan(41);
 
 -- what a route did: its counts, then digests of dogdb.web_events and of the
 -- loader's quarantined rows (the whole rows, in key order)
@@ -166,6 +166,10 @@ ROLLBACK TO empty;
 ALTER TABLE dogdb.web_events ADD COLUMN note text;
 SELECT is((SELECT loaded FROM dogdb_internal.load_web_events_bulk('stage')), NULL, 'another column in dogdb.web_events: SQL route');
 ROLLBACK TO empty;
+SET LOCAL transaction_read_only = on;
+SELECT is((SELECT loaded FROM dogdb_internal.load_web_events_bulk('stage')), NULL, 'a read-only transaction: SQL route');
+SELECT throws_ok($$SELECT dogdb_internal.load_web_events('stage')$$, '25006', NULL, 'which raises its error');
+ROLLBACK TO empty;
 SELECT is((SELECT loaded FROM dogdb_internal.load_web_events_bulk(NULL)), NULL, 'NULL: SQL route (its error)');
 SELECT is((SELECT loaded FROM dogdb_internal.load_web_events_bulk('dogdb.web_events')), NULL, 'the table itself: SQL route (its error)');
 SELECT throws_ok($$SELECT dogdb_internal.load_web_events('dogdb.import_rejects')$$, '22023', NULL, 'which raises it');
@@ -174,8 +178,9 @@ SELECT is((SELECT loaded FROM dogdb_internal.load_web_events_bulk('thin_stage'))
 SELECT throws_ok($$SELECT dogdb_internal.load_web_events('thin_stage')$$, '22023', NULL, 'which raises it');
 ROLLBACK TO empty;
 
--- larger than maintenance_work_mem (the sorts spill to disk), with more
--- rejects than one batch of the quarantine's copy
+-- larger than maintenance_work_mem (the key hashes outgrow it, every row
+-- is sorted, the sorts spill to disk), with more rejects than one batch of
+-- the quarantine's copy; then the same within it
 CREATE TABLE stage_big AS SELECT * FROM dogdb_internal.demo_web_events(6000, '2024-01-01', 28, 5);
 INSERT INTO stage_big (anonymous_id, event_id, occurred_at, event_name)
 SELECT NULL, 'bad' || i, '2024-01-01Z', 'click' FROM generate_series(1, 12000) i;
@@ -191,6 +196,8 @@ SELECT is(pg_temp.load('_bulk', 'stage_big'), :'sql_result', 'larger than mainte
 SELECT is((SELECT count(*) FROM dogdb.web_events), (SELECT count(DISTINCT (anonymous_id, event_id)) FROM stage_big WHERE anonymous_id IS NOT NULL),
 		  'every key once');
 RESET maintenance_work_mem;
+ROLLBACK TO big;
+SELECT is(pg_temp.load('_bulk', 'stage_big'), :'sql_result', 'the same within maintenance_work_mem: C route = SQL route');
 TRUNCATE dogdb.web_events;
 DELETE FROM dogdb.import_rejects WHERE source_table = 'web_events';
 
