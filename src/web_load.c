@@ -6,29 +6,34 @@
  *	  results of its SQL route (dogdb_internal.load_web_events_sql).
  *
  * Design note.  The SQL route is one INSERT ... SELECT DISTINCT ON ... ON
- * CONFLICT DO NOTHING; most of its time goes to sorting by text in the
- * database's collation, the per-row conflict probe and the per-row heap
- * and index inserts in staging order.  This route:
- *	1. reads the staging table once, directly (a plain heap with the
- *	   columns' types or types whose cast to them is binary), and checks
- *	   each row in C with the SQL route's rules, in its order;
- *	2. sorts the valid rows by (anonymous_id, event_id) in bytes, then
- *	   (occurred_at, event_name, page_path) in the collations the SQL sorts
- *	   them in (tuplesort: maintenance_work_mem, then temporary files).
- *	   With a deterministic collation, equal means equal bytes, so the
- *	   groups are DISTINCT ON's and the first row of each is its winner;
- *	   the text comparisons of the tie-breaks run only on equal times;
- *	3. keeps the first row of each group unless the table already holds
- *	   its key (a primary key probe with a dirty snapshot, as ON CONFLICT
- *	   does, and none when the table is empty: the lock keeps other
- *	   loaders out) and writes it through the bulk writer (heap_multi_insert;
- *	   the primary key and the visitor/time index receive their entries in
- *	   about their order, the time index sorted at the end);
- *	4. quarantines the rejected rows through the SQL route itself: they are
- *	   copied by ctid, under the scan's snapshot, to a temporary table that
- *	   load_web_events_sql() loads, so the reasons and keys are the SQL's
- *	   by construction; its counts (nothing loaded, every row rejected)
- *	   check that both routes judged these rows alike.
+ * CONFLICT DO NOTHING; its time goes to sorting every row by text, the
+ * per-row conflict probe and the per-row heap and index inserts.  This
+ * route reads the staging table directly (a plain heap whose columns have
+ * the types, or types whose cast to them changes nothing) in two passes
+ * under one snapshot:
+ *	1. pass 1 checks each row in C with the SQL route's rules, in its order,
+ *	   copies the rejected rows aside (step 4) and keeps a 64-bit hash of
+ *	   each valid row's key (anonymous_id, event_id) in a hash table;
+ *	2. pass 2 writes each valid row whose key hash was seen once: no other
+ *	   staged row has its key, so it is its own winner.  The rest (repeated
+ *	   keys and hash collisions, about the 2% of rows delivered twice) are
+ *	   sorted by (anonymous_id, event_id) in bytes, then (occurred_at,
+ *	   event_name, page_path) in the collations the SQL sorts them in; with
+ *	   deterministic collations equal means equal bytes, so the groups are
+ *	   DISTINCT ON's and the first row of each is its winner.  When the
+ *	   hashes outgrow maintenance_work_mem, every valid row is sorted
+ *	   (tuplesort: maintenance_work_mem, then temporary files);
+ *	3. a row is written unless the table already holds its key (a primary
+ *	   key probe with a dirty snapshot, as ON CONFLICT does; none when the
+ *	   table was empty: the lock keeps other loaders out), through the bulk
+ *	   writer (heap_multi_insert; the time index filled sorted at the end);
+ *	4. the rejected rows are quarantined through the SQL route itself: they
+ *	   are copied by ctid, under the scan's snapshot, to a temporary table
+ *	   that load_web_events_sql() loads, so the reasons and keys are the
+ *	   SQL's by construction; its counts (nothing loaded, every row
+ *	   rejected) check that both routes judged these rows alike.
+ * Sorting every row was the first design: at 10 million rows its spill to
+ * temporary files (gigabytes) cost more than the sort saved.
  * Anything this route does not handle returns NULL, and the caller takes
  * the SQL route: a distributed, partitioned or altered dogdb.web_events
  * (row-level security, a trigger, rule, foreign key or other columns, a
@@ -37,8 +42,9 @@
  * read-only transaction and every bad argument (the SQL route raises the
  * errors).
  *
- * Memory: the row sort and the time index's sort each keep at most
- * maintenance_work_mem; rejected rows are copied 10,000 at a time.
+ * Memory: the key hashes (16 bytes a slot), the row sort and the time
+ * index's sort each keep at most maintenance_work_mem; rejected rows are
+ * copied 10,000 at a time.
  *
  *-------------------------------------------------------------------------
  */
