@@ -1566,7 +1566,28 @@ CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigin
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+	cols CONSTANT text[] := ARRAY['event_id', 'occurred_at', 'anonymous_id', 'session_id', 'account_id',
+								  'event_name', 'page_path', 'referrer', 'client', 'campaign', 'properties'];
+	missing text[];
 BEGIN
+	IF source IS NULL OR source = 'dogdb.web_events'::regclass OR source = 'dogdb.import_rejects'::regclass THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('source must be a staging table other than dogdb.web_events and dogdb.import_rejects, not %s',
+							 coalesce(source::text, 'NULL')),
+			HINT = 'COPY the events into a table with the columns of dogdb.web_events, then pass it, such as dogdb_load_web_events(''web_events_staging'').';
+	END IF;
+	SELECT array_agg(c ORDER BY o) INTO missing
+	  FROM unnest(cols) WITH ORDINALITY u(c, o)
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+						WHERE a.attrelid = source AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('source must have the columns %s; %s lacks %s',
+							 array_to_string(cols, ', '), source, array_to_string(missing, ', ')),
+			HINT = 'Create the staging table with CREATE TABLE ... (LIKE dogdb.web_events) or give it these columns (any of them may be NULL).';
+	END IF;
+	-- the C route, else the SQL route (which checks the source again)
 	SELECT b.loaded, b.duplicates, b.rejected INTO loaded, duplicates, rejected
 	  FROM dogdb_internal.load_web_events_bulk(source) b;
 	IF loaded IS NULL THEN
