@@ -1469,9 +1469,10 @@ COMMENT ON COLUMN dogdb.web_events.page_path IS 'The page''s path (starting with
 COMMENT ON COLUMN dogdb.web_events.referrer IS 'The referring URL, if any';
 COMMENT ON COLUMN dogdb.web_events.campaign IS 'The marketing campaign, if any';
 COMMENT ON COLUMN dogdb.web_events.properties IS 'Further event properties (a JSON object; funnels break down by properties.<key>)';
--- VOLATILE: writes web_events and import_rejects.  The loader itself,
--- behind dogdb_load_web_events() (which checks the caller) and the demo.
-CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+-- VOLATILE: writes web_events and import_rejects.  The loader's SQL
+-- route, one statement: for what the C route below does not handle, and
+-- for the rows it rejects (it quarantines them through this function).
+CREATE FUNCTION dogdb_internal.load_web_events_sql(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
 	RETURNS record
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
@@ -1548,6 +1549,60 @@ BEGIN
 			   count(*) FILTER (WHERE reason IS NOT NULL)
 		  FROM checked$q$, source)
 	INTO loaded, duplicates, rejected;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.load_web_events_sql(regclass) IS 'Internal to dogdb_internal.load_web_events(): the loader''s SQL route (one INSERT ... ON CONFLICT DO NOTHING), for what its C route does not handle and for the rows the C route rejects';
+REVOKE ALL ON FUNCTION dogdb_internal.load_web_events_sql(regclass) FROM PUBLIC;
+
+-- [webload] the loader's C route (src/web_load.c): the same results as the
+-- SQL route, or NULL when the SQL route must load the source (a
+-- distributed or altered dogdb.web_events, a staging table it does not
+-- read directly, a bad argument: the SQL route raises the error).
+-- VOLATILE, PARALLEL UNSAFE: writes web_events and import_rejects; STRICT:
+-- NULL is a bad argument.
+CREATE FUNCTION dogdb_internal.load_web_events_bulk(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'dogdb_load_web_events_bulk'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION dogdb_internal.load_web_events_bulk(regclass) IS 'Internal to dogdb_internal.load_web_events(): the loader''s C route (read once, sorted, written in bulk), or NULL when the SQL route must load the source';
+REVOKE ALL ON FUNCTION dogdb_internal.load_web_events_bulk(regclass) FROM PUBLIC;
+
+-- VOLATILE: writes web_events and import_rejects.  The loader itself,
+-- behind dogdb_load_web_events() (which checks the caller) and the demo:
+-- the C route, else the SQL route.
+CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	cols CONSTANT text[] := ARRAY['event_id', 'occurred_at', 'anonymous_id', 'session_id', 'account_id',
+								  'event_name', 'page_path', 'referrer', 'client', 'campaign', 'properties'];
+	missing text[];
+BEGIN
+	IF source IS NULL OR source = 'dogdb.web_events'::regclass OR source = 'dogdb.import_rejects'::regclass THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('source must be a staging table other than dogdb.web_events and dogdb.import_rejects, not %s',
+							 coalesce(source::text, 'NULL')),
+			HINT = 'COPY the events into a table with the columns of dogdb.web_events, then pass it, such as dogdb_load_web_events(''web_events_staging'').';
+	END IF;
+	SELECT array_agg(c ORDER BY o) INTO missing
+	  FROM unnest(cols) WITH ORDINALITY u(c, o)
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+						WHERE a.attrelid = source AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped);
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('source must have the columns %s; %s lacks %s',
+							 array_to_string(cols, ', '), source, array_to_string(missing, ', ')),
+			HINT = 'Create the staging table with CREATE TABLE ... (LIKE dogdb.web_events) or give it these columns (any of them may be NULL).';
+	END IF;
+	-- the C route, else the SQL route (which checks the source again)
+	SELECT b.loaded, b.duplicates, b.rejected INTO loaded, duplicates, rejected
+	  FROM dogdb_internal.load_web_events_bulk(source) b;
+	IF loaded IS NULL THEN
+		SELECT s.loaded, s.duplicates, s.rejected INTO loaded, duplicates, rejected
+		  FROM dogdb_internal.load_web_events_sql(source) s;
+	END IF;
 END
 $fn$;
 COMMENT ON FUNCTION dogdb_internal.load_web_events(regclass) IS 'Internal to dogdb_load_web_events() and the demo: the loader, without the check of the caller';

@@ -24,7 +24,7 @@ SELECT * FROM dogdb_internal.demo_web_events(:visitors, '2024-01-01 00:00+00', 2
 ANALYZE web_stage;
 SELECT count(*) AS "staged events", count(DISTINCT anonymous_id) AS visitors FROM web_stage;
 
--- (c) the loader vs INSERT ... ON CONFLICT DO NOTHING, each into the empty table
+-- (c) the loader (its C route) vs INSERT ... ON CONFLICT DO NOTHING, each into the empty table
 INSERT INTO results
 SELECT 'loader, ' || (SELECT count(*) FROM web_stage) || ' staged rows (c)',
 	   pg_temp.best_ms('SELECT dogdb_load_web_events(''web_stage'')', 1, 'TRUNCATE dogdb.web_events'),
@@ -37,6 +37,18 @@ SELECT 'loader, ' || (SELECT count(*) FROM web_stage) || ' staged rows (c)',
 SELECT count(*) AS "events after the plain INSERT" FROM dogdb.web_events;
 TRUNCATE dogdb.web_events;
 SELECT * FROM dogdb_load_web_events('web_stage');
+SELECT count(*) AS "events after the loader" FROM dogdb.web_events;
+-- (c, info) the same rows again into the full table: every row a duplicate
+-- (the loader probes the primary key for each key, ON CONFLICT for each row)
+INSERT INTO results
+SELECT 'loader, the same rows again into the full table (all duplicates)',
+	   pg_temp.best_ms('SELECT dogdb_load_web_events(''web_stage'')', 1),
+	   pg_temp.best_ms($q$INSERT INTO dogdb.web_events (anonymous_id, event_id, occurred_at, session_id, account_id,
+						  event_name, page_path, referrer, client, campaign, properties)
+						SELECT anonymous_id, event_id, occurred_at, session_id, account_id, event_name, page_path,
+							   referrer, client, campaign, coalesce(properties, '{}') FROM web_stage
+						ON CONFLICT DO NOTHING$q$, 1),
+	   NULL;
 VACUUM ANALYZE dogdb.web_events;
 
 -- (a) the aggregate grouped by visitor (test/bench/funnel_a.psql, also run alone by funnel_agg.psql)
