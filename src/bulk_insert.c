@@ -77,6 +77,7 @@ struct BulkInsert
 	Relation	sorted_index;	/* BulkInsertSortIndex(): written at the end */
 	IndexInfo  *sorted_info;
 	Tuplesortstate *index_sort; /* its entries, sorted in its order */
+	bool		rebuild_indexes;	/* BulkInsertRebuildIndexes() */
 	int			nqueued;
 	TupleTableSlot *slots[BULK_INSERT_BATCH];
 };
@@ -432,6 +433,20 @@ BulkInsertSortIndex(BulkInsert *bulk, const char *indexname)
 	}
 }
 
+void
+BulkInsertRebuildIndexes(BulkInsert *bulk)
+{
+	if (bulk->citus_insert != NULL)
+		return;
+	if (bulk->index_sort != NULL)
+	{
+		tuplesort_end(bulk->index_sort);
+		bulk->index_sort = NULL;
+		bulk->rri->ri_NumIndices++;		/* the sorted index: closed with the others */
+	}
+	bulk->rebuild_indexes = true;
+}
+
 /* insert the sorted index's entries, in its order (BulkInsertSortIndex) */
 static void
 InsertSortedIndex(BulkInsert *bulk)
@@ -511,6 +526,11 @@ BulkInsertFlush(BulkInsert *bulk)
 
 	for (int i = 0; i < bulk->nqueued; i++)
 	{
+		if (bulk->rebuild_indexes)
+		{
+			ExecClearTuple(bulk->slots[i]);
+			continue;
+		}
 		if (bulk->index_sort != NULL)
 		{
 			Datum		values[INDEX_MAX_KEYS];
@@ -544,6 +564,12 @@ BulkInsertEnd(BulkInsert *bulk)
 	ExecCloseResultRelations(bulk->estate);
 	ExecCloseRangeTableRelations(bulk->estate);
 	FreeExecutorState(bulk->estate);
+	if (bulk->rebuild_indexes)
+	{
+		ReindexParams params = {0};
+
+		reindex_relation(RelationGetRelid(bulk->rel), REINDEX_REL_CHECK_CONSTRAINTS, &params);
+	}
 	table_close(bulk->rel, NoLock);
 	MemoryContextDelete(bulk->batchcxt);
 	pfree(bulk->attmap);

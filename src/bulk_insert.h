@@ -94,6 +94,18 @@ extern void BulkInsertGuaranteeExclusion(BulkInsert *bulk, const char *conname);
 extern void BulkInsertSortIndex(BulkInsert *bulk, const char *indexname);
 
 /*
+ * Insert no index entries while writing; rebuild every index of the table
+ * at BulkInsertEnd() instead, as REINDEX does (the entries sorted and the
+ * index built bottom-up, uniqueness checked): for a load into a table that
+ * held no rows, where building the indexes from the finished table costs
+ * far less than inserting entries one at a time.  The rebuild takes ACCESS
+ * EXCLUSIVE on each index, so queries on the table wait for it, and the
+ * caller must have closed every index of the table it opened itself.
+ * Overrides BulkInsertSortIndex(); without effect on Citus.
+ */
+extern void BulkInsertRebuildIndexes(BulkInsert *bulk);
+
+/*
  * first holds the rows bulk's foreign key references: on Citus, where the
  * shards check that key, first's queued rows are written before bulk's.
  * End bulk before first.

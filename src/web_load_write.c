@@ -113,14 +113,19 @@ WebLoadBeginWrite(WebLoad *wl)
 {
 	wl->rel = table_open(wl->target_id, NoLock);	/* locked by the caller */
 	wl->bulk = BulkInsertBegin(wl->target_id, web_columns, WL_NCOLUMNS, NULL, 0, NULL, 0);
-	/* rows come in about visitor order: the time index is filled sorted at the end */
-	BulkInsertSortIndex(wl->bulk, "web_events_time");
 	InitDirtySnapshot(wl->dirty);
 	wl->pk = index_open(RelationGetPrimaryKeyIndex(wl->rel), AccessShareLock);
 	wl->found = table_slot_create(wl->rel, NULL);
 	wl->scancxt = CurrentMemoryContext;
-	if (!TableEmpty(wl))
-		wl->probe = index_beginscan(wl->rel, wl->pk, &wl->dirty, 2, 0);
+	if (TableEmpty(wl))
+	{
+		/* the first load: the indexes are built from the finished table */
+		BulkInsertRebuildIndexes(wl->bulk);
+		return;
+	}
+	/* rows come in about visitor order: the time index is filled sorted at the end */
+	BulkInsertSortIndex(wl->bulk, "web_events_time");
+	wl->probe = index_beginscan(wl->rel, wl->pk, &wl->dirty, 2, 0);
 }
 
 /* write a row (the winner of its key in this load) unless its key is stored */
@@ -161,13 +166,13 @@ WebLoadEndWrite(WebLoad *wl)
 	}
 	tuplesort_end(wl->sort);
 	wl->sort = NULL;
-	BulkInsertEnd(wl->bulk);
-	wl->bulk = NULL;
-
+	/* the primary key closed first: the bulk writer may rebuild it */
 	if (wl->probe != NULL)
 		index_endscan(wl->probe);
 	ExecDropSingleTupleTableSlot(wl->found);
 	index_close(wl->pk, AccessShareLock);
+	BulkInsertEnd(wl->bulk);
+	wl->bulk = NULL;
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(wl->rel, NoLock);
 	pfree(prev.data);

@@ -6,8 +6,9 @@
 -- the cases that take the SQL route, a cancelled load
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
+CREATE EXTENSION amcheck;	-- bt_index_check of the loaded indexes
 SET TimeZone = 'UTC';
-SELECT plan(41);
+SELECT plan(44);
 
 -- what a route did: its counts, then digests of dogdb.web_events and of the
 -- loader's quarantined rows (the whole rows, in key order)
@@ -80,6 +81,17 @@ SELECT pg_temp.load('_sql', 'stage') AS sql_result \gset
 ROLLBACK TO empty;
 SELECT is(pg_temp.load('_bulk', 'stage'), :'sql_result', 'C route = SQL route: counts, stored rows, quarantined rows');
 SELECT ok(:'sql_result' LIKE '(9,7,18) %', 'counts: loaded, duplicates, rejected');
+-- into the empty table the C route built the indexes from the finished table:
+-- every index holds exactly the table's rows (amcheck, heapallindexed)
+SELECT is((SELECT count(*) FROM pg_index i, LATERAL bt_index_check(i.indexrelid::regclass, true)
+			WHERE i.indrelid = 'dogdb.web_events'::regclass), 3::bigint,
+		  'the first load: the three indexes built at the end pass bt_index_check with every heap row indexed');
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT is((SELECT count(*) FROM dogdb.web_events WHERE anonymous_id >= ''), 9::bigint,
+		  'an index scan finds every loaded row');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
 SELECT is(row(l.*)::text, '(0,16,18)', 'delivered again: every valid row a duplicate, the rejects counted again')
   FROM dogdb_internal.load_web_events_bulk('stage') l;
 SELECT is((SELECT count(*) FROM dogdb.import_rejects WHERE source_table = 'web_events'), 17::bigint,
@@ -198,6 +210,9 @@ SELECT is((SELECT count(*) FROM dogdb.web_events), (SELECT count(DISTINCT (anony
 RESET maintenance_work_mem;
 ROLLBACK TO big;
 SELECT is(pg_temp.load('_bulk', 'stage_big'), :'sql_result', 'the same within maintenance_work_mem: C route = SQL route');
+SELECT is((SELECT count(*) FROM pg_index i, LATERAL bt_index_check(i.indexrelid::regclass, true)
+			WHERE i.indrelid = 'dogdb.web_events'::regclass), 3::bigint,
+		  'after a load into the non-empty table (entries inserted, the time index sorted) the indexes pass bt_index_check');
 TRUNCATE dogdb.web_events;
 DELETE FROM dogdb.import_rejects WHERE source_table = 'web_events';
 
