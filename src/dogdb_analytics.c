@@ -11,5 +11,18 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
+
+#include "funnel_path.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* at load: settings, planner hooks */
+void
+_PG_init(void)
+{
+	FunnelPathInit();			/* dogdb_analytics.enable_funnel_scan, the funnel scan */
+	MarkGUCPrefixReserved("dogdb_analytics");
+}
