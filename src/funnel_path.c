@@ -472,7 +472,13 @@ FunnelPlanPath(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
 	}
 
 	cscan->scan.plan.targetlist = tlist;
-	cscan->scan.plan.qual = having ? make_ands_implicit((Expr *) having) : NIL;
+	/* HAVING (preprocessed: an implicit-AND list) on the node's own output */
+	if (having == NULL)
+		cscan->scan.plan.qual = NIL;
+	else if (IsA(having, List))
+		cscan->scan.plan.qual = (List *) copyObject(having);
+	else
+		cscan->scan.plan.qual = make_ands_implicit((Expr *) copyObject(having));
 	cscan->scan.scanrelid = 0;
 	cscan->flags = best_path->flags;
 	cscan->custom_plans = custom_plans;
