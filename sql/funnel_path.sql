@@ -232,6 +232,21 @@ SET dogdb_analytics.enable_funnel_scan = off;
 SELECT anonymous_id, dogdb_window_funnel('1 day', occurred_at, event_name = 'page_view') FROM fp.ev GROUP BY 1;
 RESET dogdb_analytics.enable_funnel_scan;
 RESET ROLE;
+-- row security: the scan's quals stay in the scan below the policy (none is taken into the node)
+CREATE TABLE fp.rls AS SELECT * FROM fp.ev;
+ALTER TABLE fp.rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY fp_rls ON fp.rls USING (event_name <> 'page_ping');
+CREATE INDEX ON fp.rls (anonymous_id, occurred_at);
+ANALYZE fp.rls;
+GRANT SELECT ON fp.rls TO regress_fp_reader;
+SET ROLE regress_fp_reader;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT anonymous_id, dogdb_window_funnel('1 day', occurred_at, event_name = 'page_view') FROM fp.rls WHERE page_path <> '/x' GROUP BY 1;
+SELECT fp.check($q$SELECT anonymous_id, dogdb_window_funnel('1 day', occurred_at, event_name = 'page_view', page_path = '/signup') AS l
+		FROM fp.rls WHERE page_path <> '/x' GROUP BY 1$q$) AS row_security;
+RESET enable_seqscan;
+RESET ROLE;
 
 -- the aggregate's errors (22023), with the scan and without
 \set VERBOSITY default

@@ -265,6 +265,7 @@ FunnelUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_r
 	List	   *tsattnos = NIL;
 	Var		   *firstts = NULL;
 	bool		memo = true;
+	int			flags;
 	ListCell   *lc;
 	Path	   *sorted = NULL;
 	List	   *pathkeys;
@@ -336,6 +337,15 @@ FunnelUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_r
 		foreach(lc2, info.steps)
 			memo = memo && Memoizable(lfirst(lc2), gvar->varattno, tsattnos);
 	}
+	flags = memo ? FUNNEL_PATH_MEMO_STEPS : 0;
+	/*
+	 * Row security or a security-barrier view: the scan's quals stay where
+	 * PostgreSQL ordered them (taking some would run others before them).
+	 */
+	flags |= FUNNEL_PATH_TAKE_QUALS;
+	foreach(lc, input_rel->baserestrictinfo)
+		if (((RestrictInfo *) lfirst(lc))->security_level > 0)
+			flags &= ~FUNNEL_PATH_TAKE_QUALS;
 
 	/* the number of groups, as PostgreSQL's own paths have it */
 	if (output_rel->pathlist != NIL)
@@ -361,7 +371,7 @@ FunnelUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_r
 	}
 	if (sorted != NULL)
 		add_path(output_rel, (Path *) MakePath(root, output_rel, sorted, groups, aggrefs,
-											   gextra->havingQual, memo ? FUNNEL_PATH_MEMO_STEPS : 0));
+											   gextra->havingQual, flags));
 	if (input_rel->cheapest_total_path != NULL && input_rel->cheapest_total_path != sorted &&
 		input_rel->cheapest_total_path->param_info == NULL)
 	{
@@ -369,7 +379,7 @@ FunnelUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_r
 													  pathkeys, -1.0);
 
 		add_path(output_rel, (Path *) MakePath(root, output_rel, child, groups, aggrefs,
-											   gextra->havingQual, memo ? FUNNEL_PATH_MEMO_STEPS : 0));
+											   gextra->havingQual, flags));
 	}
 }
 
@@ -451,8 +461,9 @@ FunnelPlanPath(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
 		elog(ERROR, "grouping column missing from a funnel scan's input");
 
 	/* take the memoizable quals of a scan child */
-	if (IsA(child, SeqScan) || IsA(child, IndexScan) || IsA(child, IndexOnlyScan) ||
-		IsA(child, BitmapHeapScan))
+	if ((flags & FUNNEL_PATH_TAKE_QUALS) &&
+		(IsA(child, SeqScan) || IsA(child, IndexScan) || IsA(child, IndexOnlyScan) ||
+		 IsA(child, BitmapHeapScan)))
 	{
 		List	   *kept = NIL;
 

@@ -39,6 +39,7 @@
 /* flags */
 #define FUNNEL_PATH_MEMO_STEPS	0x01	/* steps memoized by their columns */
 #define FUNNEL_PATH_MEMO_QUALS	0x02	/* the quals taken over, memoized */
+#define FUNNEL_PATH_TAKE_QUALS	0x04	/* (path) the scan's quals may be taken */
 
 /* the bound of the memo: past it, new combinations are evaluated per row */
 #define FUNNEL_MEMO_MAX_ENTRIES 65536
