@@ -282,7 +282,16 @@ BuildKey(FunnelScanState *st, TupleTableSlot *slot)
 		}
 		else if (attr->attlen == -1)
 		{
-			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+			struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+			/* a compressed or out-of-line value is expanded in the row's memory */
+			if (VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v))
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->rowcxt->ecxt_per_tuple_memory);
+
+				v = pg_detoast_datum_packed(v);
+				MemoryContextSwitchTo(old);
+			}
 
 			p = VARDATA_ANY(v);
 			len = VARSIZE_ANY_EXHDR(v);
@@ -314,6 +323,7 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 	}
 	slot_getsomeattrs(slot, slot->tts_tupleDescriptor->natts);
 	BuildKey(st, slot);
+	ResetExprContext(st->rowcxt);	/* (cheap when nothing was expanded) */
 	h = hash_bytes((const unsigned char *) st->keybuf.data, st->keybuf.len);
 	if (st->memo == NULL)
 	{
