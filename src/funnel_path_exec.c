@@ -96,6 +96,7 @@ typedef struct FunnelScanState
 	bool		goutnull;
 	bool		haspass;
 	MemoEntry  *scratch;		/* an entry for rows the memo does not keep */
+	MemoEntry  *last;			/* the previous row's entry (runs of one page) */
 } FunnelScanState;
 
 static void FunnelBegin(CustomScanState *node, EState *estate, int eflags);
@@ -324,6 +325,10 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 	slot_getsomeattrs(slot, slot->tts_tupleDescriptor->natts);
 	BuildKey(st, slot);
 	ResetExprContext(st->rowcxt);	/* (cheap when nothing was expanded) */
+	e = st->last;
+	if (e != NULL && mq && ms && e->keylen == st->keybuf.len &&
+		memcmp(e->key, st->keybuf.data, e->keylen) == 0)
+		return e;
 	h = hash_bytes((const unsigned char *) st->keybuf.data, st->keybuf.len);
 	if (st->memo == NULL)
 	{
@@ -345,6 +350,7 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 				EvaluateRow(st, slot, st->scratch, !mq, !ms);
 				return st->scratch;
 			}
+			st->last = e;
 			return e;
 		}
 	}
@@ -388,6 +394,7 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 		EvaluateRow(st, slot, st->scratch, !mq, !ms);
 		return st->scratch;
 	}
+	st->last = e;
 	return e;
 }
 
@@ -440,6 +447,9 @@ SameGroup(FunnelScanState *st, TupleTableSlot *slot)
 
 	if (isnull || st->gkeynull)
 		return isnull && st->gkeynull;
+	/* equal bytes are equal values (the common case: a visitor's next row) */
+	if (datum_image_eq(st->gkey, d, st->gbyval, st->glen))
+		return true;
 	return DatumGetBool(FunctionCall2Coll(&st->geq, st->gcoll, st->gkey, d));
 }
 
@@ -585,6 +595,7 @@ FunnelRescan(CustomScanState *node)
 	st->pending = false;
 	st->done = false;
 	st->memo = NULL;
+	st->last = NULL;
 	st->memosize = 0;
 	st->memocount = 0;
 	MemoryContextReset(st->memocxt);
