@@ -13,7 +13,7 @@ DATA		= sql/$(EXTENSION)--1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC	= "dogdb_analytics - DogDB analytics foundation"
 
 # pg_regress inputs sit in sql/ (named by feature), outputs in expected/
-REGRESS		= license import quality invoice kpi churn_path hardening funnel stripe support
+REGRESS		= license import quality invoice kpi churn_path hardening funnel funnel_path stripe support
 REGRESS_OPTS = --inputdir=. --load-extension=btree_gist --load-extension=$(EXTENSION)
 # isolation specs in test/specs; test/expected links to the top-level expected/
 ISOLATION	= import_concurrent invoice_concurrent kpi_refresh_concurrent stripe_concurrent support_refresh_concurrent

@@ -152,3 +152,11 @@ END
 $fn$;
 COMMENT ON FUNCTION dogdb_internal.load_web_events(regclass) IS 'Internal to dogdb_load_web_events() and the demo: the loader, without the check of the caller';
 REVOKE ALL ON FUNCTION dogdb_internal.load_web_events(regclass) FROM PUBLIC;
+-- [funnelpath] the funnel scan: a planner support function on the window
+-- funnel transition functions loads the library (and its planner hook) at plan time
+CREATE FUNCTION dogdb_funnel_planner_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_planner_support'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_funnel_planner_support(internal) IS 'Planner support function of the window funnel transition functions (loads the funnel scan''s planner hook)';
+ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;
+ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, text, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;

@@ -1694,6 +1694,15 @@ CREATE FUNCTION dogdb_window_funnel_transfn(internal, interval, text, timestampt
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_window_funnel_transfn(internal, interval, text, timestamptz, boolean[]) IS 'Transition function of dogdb_window_funnel and dogdb_window_funnel_times with a mode';
+-- the funnel scan (README "dogdb_window_funnel"): PostgreSQL calls the support
+-- function of the transition functions while costing the aggregates, which
+-- loads the library, and so its planner hook, before the grouping paths are built
+CREATE FUNCTION dogdb_funnel_planner_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'dogdb_funnel_planner_support'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dogdb_funnel_planner_support(internal) IS 'Planner support function of the window funnel transition functions (loads the funnel scan''s planner hook)';
+ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;
+ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, text, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;
 CREATE FUNCTION dogdb_window_funnel_combinefn(internal, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'dogdb_window_funnel_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;

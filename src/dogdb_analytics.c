@@ -11,16 +11,20 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include "churn.h"
+#include "funnel_path.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* the library's settings and hooks */
+/* at load: settings, planner hooks */
 void
 _PG_init(void)
 {
-	ChurnPathInit();
+	ChurnPathInit();			/* dogdb_analytics.enable_grouped_scan, the grouped scan */
+	FunnelPathInit();			/* dogdb_analytics.enable_funnel_scan, the funnel scan */
+	MarkGUCPrefixReserved("dogdb_analytics");
 }

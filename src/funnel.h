@@ -9,6 +9,8 @@
  *	  funnel_visit.c   dogdb_funnel_visit, the per-visitor aggregate behind
  *	                   dogdb_funnel_report and dogdb_funnel_trend
  *	  funnel_report.c  funnel_tally, the report's one ordered pass in C
+ *	  funnel_path*.c   the funnel scan, a custom scan in place of
+ *	                   GroupAggregate for dogdb_window_funnel (funnel_path.h)
  *
  *-------------------------------------------------------------------------
  */
