@@ -62,6 +62,14 @@ typedef struct MemoEntry
 	uint64		masks[FLEXIBLE_ARRAY_MEMBER];
 } MemoEntry;
 
+/* one column's part of a memo key: a null flag, then a length and the bytes */
+typedef struct KeyPart
+{
+	char		flag;			/* 'n' null, 'v' a value */
+	int32		len;
+	const char *p;
+} KeyPart;
+
 typedef struct FunnelScanState
 {
 	CustomScanState css;
@@ -77,6 +85,7 @@ typedef struct FunnelScanState
 	int			flags;
 	AttrNumber *memocols;
 	int			nmemocols;
+	KeyPart    *keyparts;		/* the row's key, a part per memo column */
 	/* the memo: open addressing, a power of two of slots */
 	MemoEntry **memo;
 	int			memosize;
@@ -164,6 +173,7 @@ FunnelBegin(CustomScanState *node, EState *estate, int eflags)
 	st->naggs = list_length(kinds);
 	st->aggs = palloc0(sizeof(FunnelAggExec) * st->naggs);
 	st->memocols = palloc(sizeof(AttrNumber) * (list_length(cscan->custom_scan_tlist) + 1));
+	st->keyparts = palloc(sizeof(KeyPart) * (list_length(cscan->custom_scan_tlist) + 1));
 	/* expressions run on the child's slot, outside any plan (no JIT, no slot assumptions) */
 	if (quals != NIL)
 	{
@@ -257,33 +267,34 @@ EvaluateRow(FunnelScanState *st, TupleTableSlot *slot, MemoEntry *e, bool quals,
 	ResetExprContext(econtext);
 }
 
-/* the memo key of the row: per column a null flag, a length and the bytes */
-static void
-BuildKey(FunnelScanState *st, TupleTableSlot *slot)
+/*
+ * The parts of the row's memo key (st->nmemocols of them, in parts); the
+ * key's length in bytes
+ */
+static int
+KeyParts(FunnelScanState *st, TupleTableSlot *slot, KeyPart *parts)
 {
 	TupleDesc	desc = slot->tts_tupleDescriptor;
+	int			total = 0;
 
-	resetStringInfo(&st->keybuf);
 	for (int i = 0; i < st->nmemocols; i++)
 	{
 		AttrNumber	att = st->memocols[i];
 		Form_pg_attribute attr = TupleDescAttr(desc, att - 1);
-		Datum		d = slot->tts_values[att - 1];
-		char		flag = slot->tts_isnull[att - 1] ? 'n' : 'v';
-		const char *p;
-		int32		len;
+		KeyPart    *k = &parts[i];
 
-		appendBinaryStringInfo(&st->keybuf, &flag, 1);
-		if (flag == 'n')
+		total += 1;
+		k->flag = slot->tts_isnull[att - 1] ? 'n' : 'v';
+		if (k->flag == 'n')
 			continue;
 		if (attr->attbyval)
 		{
-			p = (const char *) &d;
-			len = sizeof(Datum);
+			k->p = (const char *) &slot->tts_values[att - 1];
+			k->len = sizeof(Datum);
 		}
 		else if (attr->attlen == -1)
 		{
-			struct varlena *v = (struct varlena *) DatumGetPointer(d);
+			struct varlena *v = (struct varlena *) DatumGetPointer(slot->tts_values[att - 1]);
 
 			/* a compressed or out-of-line value is expanded in the row's memory */
 			if (VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v))
@@ -293,18 +304,61 @@ BuildKey(FunnelScanState *st, TupleTableSlot *slot)
 				v = pg_detoast_datum_packed(v);
 				MemoryContextSwitchTo(old);
 			}
-
-			p = VARDATA_ANY(v);
-			len = VARSIZE_ANY_EXHDR(v);
+			k->p = VARDATA_ANY(v);
+			k->len = VARSIZE_ANY_EXHDR(v);
 		}
 		else
 		{
-			p = DatumGetPointer(d);
-			len = attr->attlen > 0 ? (int32) attr->attlen : (int32) strlen(p) + 1;
+			k->p = DatumGetPointer(slot->tts_values[att - 1]);
+			k->len = attr->attlen > 0 ? (int32) attr->attlen : (int32) strlen(k->p) + 1;
 		}
-		appendBinaryStringInfo(&st->keybuf, (char *) &len, sizeof(len));
-		appendBinaryStringInfo(&st->keybuf, p, len);
+		total += sizeof(int32) + k->len;
 	}
+	return total;
+}
+
+/* is the key made of these parts (total bytes) the stored key of e? */
+static bool
+KeyEquals(const MemoEntry *e, const KeyPart *parts, int nparts, int total)
+{
+	const char *q = e->key;
+
+	if (e->keylen != total)
+		return false;
+	for (int i = 0; i < nparts; i++)
+	{
+		if (*q++ != parts[i].flag)
+			return false;
+		if (parts[i].flag == 'n')
+			continue;
+		if (memcmp(q, &parts[i].len, sizeof(int32)) != 0 ||
+			memcmp(q + sizeof(int32), parts[i].p, parts[i].len) != 0)
+			return false;
+		q += sizeof(int32) + parts[i].len;
+	}
+	return true;
+}
+
+/* the memo key of the row into st->keybuf: per column a null flag, a length and the bytes */
+static void
+BuildKey(FunnelScanState *st, const KeyPart *parts, int total)
+{
+	char	   *q;
+
+	resetStringInfo(&st->keybuf);
+	enlargeStringInfo(&st->keybuf, total);
+	q = st->keybuf.data;
+	for (int i = 0; i < st->nmemocols; i++)
+	{
+		*q++ = parts[i].flag;
+		if (parts[i].flag == 'n')
+			continue;
+		memcpy(q, &parts[i].len, sizeof(int32));
+		memcpy(q + sizeof(int32), parts[i].p, parts[i].len);
+		q += sizeof(int32) + parts[i].len;
+	}
+	st->keybuf.len = total;
+	st->keybuf.data[total] = '\0';
 }
 
 /* the row's quals and masks: from the memo, or evaluated (and kept) */
@@ -313,6 +367,8 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 {
 	uint32		h;
 	int			i;
+	int			total;
+	KeyPart    *parts = st->keyparts;
 	MemoEntry  *e;
 	bool		mq = (st->flags & FUNNEL_PATH_MEMO_QUALS) != 0;
 	bool		ms = (st->flags & FUNNEL_PATH_MEMO_STEPS) != 0;
@@ -323,12 +379,15 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 		return st->scratch;
 	}
 	slot_getsomeattrs(slot, slot->tts_tupleDescriptor->natts);
-	BuildKey(st, slot);
-	ResetExprContext(st->rowcxt);	/* (cheap when nothing was expanded) */
+	total = KeyParts(st, slot, parts);
 	e = st->last;
-	if (e != NULL && mq && ms && e->keylen == st->keybuf.len &&
-		memcmp(e->key, st->keybuf.data, e->keylen) == 0)
+	if (e != NULL && mq && ms && KeyEquals(e, parts, st->nmemocols, total))
+	{
+		ResetExprContext(st->rowcxt);	/* (cheap when nothing was expanded) */
 		return e;
+	}
+	BuildKey(st, parts, total);
+	ResetExprContext(st->rowcxt);
 	h = hash_bytes((const unsigned char *) st->keybuf.data, st->keybuf.len);
 	if (st->memo == NULL)
 	{
