@@ -160,3 +160,12 @@ CREATE FUNCTION dogdb_funnel_planner_support(internal) RETURNS internal
 COMMENT ON FUNCTION dogdb_funnel_planner_support(internal) IS 'Planner support function of the window funnel transition functions (loads the funnel scan''s planner hook)';
 ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;
 ALTER FUNCTION dogdb_window_funnel_transfn(internal, interval, text, timestamptz, boolean[]) SUPPORT dogdb_funnel_planner_support;
+
+-- [lead] the KPI engine's state unlogged: rebuilt from the sources when
+-- missing, it need not go through WAL (a full rebuild writes about 100 MB of
+-- it at a million accounts); a crash empties the three tables together, and
+-- the next refresh, finding no coverage, rebuilds
+ALTER TABLE dogdb_internal.kpi_month_activity SET UNLOGGED;
+ALTER TABLE dogdb_internal.kpi_churn_state SET UNLOGGED;
+ALTER TABLE dogdb_internal.kpi_coverage SET UNLOGGED;
+COMMENT ON TABLE dogdb_internal.kpi_coverage IS 'KPI engine state: the months [first_month, last_month] whose churn and revenue the last refresh computed (first account month to the then current month); no row (as after a crash: the state tables are unlogged): the next refresh rebuilds';

@@ -608,7 +608,12 @@ COMMENT ON CONSTRAINT sessions_created_at_kpi_horizon ON dogdb.sessions IS 'The 
 -- accounts whose first month or size changed, and ranges of months whose
 -- revenue and tiers must be recomputed.
 --
-CREATE TABLE dogdb_internal.kpi_month_activity (
+-- The engine's own state (kpi_month_activity, kpi_churn_state, kpi_coverage)
+-- is UNLOGGED: rebuilt from the sources whenever it is missing, it need not
+-- be written to WAL.  A crash empties the three together (and a standby has
+-- them empty), so the next refresh finds no coverage and rebuilds; the facts
+-- and the views, logged, keep their last refresh meanwhile.
+CREATE UNLOGGED TABLE dogdb_internal.kpi_month_activity (
 	month		date NOT NULL,
 	block		bigint NOT NULL,
 	session_counts bytea NOT NULL,
@@ -639,7 +644,7 @@ CREATE TABLE dogdb_internal.kpi_dirty_accounts (
 );
 COMMENT ON TABLE dogdb_internal.kpi_dirty_accounts IS 'KPI engine input: accounts inserted, deleted, or whose created_at or company_size changed since the last refresh (their churn is recomputed; a deleted one''s stored counts are dropped)';
 
-CREATE TABLE dogdb_internal.kpi_churn_state (
+CREATE UNLOGGED TABLE dogdb_internal.kpi_churn_state (
 	block		bigint PRIMARY KEY,
 	first_months bytea NOT NULL,
 	churn_months bytea NOT NULL,
@@ -649,12 +654,12 @@ ALTER TABLE dogdb_internal.kpi_churn_state ALTER first_months SET STORAGE PLAIN,
 	ALTER churn_months SET STORAGE PLAIN, ALTER company_sizes SET STORAGE PLAIN;
 COMMENT ON TABLE dogdb_internal.kpi_churn_state IS 'KPI engine state: per block of 1024 account ids (block = account_id >> 10), each account''s first month (int2 months since 2000-01, -32768 = no such account), churn month (int2, -1 = none) and company size (one byte: 0 small, 1 large, 2 unknown), as of the last refresh';
 
-CREATE TABLE dogdb_internal.kpi_coverage (
+CREATE UNLOGGED TABLE dogdb_internal.kpi_coverage (
 	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	first_month date NOT NULL,
 	last_month	date NOT NULL
 );
-COMMENT ON TABLE dogdb_internal.kpi_coverage IS 'KPI engine state: the months [first_month, last_month] whose churn and revenue the last refresh computed (first account month to the then current month); no row: the next refresh rebuilds';
+COMMENT ON TABLE dogdb_internal.kpi_coverage IS 'KPI engine state: the months [first_month, last_month] whose churn and revenue the last refresh computed (first account month to the then current month); no row (as after a crash: the state tables are unlogged): the next refresh rebuilds';
 
 CREATE TABLE dogdb_internal.kpi_facts (
 	month		date NOT NULL,

@@ -32,6 +32,7 @@
 
 #include "calendar.h"
 #include "churn.h"
+#include "common.h"
 #include "month_bitmap.h"
 
 /* chunk of a window slot no key has used */
@@ -276,21 +277,6 @@ GroupAdd(ChurnGroups *g, ChurnGroup *grp, bool isnull, int32 chunk, uint64 bits)
 	return true;
 }
 
-/* heap_getattr(), with its fast case inline: no NULLs, offset cached */
-static inline Datum
-GetAttr(HeapTuple tuple, AttrNumber attnum, TupleDesc desc, bool *isnull)
-{
-	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-
-	if (likely(HeapTupleNoNulls(tuple) && att->attcacheoff >= 0 &&
-			   attnum <= HeapTupleHeaderGetNatts(tuple->t_data)))
-	{
-		*isnull = false;
-		return fetchatt(att, (char *) tuple->t_data + tuple->t_data->t_hoff + att->attcacheoff);
-	}
-	return heap_getattr(tuple, attnum, desc, isnull);
-}
-
 static inline int64
 KeyOf(Datum d, Oid type)
 {
@@ -320,11 +306,11 @@ ChurnGroupsScan(ChurnGroups *g, Relation rel, TableScanDesc scan, AttrNumber key
 			if (abandon != NULL && pg_atomic_read_u32(abandon) != 0)
 				return false;
 		}
-		d = GetAttr(tuple, key_att, desc, &keynull);
+		d = DogdbHeapGetAttr(tuple, key_att, desc, &keynull);
 		grp = GroupsFind(g, keynull ? 0 : KeyOf(d, key_type), keynull);
 		if (grp == NULL)
 			return false;
-		d = GetAttr(tuple, time_att, desc, &isnull);
+		d = DogdbHeapGetAttr(tuple, time_att, desc, &isnull);
 		if (isnull)
 			continue;			/* the aggregate skips them */
 		/* the aggregate's errors: the standard plan raises them */

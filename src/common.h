@@ -10,6 +10,7 @@
 #ifndef DOGDB_COMMON_H
 #define DOGDB_COMMON_H
 
+#include "access/htup_details.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/date.h"
@@ -74,5 +75,23 @@ extern void DogdbSpiFinish(void);
  */
 extern DateADT DogdbMonthArg(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void DogdbCheckMonth(DateADT date, bool isnull, const char *argname);
+
+/*
+ * heap_getattr(), with its fast case inline: a tuple without NULLs and an
+ * attribute whose offset the descriptor has cached (the one-pass scans)
+ */
+static inline Datum
+DogdbHeapGetAttr(HeapTuple tuple, AttrNumber attnum, TupleDesc desc, bool *isnull)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+
+	if (likely(HeapTupleNoNulls(tuple) && att->attcacheoff >= 0 &&
+			   attnum <= HeapTupleHeaderGetNatts(tuple->t_data)))
+	{
+		*isnull = false;
+		return fetchatt(att, (char *) tuple->t_data + tuple->t_data->t_hoff + att->attcacheoff);
+	}
+	return heap_getattr(tuple, attnum, desc, isnull);
+}
 
 #endif							/* DOGDB_COMMON_H */

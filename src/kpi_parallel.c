@@ -86,9 +86,9 @@ KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
 {
 	KpiParallelShared *sh = shm_toc_lookup(toc, KPI_PARALLEL_KEY, false);
 	Relation	rel = table_open(sh->relid, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
 	TableScanDesc scan;
-	AttrNumber	maxatt = Max(sh->account_att, sh->created_att);
+	HeapTuple	tuple;
 	int64		lo = 0,
 				hi = 0;
 	int32	   *row = NULL;
@@ -104,14 +104,15 @@ KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
 		sh->worker_chunk[c] = true;
 		scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
 		heap_setscanlimits(scan, start, Min(sh->chunk, sh->nblocks - start));
-		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		/* a heap (the leader checked): its tuples read in place */
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
 			int64		off;
 			TimestampTz ts;
+			bool		isnull;
 
-			slot_getsomeattrs(slot, maxatt);
-			off = DatumGetInt64(slot->tts_values[sh->account_att - 1]) - sh->min_id;
-			ts = DatumGetTimestampTz(slot->tts_values[sh->created_att - 1]);
+			off = DatumGetInt64(DogdbHeapGetAttr(tuple, sh->account_att, desc, &isnull)) - sh->min_id;
+			ts = DatumGetTimestampTz(DogdbHeapGetAttr(tuple, sh->created_att, desc, &isnull));
 			if ((++n & 0xFFFF) == 0)
 				CHECK_FOR_INTERRUPTS();
 			if ((uint64) off >= (uint64) sh->dense_len)
@@ -147,7 +148,6 @@ KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
 		}
 		table_endscan(scan);
 	}
-	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 }
 

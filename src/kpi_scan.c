@@ -15,6 +15,7 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_am.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -89,18 +90,34 @@ ScanTableBlocks(KpiState *ks, const char *relname, const char *const *columns, i
 		scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
 		heap_setscanlimits(scan, start, nblocks);
 	}
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
 	{
-		slot_getsomeattrs(slot, maxatt);
-		for (int i = 0; i < ncolumns; i++)
+		/* a heap: its tuples read in place, without a slot */
+		TupleDesc	desc = RelationGetDescr(rel);
+		HeapTuple	tuple;
+
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
-			values[i] = slot->tts_values[attnums[i] - 1];
-			nulls[i] = slot->tts_isnull[attnums[i] - 1];
+			for (int i = 0; i < ncolumns; i++)
+				values[i] = DogdbHeapGetAttr(tuple, attnums[i], desc, &nulls[i]);
+			fn(ks, arg, values, nulls);
+			if ((++n & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
 		}
-		fn(ks, arg, values, nulls);
-		if ((++n & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
 	}
+	else
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			slot_getsomeattrs(slot, maxatt);
+			for (int i = 0; i < ncolumns; i++)
+			{
+				values[i] = slot->tts_values[attnums[i] - 1];
+				nulls[i] = slot->tts_isnull[attnums[i] - 1];
+			}
+			fn(ks, arg, values, nulls);
+			if ((++n & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);

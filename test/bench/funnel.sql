@@ -134,3 +134,18 @@ SELECT (dogdb_funnel_visit('1 day', NULL, ARRAY['/', '/signup', 'account_created
   FROM one_visitor;
 SELECT 'dogdb_funnel_visit (the report), 1 visitor x 1,000,000 events' AS what,
 	   (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s*(\d+ kB)'))[1] AS "peak backend memory (VmHWM)";
+-- the same visitor's events grouped by visitor, so through the funnel scan (a Sort
+-- on (visitor, time) under it: work_mem, then temporary files)
+\c
+SELECT pg_backend_pid() AS pid \gset
+CREATE TEMP TABLE one_visitor AS
+SELECT 'v1'::text AS anonymous_id, timestamptz '2024-01-01Z' + i * interval '1 second' AS occurred_at,
+	   (ARRAY['page_view', 'page_view', 'account_created', 'tier_selected', 'deployment_configured', 'page_view'])[1 + i % 6] AS event_name,
+	   (ARRAY['/', '/signup', NULL, NULL, NULL, '/dashboard'])[1 + i % 6] AS page_path
+  FROM generate_series(1, 1000000) i;
+ANALYZE one_visitor;
+\set one_visitor_query 'SELECT anonymous_id, dogdb_window_funnel(''1 day'', occurred_at, event_name = ''page_view'' AND page_path = ''/'', event_name = ''page_view'' AND page_path = ''/signup'', event_name = ''account_created'', event_name = ''tier_selected'', event_name = ''deployment_configured'', event_name = ''page_view'' AND page_path = ''/dashboard'') AS level FROM one_visitor GROUP BY anonymous_id'
+EXPLAIN (COSTS OFF) :one_visitor_query;
+:one_visitor_query;
+SELECT 'dogdb_window_funnel grouped by visitor (the funnel scan), 1 visitor x 1,000,000 events' AS what,
+	   (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s*(\d+ kB)'))[1] AS "peak backend memory (VmHWM)";

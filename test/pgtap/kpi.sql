@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(133);
+SELECT plan(136);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -421,6 +421,25 @@ SELECT is(:not_via_sql::bigint, 0::bigint,
 		  'full rebuild on an altered state table: every month row written through SQL (the column default is set)');
 SELECT is(:differ::bigint, 0::bigint, 'the SQL route writes the same month rows and facts as the bulk writer');
 SELECT cmp_ok((SELECT count(*) FROM bulk_written), '>', 0::bigint, 'the bulk writer wrote month rows');
+
+-- the engine's state is unlogged; a crash empties it (as this TRUNCATE does),
+-- and the next refresh rebuilds to the same facts
+SELECT is((SELECT string_agg(relname || ':' || relpersistence::text, ',' ORDER BY relname) FROM pg_class
+			WHERE relnamespace = 'dogdb_internal'::regnamespace
+			  AND relname IN ('kpi_month_activity', 'kpi_churn_state', 'kpi_coverage')),
+		  'kpi_churn_state:u,kpi_coverage:u,kpi_month_activity:u', 'the engine''s state tables are unlogged');
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (3, '2021-06-06Z');
+SELECT dogdb_refresh_kpis();
+CREATE TEMP TABLE before_crash AS SELECT * FROM dogdb_internal.kpi_facts;
+INSERT INTO dogdb.sessions (account_id, created_at) VALUES (3, '2021-07-07Z'), (4, '2021-02-02Z');
+TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state, dogdb_internal.kpi_coverage;
+SELECT is((SELECT bool_and(full_rebuild) FROM dogdb_refresh_kpis() WHERE kpi <> 'support'), true,
+		  'after the state is lost (a crash), the next refresh rebuilds by itself');
+CREATE TEMP TABLE after_crash AS SELECT * FROM dogdb_internal.kpi_facts;
+SELECT dogdb_refresh_kpis(true);
+SELECT is((SELECT count(*) FROM (SELECT * FROM after_crash EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts) a)
+		  + (SELECT count(*) FROM (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM after_crash) b), 0::bigint,
+		  'and its facts (the sessions queued before the loss included) are a full rebuild''s');
 
 SELECT * FROM finish();
 ROLLBACK;
