@@ -144,6 +144,8 @@ SELECT 'v1'::text AS anonymous_id, timestamptz '2024-01-01Z' + i * interval '1 s
 	   (ARRAY['/', '/signup', NULL, NULL, NULL, '/dashboard'])[1 + i % 6] AS page_path
   FROM generate_series(1, 1000000) i;
 ANALYZE one_visitor;
+-- (one group: a HashAggregate would be costed cheaper than the Sort the scan needs)
+SET enable_hashagg = off;
 \set one_visitor_query 'SELECT anonymous_id, dogdb_window_funnel(''1 day'', occurred_at, event_name = ''page_view'' AND page_path = ''/'', event_name = ''page_view'' AND page_path = ''/signup'', event_name = ''account_created'', event_name = ''tier_selected'', event_name = ''deployment_configured'', event_name = ''page_view'' AND page_path = ''/dashboard'') AS level FROM one_visitor GROUP BY anonymous_id'
 EXPLAIN (COSTS OFF) :one_visitor_query;
 :one_visitor_query;
