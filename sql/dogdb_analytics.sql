@@ -1474,12 +1474,11 @@ COMMENT ON COLUMN dogdb.web_events.page_path IS 'The page''s path (starting with
 COMMENT ON COLUMN dogdb.web_events.referrer IS 'The referring URL, if any';
 COMMENT ON COLUMN dogdb.web_events.campaign IS 'The marketing campaign, if any';
 COMMENT ON COLUMN dogdb.web_events.properties IS 'Further event properties (a JSON object; funnels break down by properties.<key>)';
--- VOLATILE: writes web_events and import_rejects.  The loader's SQL
--- route, one statement: for what the C route below does not handle, and
--- for the rows it rejects (it quarantines them through this function).
-CREATE FUNCTION dogdb_internal.load_web_events_sql(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
-	RETURNS record
-	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+-- STABLE: reads the catalogs; PARALLEL RESTRICTED: it pins search_path.  The
+-- source checks of both loader routes:
+-- a table other than the loader's own, with every column of web_events.
+CREATE FUNCTION dogdb_internal.check_web_events_source(source regclass) RETURNS void
+	LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -1503,6 +1502,21 @@ BEGIN
 							 array_to_string(cols, ', '), source, array_to_string(missing, ', ')),
 			HINT = 'Create the staging table with CREATE TABLE ... (LIKE dogdb.web_events) or give it these columns (any of them may be NULL).';
 	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dogdb_internal.check_web_events_source(regclass) IS 'Internal to the web event loader''s routes: the source is a staging table other than dogdb.web_events and dogdb.import_rejects with every column of dogdb.web_events (22023 otherwise)';
+REVOKE ALL ON FUNCTION dogdb_internal.check_web_events_source(regclass) FROM PUBLIC;
+
+-- VOLATILE: writes web_events and import_rejects.  The loader's SQL
+-- route, one statement: for what the C route below does not handle, and
+-- for the rows it rejects (it quarantines them through this function).
+CREATE FUNCTION dogdb_internal.load_web_events_sql(source regclass, OUT loaded bigint, OUT duplicates bigint, OUT rejected bigint)
+	RETURNS record
+	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	PERFORM dogdb_internal.check_web_events_source(source);
 	-- one loader at a time (the lock conflicts with itself), readers go on
 	LOCK TABLE dogdb.web_events IN SHARE ROW EXCLUSIVE MODE;
 	EXECUTE format($q$
@@ -1580,28 +1594,9 @@ CREATE FUNCTION dogdb_internal.load_web_events(source regclass, OUT loaded bigin
 	LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-	cols CONSTANT text[] := ARRAY['event_id', 'occurred_at', 'anonymous_id', 'session_id', 'account_id',
-								  'event_name', 'page_path', 'referrer', 'client', 'campaign', 'properties'];
-	missing text[];
 BEGIN
-	IF source IS NULL OR source = 'dogdb.web_events'::regclass OR source = 'dogdb.import_rejects'::regclass THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
-			MESSAGE = format('source must be a staging table other than dogdb.web_events and dogdb.import_rejects, not %s',
-							 coalesce(source::text, 'NULL')),
-			HINT = 'COPY the events into a table with the columns of dogdb.web_events, then pass it, such as dogdb_load_web_events(''web_events_staging'').';
-	END IF;
-	SELECT array_agg(c ORDER BY o) INTO missing
-	  FROM unnest(cols) WITH ORDINALITY u(c, o)
-	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
-						WHERE a.attrelid = source AND a.attname = u.c AND a.attnum > 0 AND NOT a.attisdropped);
-	IF missing IS NOT NULL THEN
-		RAISE EXCEPTION USING ERRCODE = '22023',
-			MESSAGE = format('source must have the columns %s; %s lacks %s',
-							 array_to_string(cols, ', '), source, array_to_string(missing, ', ')),
-			HINT = 'Create the staging table with CREATE TABLE ... (LIKE dogdb.web_events) or give it these columns (any of them may be NULL).';
-	END IF;
-	-- the C route, else the SQL route (which checks the source again)
+	PERFORM dogdb_internal.check_web_events_source(source);
+	-- the C route, else the SQL route
 	SELECT b.loaded, b.duplicates, b.rejected INTO loaded, duplicates, rejected
 	  FROM dogdb_internal.load_web_events_bulk(source) b;
 	IF loaded IS NULL THEN
