@@ -361,6 +361,25 @@ BuildKey(FunnelScanState *st, const KeyPart *parts, int total)
 	st->keybuf.data[total] = '\0';
 }
 
+/*
+ * The row's entry given its memo entry e: e itself when the memo holds the
+ * quals and the steps, else the scratch entry with the rest evaluated for
+ * the row
+ */
+static MemoEntry *
+FromMemo(FunnelScanState *st, TupleTableSlot *slot, MemoEntry *e, bool mq, bool ms)
+{
+	if (mq && ms)
+	{
+		st->last = e;
+		return e;
+	}
+	st->scratch->pass = e->pass;
+	memcpy(st->scratch->masks, e->masks, sizeof(uint64) * st->naggs);
+	EvaluateRow(st, slot, st->scratch, !mq, !ms);
+	return st->scratch;
+}
+
 /* the row's quals and masks: from the memo, or evaluated (and kept) */
 static MemoEntry *
 RowEntry(FunnelScanState *st, TupleTableSlot *slot)
@@ -400,18 +419,7 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 		if (e == NULL)
 			break;
 		if (e->hash == h && e->keylen == st->keybuf.len && memcmp(e->key, st->keybuf.data, e->keylen) == 0)
-		{
-			/* what the memo does not hold is evaluated per row */
-			if (!mq || !ms)
-			{
-				st->scratch->pass = e->pass;
-				memcpy(st->scratch->masks, e->masks, sizeof(uint64) * st->naggs);
-				EvaluateRow(st, slot, st->scratch, !mq, !ms);
-				return st->scratch;
-			}
-			st->last = e;
-			return e;
-		}
+			return FromMemo(st, slot, e, mq, ms);
 	}
 	if (st->memocount >= FUNNEL_MEMO_MAX_ENTRIES)
 	{
@@ -446,15 +454,7 @@ RowEntry(FunnelScanState *st, TupleTableSlot *slot)
 		st->memo = n;
 		st->memosize = newsize;
 	}
-	if (!mq || !ms)
-	{
-		st->scratch->pass = e->pass;
-		memcpy(st->scratch->masks, e->masks, sizeof(uint64) * st->naggs);
-		EvaluateRow(st, slot, st->scratch, !mq, !ms);
-		return st->scratch;
-	}
-	st->last = e;
-	return e;
+	return FromMemo(st, slot, e, mq, ms);
 }
 
 /* add the row in slot to the current group */
