@@ -109,6 +109,7 @@ SELECT * FROM pg_temp.report();
 
 -- (d) peak memory: one visitor with 1,000,000 events (every one a step), a fresh backend each,
 -- next to the same scan with count(*) instead (the floor: what the scan itself takes)
+\set one_visitor_table 'CREATE TEMP TABLE one_visitor AS SELECT ''v1''::text AS anonymous_id, timestamptz ''2024-01-01Z'' + i * interval ''1 second'' AS occurred_at, (ARRAY[''page_view'', ''page_view'', ''account_created'', ''tier_selected'', ''deployment_configured'', ''page_view''])[1 + i % 6] AS event_name, (ARRAY[''/'', ''/signup'', NULL, NULL, NULL, ''/dashboard''])[1 + i % 6] AS page_path FROM generate_series(1, 1000000) i'
 \c
 SELECT pg_backend_pid() AS pid \gset
 SELECT count(*) FROM generate_series(1, 1000000) i;
@@ -123,11 +124,7 @@ SELECT 'dogdb_window_funnel, 1 visitor x 1,000,000 events' AS what,
 	   (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s*(\d+ kB)'))[1] AS "peak backend memory (VmHWM)";
 \c
 SELECT pg_backend_pid() AS pid \gset
-CREATE TEMP TABLE one_visitor AS
-SELECT 'v1'::text AS anonymous_id, timestamptz '2024-01-01Z' + i * interval '1 second' AS occurred_at,
-	   (ARRAY['page_view', 'page_view', 'account_created', 'tier_selected', 'deployment_configured', 'page_view'])[1 + i % 6] AS event_name,
-	   (ARRAY['/', '/signup', NULL, NULL, NULL, '/dashboard'])[1 + i % 6] AS page_path
-  FROM generate_series(1, 1000000) i;
+:one_visitor_table;
 SELECT (dogdb_funnel_visit('1 day', NULL, ARRAY['/', '/signup', 'account_created', 'tier_selected', 'deployment_configured', '/dashboard'],
 						   NULL, '2024-01-01Z', '2024-02-01Z', occurred_at, event_name, page_path, NULL, NULL)).level
 	   AS "report's per-visitor aggregate, 1,000,000 events"
@@ -138,11 +135,7 @@ SELECT 'dogdb_funnel_visit (the report), 1 visitor x 1,000,000 events' AS what,
 -- on (visitor, time) under it: work_mem, then temporary files)
 \c
 SELECT pg_backend_pid() AS pid \gset
-CREATE TEMP TABLE one_visitor AS
-SELECT 'v1'::text AS anonymous_id, timestamptz '2024-01-01Z' + i * interval '1 second' AS occurred_at,
-	   (ARRAY['page_view', 'page_view', 'account_created', 'tier_selected', 'deployment_configured', 'page_view'])[1 + i % 6] AS event_name,
-	   (ARRAY['/', '/signup', NULL, NULL, NULL, '/dashboard'])[1 + i % 6] AS page_path
-  FROM generate_series(1, 1000000) i;
+:one_visitor_table;
 ANALYZE one_visitor;
 -- (one group: a HashAggregate would be costed cheaper than the Sort the scan needs)
 SET enable_hashagg = off;
