@@ -79,6 +79,8 @@
 #ifndef DOGDB_KPI_H
 #define DOGDB_KPI_H
 
+#include "access/relscan.h"
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "storage/block.h"
 #include "utils/snapshot.h"
@@ -190,6 +192,15 @@ KpiMonthOf(KpiState *ks, int32 month)
 	return &ks->months[month - KPI_MIN_MONTH];
 }
 
+/* the count of (account, month); 0 for months not touched */
+static inline int32
+KpiCountOf(KpiState *ks, int32 account, int32 month)
+{
+	KpiMonth   *km = KpiMonthOf(ks, month);
+
+	return km->counts == NULL ? 0 : km->counts[account];
+}
+
 /* the first day of each month of the horizon and the one after (KpiInitMonthDays) */
 extern int64 kpi_month_days[KPI_NMONTHS + 1];
 extern void KpiInitMonthDays(void);
@@ -220,11 +231,36 @@ extern void KpiLoadAccounts(KpiState *ks);
 extern int32 KpiAccountIndex(KpiState *ks, int64 id);
 extern void KpiLoadSubscriptions(KpiState *ks);
 extern void KpiCountSessions(KpiState *ks);
-extern uint64 KpiCountSessionBlocks(KpiState *ks, BlockNumber start, BlockNumber nblocks);
+
+/*
+ * kpi_count.c: where the session count puts a session.  Its account's
+ * index is index_of(arg, id) if set, else id - min_id mapped through map
+ * (none: the offset itself); -1 or out of range: no such account.  Its
+ * month's row is row_of(arg, month), indexed by that index, asked once
+ * per month; a NULL row sends the session to elsewhere(arg, month, index).
+ */
+typedef struct KpiCounter
+{
+	AttrNumber	account_att;
+	AttrNumber	created_att;
+	int64		min_id;
+	int64		dense_len;
+	const int32 *map;
+	int32		(*index_of) (void *arg, int64 id);
+	int32	   *(*row_of) (void *arg, int32 month);
+	void		(*elsewhere) (void *arg, int32 month, int64 index);
+	void	   *arg;
+	uint64		outside;		/* sessions outside the horizon */
+	int32	   *rows[KPI_NMONTHS];	/* row_of() of each month, once known */
+} KpiCounter;
+
+extern int32 KpiHorizonMonth(TimestampTz ts);
+extern void KpiLeaderCounter(KpiState *ks, Relation rel, KpiCounter *kc);
+extern void KpiCountRow(KpiCounter *kc, int64 id, TimestampTz ts);
+extern void KpiCountBlocks(TableScanDesc scan, BlockNumber start, BlockNumber end, KpiCounter *kc);
 
 /* kpi_matrix.c: the session matrix and its stored form */
 extern int32 *KpiMonthRow(KpiState *ks, int32 month);
-extern int32 KpiCountOf(KpiState *ks, int32 account, int32 month);
 extern void KpiAddCount(KpiState *ks, int32 account, int32 month, int64 count);
 extern bool KpiMonthHasSessions(KpiState *ks, int32 month);
 extern void KpiListStoredMonths(KpiState *ks);
@@ -243,6 +279,9 @@ extern int32 KpiDateMonth(Datum d);
 /* kpi_facts.c: the facts */
 extern void KpiKeepFacts(KpiState *ks);
 extern void KpiComputeFacts(KpiState *ks, int32 m0);
+extern void KpiFactsRange(KpiState *ks, int32 m0, int32 begin, int32 end);
+/* accounts in tiles of this many (kpi_facts.c) */
+#define KPI_FACTS_TILE 512
 extern void KpiStoreFacts(KpiState *ks, bool *changed);
 extern int	KpiTierAt(KpiState *ks, KpiAccount *a, int32 month);
 
@@ -252,6 +291,10 @@ extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months
 
 /* kpi_parallel.c: the full count split with a parallel worker; false: not done */
 extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
+
+/* kpi_facts_parallel.c: the facts of a full rebuild split with a parallel worker */
+extern struct ParallelContext *KpiFactsLaunch(KpiState *ks, int32 m0, int32 *split);
+extern void KpiFactsFinish(KpiState *ks, struct ParallelContext *pcxt, int32 split);
 
 /* kpi_refresh.c: the engine's entry point; false if the tables are Citus tables */
 typedef struct KpiUpdateResult

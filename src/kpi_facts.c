@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "miscadmin.h"
@@ -172,12 +173,35 @@ KpiKeepFacts(KpiState *ks)
 	pfree(ids);
 }
 
+/*
+ * The counts of a tile of accounts, [a0, a0 + n), for the months [cell0,
+ * cell1], month by month: tile[(month - cell0) * KPI_FACTS_TILE + i].  The
+ * facts read an account's months together; read from the month rows they
+ * would be as many streams of memory as months, too many for the
+ * hardware's prefetch, each of them a cache miss.  Copied a row at a time,
+ * they are read in order.  The tiers go back the same way.
+ */
+static void
+GatherTile(KpiState *ks, int32 a0, int n, int32 *tile)
+{
+	for (int32 month = ks->cell0; month <= ks->cell1; month++)
+	{
+		const int32 *counts = KpiMonthOf(ks, month)->counts;
+		int32	   *dst = &tile[(Size) (month - ks->cell0) * KPI_FACTS_TILE];
+
+		if (counts == NULL)
+			memset(dst, 0, sizeof(int32) * n);
+		else
+			memcpy(dst, &counts[a0], sizeof(int32) * n);
+	}
+}
+
 /* an account's churn month from month `from` on: the first without a session */
 static int32
-ChurnFrom(KpiState *ks, int32 account, int32 from)
+ChurnFrom(KpiState *ks, const int32 *tile, int i, int32 from)
 {
 	for (int32 month = from; month <= ks->current_month; month++)
-		if (KpiCountOf(ks, account, month) == 0)
+		if (tile[(Size) (month - ks->cell0) * KPI_FACTS_TILE + i] == 0)
 			return month;
 	return CHURN_NONE;
 }
@@ -206,70 +230,105 @@ AddRevenue(KpiState *ks, KpiAccount *a, int32 month, int *tier)
 }
 
 /*
- * Churn months from month m0 on (earlier ones are known and unchanged),
- * then the facts of the dirty months.
+ * The facts of accounts [begin, end): churn months from month m0 on
+ * (earlier ones are known and unchanged), then the facts of the dirty
+ * months, and their tiers where kept (the leader, or a parallel worker on
+ * its own KpiState, kpi_facts_parallel.c)
  */
 void
-KpiComputeFacts(KpiState *ks, int32 m0)
+KpiFactsRange(KpiState *ks, int32 m0, int32 begin, int32 end)
 {
 	int32	   *dirty = palloc(sizeof(int32) * (ks->cell1 - ks->cell0 + 1));
 	int			ndirty = 0;
+	int32	   *tile;
+	int16	   *tiers;
 
 	for (int32 month = ks->cell0; month <= ks->cell1; month++)
 		if (KpiMonthOf(ks, month)->facts_dirty)
-		{
 			dirty[ndirty++] = month;
-			/* a full rebuild keeps every tier for storing the months */
-			if (ks->keep_tiers)
-				KpiMonthOf(ks, month)->tiers = MemoryContextAllocExtended(ks->cxt, sizeof(int16) * Max(ks->naccounts, 1),
-																		  MCXT_ALLOC_HUGE);
-		}
-
-	for (int ai = 0; ai < ks->naccounts; ai++)
+	tile = palloc(sizeof(int32) * (Size) (ks->cell1 - ks->cell0 + 1) * KPI_FACTS_TILE);
+	tiers = palloc(sizeof(int16) * (Size) Max(ndirty, 1) * KPI_FACTS_TILE);
+	for (int32 a0 = begin; a0 < end; a0 += KPI_FACTS_TILE)
 	{
-		KpiAccount *a = &ks->accounts[ai];
-		int32	   *churn = &ks->churn[ai];
-		int64		span_end;
+		int			n = Min(KPI_FACTS_TILE, end - a0);
 
-		if (*churn == CHURN_UNKNOWN || *churn == CHURN_NONE || *churn >= m0)
+		GatherTile(ks, a0, n, tile);
+		for (int i = 0; i < n; i++)
 		{
-			int32		was = *churn;
+			int32		ai = a0 + i;
+			KpiAccount *a = &ks->accounts[ai];
+			int32	   *churn = &ks->churn[ai];
+			int64		span_end;
 
-			*churn = ChurnFrom(ks, ai, was == CHURN_UNKNOWN ? a->first_month : Max(a->first_month, m0));
-			ks->churn_changed |= (*churn != was);
+			if (*churn == CHURN_UNKNOWN || *churn == CHURN_NONE || *churn >= m0)
+			{
+				int32		was = *churn;
+
+				*churn = ChurnFrom(ks, tile, i, was == CHURN_UNKNOWN ? a->first_month : Max(a->first_month, m0));
+				ks->churn_changed |= (*churn != was);
+			}
+			if (*churn != CHURN_NONE && KpiMonthOf(ks, *churn)->facts_dirty)
+				Cell(ks, *churn, a->size, KpiTierAt(ks, a, *churn))->churned++;
+			span_end = PG_INT64_MIN;
+			for (int k = 0; k < a->nspans; k++)
+				span_end = Max(span_end, ks->spans[a->span0 + k].end_day);
+
+			for (int k = 0; k < ndirty; k++)
+			{
+				int32		month = dirty[k];
+				KpiMonth   *km = KpiMonthOf(ks, month);
+				int32		count = tile[(Size) (month - ks->cell0) * KPI_FACTS_TILE + i];
+				int			tier = -1;
+
+				if (count > 0)
+				{
+					KpiCell    *c = Cell(ks, month, a->size, tier = KpiTierAt(ks, a, month));
+
+					c->active++;
+					c->sessions += count;
+				}
+				/* revenue: months that meet one of its subscriptions (sorted by start) */
+				if (a->nspans > 0 && km->revenue_dirty &&
+					month >= ks->first_month && month <= ks->current_month &&
+					KpiMonthFirstDay(month) < span_end && KpiMonthFirstDay(month + 1) > ks->spans[a->span0].first_day)
+					AddRevenue(ks, a, month, &tier);
+				if (km->tiers != NULL)
+					tiers[(Size) k * KPI_FACTS_TILE + i] = (int16) (tier >= 0 ? tier : KpiTierAt(ks, a, month));
+			}
 		}
-		if (*churn != CHURN_NONE && KpiMonthOf(ks, *churn)->facts_dirty)
-			Cell(ks, *churn, a->size, KpiTierAt(ks, a, *churn))->churned++;
-		span_end = PG_INT64_MIN;
-		for (int k = 0; k < a->nspans; k++)
-			span_end = Max(span_end, ks->spans[a->span0 + k].end_day);
-
 		for (int k = 0; k < ndirty; k++)
 		{
-			int32		month = dirty[k];
-			KpiMonth   *km = KpiMonthOf(ks, month);
-			int32		count = KpiCountOf(ks, ai, month);
-			int			tier = -1;
+			int16	   *dst = KpiMonthOf(ks, dirty[k])->tiers;
 
-			if (count > 0)
-			{
-				KpiCell    *c = Cell(ks, month, a->size, tier = KpiTierAt(ks, a, month));
-
-				c->active++;
-				c->sessions += count;
-			}
-			/* revenue: months that meet one of its subscriptions (sorted by start) */
-			if (a->nspans > 0 && km->revenue_dirty &&
-				month >= ks->first_month && month <= ks->current_month &&
-				KpiMonthFirstDay(month) < span_end && KpiMonthFirstDay(month + 1) > ks->spans[a->span0].first_day)
-				AddRevenue(ks, a, month, &tier);
-			if (km->tiers != NULL)
-				km->tiers[ai] = (int16) (tier >= 0 ? tier : KpiTierAt(ks, a, month));
+			if (dst != NULL)
+				memcpy(&dst[a0], &tiers[(Size) k * KPI_FACTS_TILE], sizeof(int16) * n);
 		}
-		if ((ai & 0xFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		CHECK_FOR_INTERRUPTS();
 	}
+	pfree(tile);
+	pfree(tiers);
 	pfree(dirty);
+}
+
+/* the facts of every account: on two cores when there are enough */
+void
+KpiComputeFacts(KpiState *ks, int32 m0)
+{
+	ParallelContext *pcxt;
+	int32		split;
+
+	/* a full rebuild keeps every tier for storing the months */
+	if (ks->keep_tiers)
+		for (int32 month = ks->cell0; month <= ks->cell1; month++)
+			if (KpiMonthOf(ks, month)->facts_dirty)
+				KpiMonthOf(ks, month)->tiers = MemoryContextAllocExtended(ks->cxt, sizeof(int16) * Max(ks->naccounts, 1),
+																		  MCXT_ALLOC_HUGE);
+	pcxt = ks->keep_tiers ? KpiFactsLaunch(ks, m0, &split) : NULL;
+	if (pcxt == NULL)
+		split = ks->naccounts;
+	KpiFactsRange(ks, m0, 0, split);
+	if (pcxt != NULL)
+		KpiFactsFinish(ks, pcxt, split);
 }
 
 /*

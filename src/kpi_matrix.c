@@ -61,15 +61,6 @@ KpiMonthRow(KpiState *ks, int32 month)
 	return km->counts;
 }
 
-/* the count of (account, month); 0 for months not touched */
-int32
-KpiCountOf(KpiState *ks, int32 account, int32 month)
-{
-	KpiMonth   *km = KpiMonthOf(ks, month);
-
-	return km->counts == NULL ? 0 : km->counts[account];
-}
-
 /* add count to (account, month), clamped to 0..INT32_MAX */
 void
 KpiAddCount(KpiState *ks, int32 account, int32 month, int64 count)
@@ -124,8 +115,14 @@ StoredBytes(Datum d, Size n, const char *what)
  * value of the block (most counts and plan_ids fit in a byte, so a row is
  * 2 kB, not 6).  A tier of width 1 stores KPI_NO_PLAN as -128.
  */
-static bytea *
-EncodeSlots(const int32 *values, bool tiers)
+static inline int
+SlotWidth(int32 lo, int32 hi)
+{
+	return (lo >= -128 && hi <= 127) ? 1 : (lo >= PG_INT16_MIN && hi <= PG_INT16_MAX) ? 2 : 4;
+}
+
+bytea *
+KpiEncodeCounts(const int32 *counts)
 {
 	int32		lo = 0,
 				hi = 0;
@@ -135,51 +132,56 @@ EncodeSlots(const int32 *values, bool tiers)
 
 	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
 	{
-		int32		v = (tiers && values[i] == KPI_NO_PLAN) ? -128 : values[i];
+		lo = Min(lo, counts[i]);
+		hi = Max(hi, counts[i]);
+	}
+	width = SlotWidth(lo, hi);
+	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
+	p = VARDATA(b);
+	*p++ = (char) width;
+	if (width == 1)
+		for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+			p[i] = (char) (int8) counts[i];
+	else if (width == 2)
+		for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+		{
+			int16		x = (int16) counts[i];
+
+			memcpy(p + 2 * i, &x, 2);
+		}
+	else
+		memcpy(p, counts, 4 * KPI_BLOCK_SLOTS);
+	return b;
+}
+
+/* tiers: never wider than 2; KPI_NO_PLAN counts as -128 for the width */
+bytea *
+KpiEncodeTiers(const int16 *tiers)
+{
+	int32		lo = 0,
+				hi = 0;
+	int			width;
+	bytea	   *b;
+	char	   *p;
+
+	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+	{
+		int32		v = tiers[i] == KPI_NO_PLAN ? -128 : tiers[i];
 
 		lo = Min(lo, v);
 		hi = Max(hi, v);
 	}
-	width = (lo >= -128 && hi <= 127) ? 1 : (lo >= PG_INT16_MIN && hi <= PG_INT16_MAX) ? 2 : 4;
+	width = SlotWidth(lo, hi);
+	Assert(width <= 2);
 	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
 	p = VARDATA(b);
 	*p++ = (char) width;
-	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
-	{
-		int32		v = values[i];
-
-		if (width == 1)
-			*p++ = (tiers && v == KPI_NO_PLAN) ? (int8) -128 : (int8) v;
-		else if (width == 2)
-		{
-			int16		x = (int16) v;
-
-			memcpy(p, &x, 2);
-			p += 2;
-		}
-		else
-		{
-			memcpy(p, &v, 4);
-			p += 4;
-		}
-	}
+	if (width == 1)
+		for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
+			p[i] = (char) (tiers[i] == KPI_NO_PLAN ? (int8) -128 : (int8) tiers[i]);
+	else
+		memcpy(p, tiers, 2 * KPI_BLOCK_SLOTS);
 	return b;
-}
-
-bytea *
-KpiEncodeCounts(const int32 *counts)
-{
-	return EncodeSlots(counts, false);
-}
-
-bytea *
-KpiEncodeTiers(const int16 *tiers)
-{
-	int32		v[KPI_BLOCK_SLOTS];
-
-	for (int i = 0; i < KPI_BLOCK_SLOTS; i++)
-		v[i] = tiers[i];
-	return EncodeSlots(v, true);
 }
 
 /* decode into values; false if the bytes are not a valid encoding */
@@ -334,8 +336,46 @@ KpiLoadStoredMonths(KpiState *ks)
  * The rows of one month: every block with accounts if the month is covered
  * (so that the delta path finds every tier), else the blocks with sessions
  */
+/*
+ * The accounts by block of kpi_month_activity, found once for every month:
+ * block k holds accounts [begin[k], begin[k + 1]) at slots slot[...], and
+ * the stored form of each tier
+ */
+typedef struct BlockRuns
+{
+	int			nblocks;
+	int64	   *block;
+	int32	   *begin;
+	int16	   *slot;
+	int16	   *stored;
+} BlockRuns;
+
 static void
-StoreMonth(KpiState *ks, SPIPlanPtr insert, BulkInsert *writer, int32 month)
+FindBlockRuns(KpiState *ks, BlockRuns *runs)
+{
+	runs->nblocks = 0;
+	runs->block = palloc(sizeof(int64) * Max(ks->naccounts, 1));
+	runs->begin = palloc(sizeof(int32) * (ks->naccounts + 1));
+	runs->slot = palloc(sizeof(int16) * Max(ks->naccounts, 1));
+	for (int32 a = 0; a < ks->naccounts; a++)
+	{
+		int64		block = KpiBlockOf(ks->accounts[a].id);
+
+		if (runs->nblocks == 0 || runs->block[runs->nblocks - 1] != block)
+		{
+			runs->block[runs->nblocks] = block;
+			runs->begin[runs->nblocks++] = a;
+		}
+		runs->slot[a] = (int16) KpiSlotOf(ks->accounts[a].id);
+	}
+	runs->begin[runs->nblocks] = ks->naccounts;
+	runs->stored = palloc(sizeof(int16) * (ks->nplans + 1));
+	for (int t = 0; t <= ks->nplans; t++)
+		runs->stored[t] = KpiStoredTier(ks, t);
+}
+
+static void
+StoreMonth(KpiState *ks, const BlockRuns *runs, SPIPlanPtr insert, BulkInsert *writer, int32 month)
 {
 	bool		covered = (month >= ks->first_month && month <= ks->current_month);
 	KpiMonth   *km = KpiMonthOf(ks, month);
@@ -344,11 +384,10 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, BulkInsert *writer, int32 month)
 	ArrayBuildState *countarr = NULL;
 	ArrayBuildState *tierarr = NULL;
 	Datum		args[4];
-	int			a = 0;
 
-	while (a < ks->naccounts)
+	for (int k = 0; k < runs->nblocks; k++)
 	{
-		int64		block = KpiBlockOf(ks->accounts[a].id);
+		int64		block = runs->block[k];
 		int32		cv[KPI_BLOCK_SLOTS];
 		int16		tv[KPI_BLOCK_SLOTS];
 		bool		any = covered;
@@ -356,12 +395,12 @@ StoreMonth(KpiState *ks, SPIPlanPtr insert, BulkInsert *writer, int32 month)
 		memset(cv, 0, sizeof(cv));
 		for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
 			tv[slot] = KPI_NO_PLAN;
-		for (; a < ks->naccounts && KpiBlockOf(ks->accounts[a].id) == block; a++)
+		for (int32 a = runs->begin[k]; a < runs->begin[k + 1]; a++)
 		{
-			int			slot = KpiSlotOf(ks->accounts[a].id);
+			int			slot = runs->slot[a];
 
 			cv[slot] = counts == NULL ? 0 : counts[a];
-			tv[slot] = KpiStoredTier(ks, km->tiers != NULL ? km->tiers[a] : KpiTierAt(ks, &ks->accounts[a], month));
+			tv[slot] = runs->stored[km->tiers != NULL ? km->tiers[a] : KpiTierAt(ks, &ks->accounts[a], month)];
 			any |= (cv[slot] != 0);
 		}
 		if (any && writer != NULL)
@@ -406,7 +445,9 @@ KpiStoreMonths(KpiState *ks, bool full)
 	 * the refresh lock, and a refresh that finds no state rebuilds).
 	 */
 	BulkInsert *writer = NULL;
+	BlockRuns	runs;
 
+	FindBlockRuns(ks, &runs);
 	if (full)
 	{
 		DogdbSpiExecute("TRUNCATE dogdb_internal.kpi_month_activity, dogdb_internal.kpi_churn_state",
@@ -414,6 +455,9 @@ KpiStoreMonths(KpiState *ks, bool full)
 		/* every row is new: straight to the heap, unless the table was altered */
 		writer = BulkInsertTryBegin(DogdbInternalRelationId("kpi_month_activity"),
 									kpi_month_columns, lengthof(kpi_month_columns));
+		/* an empty table: its index built once at the end */
+		if (writer != NULL)
+			BulkInsertRebuildIndexes(writer);
 	}
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
@@ -430,7 +474,7 @@ KpiStoreMonths(KpiState *ks, bool full)
 		if (!covered && !KpiMonthHasSessions(ks, month))
 			continue;
 		old = MemoryContextSwitchTo(ks->tmpcxt);
-		StoreMonth(ks, insert, writer, month);
+		StoreMonth(ks, &runs, insert, writer, month);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(ks->tmpcxt);
 		CHECK_FOR_INTERRUPTS();

@@ -2,9 +2,9 @@
  *
  * kpi_parallel.c
  *	  The KPI engine's full count of the sessions on two cores (kpi.h): a
- *	  parallel worker counts the upper half of dogdb.sessions' heap blocks
- *	  into shared memory while the leader counts the lower half into its
- *	  own matrix; the leader then adds the worker's counts.
+ *	  parallel worker counts chunks of dogdb.sessions' heap blocks into
+ *	  shared memory while the leader counts the others into its own
+ *	  matrix; the leader then adds the worker's counts.
  *
  * Design note.  The worker counts into a dense matrix in the parallel
  * context's shared memory, indexed by month within a window and by
@@ -16,6 +16,7 @@
  * half itself.  Both scans run under the refresh's snapshot (the worker
  * restores the leader's active snapshot), over block ranges fixed after
  * the snapshot was taken: every row it can see is in a block below that.
+ * Both run the loop of kpi_count.c, each with one scan for all its chunks.
  * The chunks are handed out by an atomic counter, so that the two finish
  * together whatever else the leader does or the machine runs.
  * Without a worker (none free, ids not compact, a window too large, not a
@@ -36,6 +37,7 @@
 #include "miscadmin.h"
 #include "optimizer/cost.h"
 #include "storage/bufmgr.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -80,74 +82,58 @@ typedef struct KpiParallelShared
 
 PGDLLEXPORT void KpiParallelScanMain(dsm_segment *seg, shm_toc *toc);
 
-/* the worker: count its blocks into the shared matrix */
+static int32 *
+WorkerRowOf(void *arg, int32 month)
+{
+	KpiParallelShared *sh = arg;
+
+	if (month < sh->month0 || month >= sh->month0 + sh->nmonths)
+		return NULL;
+	return &sh->counts[(Size) (month - sh->month0) * sh->dense_len];
+}
+
+/* a session outside the window: to the overflow list while it has room */
+static void
+WorkerElsewhere(void *arg, int32 month, int64 offset)
+{
+	KpiParallelShared *sh = arg;
+
+	if (sh->noverflow < KPI_OVERFLOW_MAX)
+	{
+		sh->overflow[sh->noverflow].month = month;
+		sh->overflow[sh->noverflow].offset = offset;
+		sh->noverflow++;
+	}
+	else
+		sh->overflowed = true;
+}
+
+/* the worker: count its chunks into the shared matrix */
 void
 KpiParallelScanMain(dsm_segment *seg, shm_toc *toc)
 {
 	KpiParallelShared *sh = shm_toc_lookup(toc, KPI_PARALLEL_KEY, false);
 	Relation	rel = table_open(sh->relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	int64		lo = 0,
-				hi = 0;
-	int32	   *row = NULL;
-	int32		month = 0;
-	uint64		n = 0;
+	TableScanDesc scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
+	KpiCounter	kc = {0};
 	uint32		c;
 
+	KpiInitMonthDays();
+	kc.account_att = sh->account_att;
+	kc.created_att = sh->created_att;
+	kc.min_id = sh->min_id;
+	kc.dense_len = sh->dense_len;
+	kc.row_of = WorkerRowOf;
+	kc.elsewhere = WorkerElsewhere;
+	kc.arg = sh;
 	memset(sh->counts, 0, sizeof(int32) * sh->nmonths * sh->dense_len);
 	while ((c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * sh->chunk < sh->nblocks)
 	{
-		BlockNumber start = c * sh->chunk;
-
 		sh->worker_chunk[c] = true;
-		scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, false);
-		heap_setscanlimits(scan, start, Min(sh->chunk, sh->nblocks - start));
-		/* a heap (the leader checked): its tuples read in place */
-		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-		{
-			int64		off;
-			TimestampTz ts;
-			bool		isnull;
-
-			off = DatumGetInt64(DogdbHeapGetAttr(tuple, sh->account_att, desc, &isnull)) - sh->min_id;
-			ts = DatumGetTimestampTz(DogdbHeapGetAttr(tuple, sh->created_att, desc, &isnull));
-			if ((++n & 0xFFFF) == 0)
-				CHECK_FOR_INTERRUPTS();
-			if ((uint64) off >= (uint64) sh->dense_len)
-				continue;			/* no such account (the leader checks the others) */
-			if (ts < lo || ts >= hi)
-			{
-				month = TIMESTAMP_NOT_FINITE(ts) ? KPI_MIN_MONTH - 1 : cal_month_of_timestamp(ts);
-				lo = hi = 0;
-				row = NULL;
-				if (!KpiInHorizon(month))
-				{
-					sh->outside++;
-					continue;
-				}
-				lo = cal_month_first_day(month) * USECS_PER_DAY;
-				hi = cal_month_first_day(month + 1) * USECS_PER_DAY;
-				if (month >= sh->month0 && month < sh->month0 + sh->nmonths)
-					row = &sh->counts[(Size) (month - sh->month0) * sh->dense_len];
-			}
-			if (row != NULL)
-			{
-				if (row[off] < PG_INT32_MAX)
-					row[off]++;
-			}
-			else if (sh->noverflow < KPI_OVERFLOW_MAX)
-			{
-				sh->overflow[sh->noverflow].month = month;
-				sh->overflow[sh->noverflow].offset = off;
-				sh->noverflow++;
-			}
-			else
-				sh->overflowed = true;
-		}
-		table_endscan(scan);
+		KpiCountBlocks(scan, c * sh->chunk, Min((c + 1) * sh->chunk, sh->nblocks), &kc);
 	}
+	sh->outside = kc.outside;
+	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 }
 
@@ -208,6 +194,8 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	Size		size;
 	ParallelContext *pcxt;
 	KpiParallelShared *sh;
+	KpiCounter	kc;
+	TableScanDesc scan;
 
 	if (ks->dense == NULL || ks->naccounts == 0 || max_parallel_workers_per_gather < 1)
 		return false;
@@ -220,6 +208,8 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		return false;
 
 	rel = table_open(relid, AccessShareLock);
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "sessions");
 	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
 		table_close(rel, AccessShareLock);
@@ -269,9 +259,10 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	}
 	/* the leader's serial work first, then chunks until none is left */
 	KpiLoadSubscriptions(ks);
-	*outside = 0;
+	KpiLeaderCounter(ks, rel, &kc);
+	scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
 	while ((c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * chunk < nblocks)
-		*outside += KpiCountSessionBlocks(ks, c * chunk, Min(chunk, nblocks - c * chunk));
+		KpiCountBlocks(scan, c * chunk, Min((c + 1) * chunk, nblocks), &kc);
 	WaitForParallelWorkersToFinish(pcxt);
 	ereport(DEBUG1, (errmsg_internal("KPI refresh: %d of %u chunks of %u blocks counted in a parallel worker",
 									 CountWorkerChunks(sh), (nblocks + chunk - 1) / chunk, chunk)));
@@ -279,13 +270,15 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	{
 		for (c = 0; c * chunk < nblocks; c++)
 			if (sh->worker_chunk[c])
-				*outside += KpiCountSessionBlocks(ks, c * chunk, Min(chunk, nblocks - c * chunk));
+				KpiCountBlocks(scan, c * chunk, Min((c + 1) * chunk, nblocks), &kc);
 	}
 	else
 	{
 		MergeShared(ks, sh);
-		*outside += sh->outside;
+		kc.outside += sh->outside;
 	}
+	table_endscan(scan);
+	*outside = kc.outside;
 	DestroyParallelContext(pcxt);
 	ExitParallelMode();
 	table_close(rel, AccessShareLock);

@@ -41,26 +41,12 @@ KpiInitMonthDays(void)
 		kpi_month_days[m - KPI_MIN_MONTH] = cal_month_first_day(m);
 }
 
-/* what a full scan of the sessions keeps between rows */
-typedef struct SessionScan
-{
-	int64		lo;				/* [lo, hi) are the timestamps of month */
-	int64		hi;
-	int32		month;
-	int32	   *row;			/* its counts, NULL if outside the horizon */
-	uint64		outside;		/* sessions outside the horizon */
-} SessionScan;
-
 typedef void (*KpiRowFn) (KpiState *ks, void *arg, Datum *values, bool *nulls);
 
-/*
- * every row of dogdb.<relname>, the given columns, under the snapshot; of
- * heap blocks [start, start + nblocks) only if nblocks is not
- * InvalidBlockNumber (a heap table)
- */
+/* every row of dogdb.<relname>, the given columns, under the snapshot */
 static void
-ScanTableBlocks(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
-				KpiRowFn fn, void *arg, BlockNumber start, BlockNumber nblocks)
+ScanTable(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
+		  KpiRowFn fn, void *arg)
 {
 	Oid			relid = DogdbRelationId(relname);
 	Relation	rel = table_open(relid, AccessShareLock);
@@ -83,13 +69,7 @@ ScanTableBlocks(KpiState *ks, const char *relname, const char *const *columns, i
 		maxatt = Max(maxatt, attnums[i]);
 	}
 	slot = table_slot_create(rel, NULL);
-	if (nblocks == InvalidBlockNumber)
-		scan = table_beginscan(rel, ks->snapshot, 0, NULL);
-	else
-	{
-		scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
-		heap_setscanlimits(scan, start, nblocks);
-	}
+	scan = table_beginscan(rel, ks->snapshot, 0, NULL);
 	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
 	{
 		/* a heap: its tuples read in place, without a slot */
@@ -123,24 +103,6 @@ ScanTableBlocks(KpiState *ks, const char *relname, const char *const *columns, i
 	table_close(rel, AccessShareLock);
 }
 
-static void
-ScanTable(KpiState *ks, const char *relname, const char *const *columns, int ncolumns,
-		  KpiRowFn fn, void *arg)
-{
-	ScanTableBlocks(ks, relname, columns, ncolumns, fn, arg, 0, InvalidBlockNumber);
-}
-
-/* the month of a timestamp, or KPI_MIN_MONTH - 1 if outside the horizon */
-static int32
-HorizonMonth(TimestampTz ts)
-{
-	int32		month;
-
-	if (TIMESTAMP_NOT_FINITE(ts))
-		return KPI_MIN_MONTH - 1;
-	month = cal_month_of_timestamp(ts);
-	return KpiInHorizon(month) ? month : KPI_MIN_MONTH - 1;
-}
 
 /*
  * Accounts
@@ -174,7 +136,7 @@ AddAccount(KpiState *ks, void *arg, Datum *values, bool *nulls)
 				memcmp(VARDATA_ANY(size), kpi_size_names[i], strlen(kpi_size_names[i])) == 0)
 				a->size = i;
 	}
-	a->first_month = HorizonMonth(created);
+	a->first_month = KpiHorizonMonth(created);
 	if (!KpiInHorizon(a->first_month))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
@@ -322,47 +284,47 @@ KpiLoadSubscriptions(KpiState *ks)
 }
 
 /*
- * Sessions: the full scan's hot loop
+ * Sessions: the serial full count (kpi_count.c has the loop)
  */
+static int32
+LeaderIndexOf(void *arg, int64 id)
+{
+	return KpiAccountIndex((KpiState *) arg, id);
+}
+
+static int32 *
+LeaderRowOf(void *arg, int32 month)
+{
+	return KpiMonthRow((KpiState *) arg, month);
+}
+
+/* the leader's counter: straight into the matrix (indexed by account) */
+void
+KpiLeaderCounter(KpiState *ks, Relation rel, KpiCounter *kc)
+{
+	memset(kc, 0, sizeof(*kc));
+	kc->account_att = get_attnum(RelationGetRelid(rel), "account_id");
+	kc->created_att = get_attnum(RelationGetRelid(rel), "created_at");
+	if (kc->account_att == InvalidAttrNumber || kc->created_att == InvalidAttrNumber)
+		elog(ERROR, "column account_id or created_at of %s.sessions is missing", DOGDB_SCHEMA);
+	if (ks->dense != NULL)
+	{
+		kc->min_id = ks->min_id;
+		kc->dense_len = ks->dense_len;
+		/* ids without holes: the offset is the index */
+		kc->map = ks->dense_len == ks->naccounts ? NULL : ks->dense;
+	}
+	else
+		kc->index_of = LeaderIndexOf;
+	kc->row_of = LeaderRowOf;
+	kc->arg = ks;
+}
+
 static void
 CountSession(KpiState *ks, void *arg, Datum *values, bool *nulls)
 {
-	SessionScan *scan = arg;
-	int32		account = KpiAccountIndex(ks, DatumGetInt64(values[0]));
-	TimestampTz ts = DatumGetTimestampTz(values[1]);
-
-	if (account < 0)
-		return;
-	if (ts < scan->lo || ts >= scan->hi)
-	{
-		scan->month = HorizonMonth(ts);
-		if (!KpiInHorizon(scan->month))
-		{
-			scan->outside++;
-			scan->lo = scan->hi = 0;
-			return;
-		}
-		scan->lo = cal_month_first_day(scan->month) * USECS_PER_DAY;
-		scan->hi = cal_month_first_day(scan->month + 1) * USECS_PER_DAY;
-		scan->row = KpiMonthRow(ks, scan->month);
-	}
-	if (scan->row[account] < PG_INT32_MAX)
-		scan->row[account]++;
-}
-
-/*
- * count the sessions of dogdb.sessions into the matrix: of heap blocks
- * [start, start + nblocks) only unless nblocks is InvalidBlockNumber;
- * returns the number outside the horizon
- */
-uint64
-KpiCountSessionBlocks(KpiState *ks, BlockNumber start, BlockNumber nblocks)
-{
-	static const char *const columns[] = {"account_id", "created_at"};
-	SessionScan scan = {0, 0, 0, NULL, 0};
-
-	ScanTableBlocks(ks, "sessions", columns, lengthof(columns), CountSession, &scan, start, nblocks);
-	return scan.outside;
+	if (!nulls[0] && !nulls[1])
+		KpiCountRow((KpiCounter *) arg, DatumGetInt64(values[0]), DatumGetTimestampTz(values[1]));
 }
 
 /* count every session of dogdb.sessions into the matrix; load the subscriptions if not yet */
@@ -373,9 +335,30 @@ KpiCountSessions(KpiState *ks)
 
 	if (!KpiCountSessionsParallel(ks, &outside))
 	{
+		Relation	rel = table_open(DogdbRelationId("sessions"), AccessShareLock);
+		KpiCounter	kc;
+
 		if (!ks->subscriptions_loaded)
 			KpiLoadSubscriptions(ks);
-		outside = KpiCountSessionBlocks(ks, 0, InvalidBlockNumber);
+		KpiLeaderCounter(ks, rel, &kc);
+		if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
+		{
+			TableScanDesc scan;
+
+			if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "sessions");
+			scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
+			KpiCountBlocks(scan, 0, ((HeapScanDesc) scan)->rs_nblocks, &kc);
+			table_endscan(scan);
+		}
+		else
+		{
+			static const char *const columns[] = {"account_id", "created_at"};
+
+			ScanTable(ks, "sessions", columns, lengthof(columns), CountSession, &kc);
+		}
+		table_close(rel, AccessShareLock);
+		outside = kc.outside;
 	}
 	if (outside > 0)
 		ereport(WARNING,
