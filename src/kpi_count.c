@@ -49,8 +49,7 @@ KpiInitDayMonths(void)
 
 /*
  * The month of a timestamp, or KPI_MIN_MONTH - 1 if outside the horizon
- * (KpiInitMonthDays first; the session count's table, KpiInitDayMonths,
- * makes it a lookup)
+ * (by_table: a lookup, KpiInitDayMonths first)
  */
 static inline int32
 HorizonMonth(TimestampTz ts, bool by_table)
@@ -66,7 +65,8 @@ HorizonMonth(TimestampTz ts, bool by_table)
 int32
 KpiHorizonMonth(TimestampTz ts)
 {
-	return HorizonMonth(ts, false);
+	KpiInitDayMonths();
+	return HorizonMonth(ts, true);
 }
 
 /* a session of account id at ts */

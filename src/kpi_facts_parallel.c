@@ -25,6 +25,7 @@
 #include "common/int.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
 
 #include "kpi.h"
 
@@ -40,8 +41,11 @@
 #define KEY_CHURN		0x6B70660A
 #define KEY_CELLS		0x6B70660B
 
-/* below this many account-months the worker costs more than it saves */
-#define KPI_PARALLEL_FACTS_MIN 32768
+/*
+ * below this many account-months the worker costs more than it saves
+ * (force_parallel_mode, as for the planner, starts it anyway: tests)
+ */
+#define KPI_PARALLEL_FACTS_MIN (1024 * 1024)
 
 typedef struct FactsHeader
 {
@@ -172,8 +176,9 @@ KpiFactsLaunch(KpiState *ks, int32 m0, int32 *split)
 	*split = ks->naccounts;
 	for (int32 m = ks->cell0; m <= ks->cell1; m++)
 		ndirty += KpiMonthOf(ks, m)->facts_dirty;
-	if ((int64) ks->naccounts * ndirty < KPI_PARALLEL_FACTS_MIN || ks->naccounts < 2 * KPI_FACTS_TILE ||
-		max_parallel_workers_per_gather < 1 || IsInParallelMode() || !ks->subscriptions_loaded)
+	if (((int64) ks->naccounts * ndirty < KPI_PARALLEL_FACTS_MIN && force_parallel_mode == FORCE_PARALLEL_OFF) ||
+		ks->naccounts < 2 * KPI_FACTS_TILE || max_parallel_workers_per_gather < 1 ||
+		IsInParallelMode() || !ks->subscriptions_loaded)
 		return NULL;
 	/* the worker starts later and faults in the shared memory it reads: less for it */
 	lo = (int32) ((int64) ks->naccounts * 58 / 100) / KPI_FACTS_TILE * KPI_FACTS_TILE;

@@ -20,7 +20,9 @@
  * The chunks are handed out by an atomic counter, so that the two finish
  * together whatever else the leader does or the machine runs.
  * Without a worker (none free, ids not compact, a window too large, not a
- * heap), the caller counts serially.
+ * heap, under 1024 blocks), the caller counts serially.  Under
+ * force_parallel_mode, as for the planner, the worker is started whatever
+ * the size and counts every chunk itself (tests).
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +38,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -216,7 +219,7 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		return false;
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
-	if (nblocks < 1024)
+	if (nblocks < 1024 && (force_parallel_mode == FORCE_PARALLEL_OFF || nblocks == 0))
 	{
 		table_close(rel, AccessShareLock);
 		return false;			/* not worth a worker */
@@ -261,7 +264,9 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	KpiLoadSubscriptions(ks);
 	KpiLeaderCounter(ks, rel, &kc);
 	scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
-	while ((c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * chunk < nblocks)
+	/* force_parallel_mode (tests): the worker counts every chunk */
+	while (force_parallel_mode == FORCE_PARALLEL_OFF &&
+		   (c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * chunk < nblocks)
 		KpiCountBlocks(scan, c * chunk, Min((c + 1) * chunk, nblocks), &kc);
 	WaitForParallelWorkersToFinish(pcxt);
 	ereport(DEBUG1, (errmsg_internal("KPI refresh: %d of %u chunks of %u blocks counted in a parallel worker",

@@ -72,14 +72,37 @@ ScanTable(KpiState *ks, const char *relname, const char *const *columns, int nco
 	scan = table_beginscan(rel, ks->snapshot, 0, NULL);
 	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID)
 	{
-		/* a heap: its tuples read in place, without a slot */
+		/*
+		 * a heap: its tuples read in place, without a slot; one pass over
+		 * the attributes when a column follows one of variable width
+		 */
 		TupleDesc	desc = RelationGetDescr(rel);
 		HeapTuple	tuple;
+		bool		deform = false;
+		Datum	   *all = NULL;
+		bool	   *allnulls = NULL;
 
+		for (int i = 0; i < ncolumns; i++)
+			deform |= TupleDescAttr(desc, attnums[i] - 1)->attcacheoff < 0 && attnums[i] > 1;
+		if (deform)
+		{
+			all = palloc(sizeof(Datum) * desc->natts);
+			allnulls = palloc(sizeof(bool) * desc->natts);
+		}
 		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
+			if (deform)
+				heap_deform_tuple(tuple, desc, all, allnulls);
 			for (int i = 0; i < ncolumns; i++)
-				values[i] = DogdbHeapGetAttr(tuple, attnums[i], desc, &nulls[i]);
+			{
+				if (deform)
+				{
+					values[i] = all[attnums[i] - 1];
+					nulls[i] = allnulls[attnums[i] - 1];
+				}
+				else
+					values[i] = DogdbHeapGetAttr(tuple, attnums[i], desc, &nulls[i]);
+			}
 			fn(ks, arg, values, nulls);
 			if ((++n & 0xFFFF) == 0)
 				CHECK_FOR_INTERRUPTS();

@@ -40,6 +40,9 @@ MONTHS=24
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
+# a descriptor nothing is ever written to: read -t on it is a sleep without a process
+exec {tick}<> <(:)
+
 # run SQL in a fresh backend; print "<ms> <peak RssAnon kB>" of its last statement
 measure() {
 	local sql=$1 app="dogdb_scale_$$_$RANDOM" out pid peak=0 kb
@@ -57,10 +60,15 @@ measure() {
 		[ -n "$pid" ] && break
 		sleep 0.02
 	done
+	# sampled with bash builtins only: no process started per sample to
+	# take CPU from the refresh measured (2 cores)
 	while [ -n "$pid" ] && kill -0 "$client" 2>/dev/null; do
-		kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+		kb=
+		while read -r key value _; do
+			[ "$key" = RssAnon: ] && kb=$value
+		done <"/proc/$pid/status" 2>/dev/null || true
 		[ -n "$kb" ] && [ "$kb" -gt "$peak" ] && peak=$kb
-		sleep 0.01
+		read -r -t 0.01 -u "$tick" _ || true
 	done
 	wait "$client"
 	# the last timing printed is the measured statement's
