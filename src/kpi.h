@@ -267,7 +267,7 @@ extern void KpiListStoredMonths(KpiState *ks);
 extern void KpiLoadStoredMonths(KpiState *ks);
 extern void KpiStoreMonths(KpiState *ks, bool full);
 extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
-extern void KpiStoreChurnState(KpiState *ks);
+extern void KpiStoreChurnState(KpiState *ks, bool full);
 extern void KpiStoreCoverage(KpiState *ks);
 extern Datum KpiMonthDate(int32 month);
 extern bytea *KpiEncodeCounts(const int32 *counts);

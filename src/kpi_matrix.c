@@ -31,6 +31,9 @@
 static const BulkInsertColumn kpi_month_columns[] = {
 	{"month", DATEOID}, {"block", INT8OID}, {"session_counts", BYTEAOID}, {"plan_ids", BYTEAOID}
 };
+static const BulkInsertColumn kpi_churn_columns[] = {
+	{"block", INT8OID}, {"first_months", BYTEAOID}, {"churn_months", BYTEAOID}, {"company_sizes", BYTEAOID}
+};
 
 Datum
 KpiMonthDate(int32 month)
@@ -544,14 +547,21 @@ KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
 
 /* write every account's first month, churn month and size, by block */
 void
-KpiStoreChurnState(KpiState *ks)
+KpiStoreChurnState(KpiState *ks, bool full)
 {
 	Oid			argtypes[4] = {INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
 	ArrayBuildState *arrs[4] = {NULL, NULL, NULL, NULL};
 	Datum		args[4];
 	int			a = 0;
 	MemoryContext old = MemoryContextSwitchTo(ks->tmpcxt);
+	BulkInsert *writer = NULL;
 
+	/* a full rebuild has emptied the table (KpiStoreMonths): straight to the heap */
+	if (full)
+		writer = BulkInsertTryBegin(DogdbInternalRelationId("kpi_churn_state"),
+									kpi_churn_columns, lengthof(kpi_churn_columns));
+	else
+		DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_churn_state", false, 0, SPI_OK_DELETE);
 	while (a < ks->naccounts)
 	{
 		int64		block = KpiBlockOf(ks->accounts[a].id);
@@ -571,13 +581,28 @@ KpiStoreChurnState(KpiState *ks)
 			cv[slot] = (int16) ks->churn[a];
 			VARDATA(z)[slot] = (char) ks->accounts[a].size;
 		}
+		if (writer != NULL)
+		{
+			Datum		values[4] = {Int64GetDatum(block), PointerGetDatum(f), PointerGetDatum(c), PointerGetDatum(z)};
+			bool		nulls[4] = {false, false, false, false};
+
+			BulkInsertRow(writer, values, nulls);	/* copies the values */
+			pfree(f);
+			pfree(c);
+			pfree(z);
+			continue;
+		}
 		arrs[0] = accumArrayResult(arrs[0], Int64GetDatum(block), false, INT8OID, ks->tmpcxt);
 		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(f), false, BYTEAOID, ks->tmpcxt);
 		arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(c), false, BYTEAOID, ks->tmpcxt);
 		arrs[3] = accumArrayResult(arrs[3], PointerGetDatum(z), false, BYTEAOID, ks->tmpcxt);
 	}
-	DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_churn_state", false, 0, SPI_OK_DELETE);
-	if (arrs[0] != NULL)
+	if (writer != NULL)
+	{
+		BulkInsertEnd(writer);
+		CommandCounterIncrement();
+	}
+	else if (arrs[0] != NULL)
 	{
 		for (int i = 0; i < 4; i++)
 			args[i] = makeArrayResult(arrs[i], ks->tmpcxt);

@@ -507,7 +507,7 @@ KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 		StepDone("storing the months");
 		/* sizes and first months change only with the accounts marked */
 		if (ch.full || ks->churn_changed || ch.naccounts > 0)
-			KpiStoreChurnState(ks);
+			KpiStoreChurnState(ks, ch.full);
 		if (ch.full || old_first != ks->first_month || old_last != ks->current_month)
 			KpiStoreCoverage(ks);
 		StepDone("storing churn and coverage");
