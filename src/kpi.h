@@ -164,6 +164,7 @@ typedef struct KpiState
 	int			nplans;
 	ProrationSpan *spans;		/* by account, then first_day */
 	bool		subscriptions_loaded;	/* spans are loaded */
+	struct KpiParallelCount *parallel_count;	/* a count started early (KpiCountStart) */
 
 	KpiMonth	months[KPI_NMONTHS];	/* month m at months[m - KPI_MIN_MONTH] */
 	int32		first_month;	/* churn and revenue: [first_month, current_month] */
@@ -290,6 +291,7 @@ extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months
 								  const int64 *counts, bool *changed, int *months_done);
 
 /* kpi_parallel.c: the full count split with a parallel worker; false: not done */
+extern void KpiCountStart(KpiState *ks);
 extern bool KpiCountSessionsParallel(KpiState *ks, uint64 *outside);
 
 /* kpi_facts_parallel.c: the facts of a full rebuild split with a parallel worker */

@@ -150,10 +150,26 @@ CountWorkerChunks(KpiParallelShared *sh)
 	return n;
 }
 
-/* add the worker's counts to the leader's matrix */
+/* the account of a worker offset, or -1 */
+static inline int32
+AccountOfOffset(KpiState *ks, KpiParallelShared *sh, int64 off, bool same_index)
+{
+	return same_index ? ks->dense[off] : KpiAccountIndex(ks, sh->min_id + off);
+}
+
+/*
+ * add the worker's counts to the leader's matrix (its offsets are the
+ * leader's dense index unless the count started before the accounts were
+ * loaded and they turned out otherwise)
+ */
 static void
 MergeShared(KpiState *ks, KpiParallelShared *sh)
 {
+	bool		same_index = ks->dense != NULL && ks->min_id == sh->min_id && ks->dense_len == sh->dense_len;
+
+	ereport(DEBUG1, (errmsg_internal("KPI refresh: %d sessions outside the worker's months, offsets mapped %s",
+									 sh->noverflow, same_index ? "by index" : "by search")));
+
 	for (int32 m = 0; m < sh->nmonths; m++)
 	{
 		const int32 *src = &sh->counts[(Size) m * sh->dense_len];
@@ -163,7 +179,7 @@ MergeShared(KpiState *ks, KpiParallelShared *sh)
 		{
 			int32		a;
 
-			if (src[off] == 0 || (a = ks->dense[off]) < 0)
+			if (src[off] == 0 || (a = AccountOfOffset(ks, sh, off, same_index)) < 0)
 				continue;
 			if (dst == NULL)
 				dst = KpiMonthRow(ks, sh->month0 + m);
@@ -173,58 +189,54 @@ MergeShared(KpiState *ks, KpiParallelShared *sh)
 	}
 	for (int32 i = 0; i < sh->noverflow; i++)
 	{
-		int32		a = ks->dense[sh->overflow[i].offset];
+		int32		a = AccountOfOffset(ks, sh, sh->overflow[i].offset, same_index);
 
 		if (a >= 0)
 			KpiAddCount(ks, a, sh->overflow[i].month, 1);
 	}
 }
 
+/* a parallel count under way (started by KpiCountSessionsParallel or KpiCountStart) */
+typedef struct KpiParallelCount
+{
+	ParallelContext *pcxt;
+	KpiParallelShared *sh;
+	Relation	rel;
+} KpiParallelCount;
+
 /*
- * Count every session with one parallel worker; false if the count was
- * not done (the caller counts serially)
+ * Start the worker on offsets account_id - min_id in [0, dense_len) and
+ * the months [month0, month0 + nmonths); NULL if not started
  */
-bool
-KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
+static KpiParallelCount *
+Launch(KpiState *ks, int64 min_id, int64 dense_len, int32 month0, int32 nmonths)
 {
 	Oid			relid = DogdbRelationId("sessions");
 	Relation	rel;
 	BlockNumber nblocks;
-	BlockNumber chunk;
-	uint32		c;
-	int32		month0;
-	int32		nmonths;
 	Size		size;
 	ParallelContext *pcxt;
 	KpiParallelShared *sh;
-	KpiCounter	kc;
-	TableScanDesc scan;
+	KpiParallelCount *pc;
 
-	if (ks->dense == NULL || ks->naccounts == 0 || max_parallel_workers_per_gather < 1)
-		return false;
-	month0 = ks->current_month;
-	for (int a = 0; a < ks->naccounts; a++)
-		month0 = Min(month0, ks->accounts[a].first_month);
-	nmonths = ks->current_month - month0 + 1;
-	size = offsetof(KpiParallelShared, counts) + sizeof(int32) * (Size) nmonths * (Size) ks->dense_len;
-	if ((Size) nmonths * (Size) ks->dense_len * sizeof(int32) > KPI_PARALLEL_MAX_BYTES)
-		return false;
-
+	if (max_parallel_workers_per_gather < 1 || dense_len <= 0 || nmonths <= 0 ||
+		(Size) nmonths * (Size) dense_len * sizeof(int32) > KPI_PARALLEL_MAX_BYTES)
+		return NULL;
+	size = offsetof(KpiParallelShared, counts) + sizeof(int32) * (Size) nmonths * (Size) dense_len;
 	rel = table_open(relid, AccessShareLock);
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "sessions");
 	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
 		table_close(rel, AccessShareLock);
-		return false;
+		return NULL;
 	}
 	nblocks = RelationGetNumberOfBlocks(rel);
 	if (nblocks < 1024 && (force_parallel_mode == FORCE_PARALLEL_OFF || nblocks == 0))
 	{
 		table_close(rel, AccessShareLock);
-		return false;			/* not worth a worker */
+		return NULL;			/* not worth a worker */
 	}
-	chunk = Max(KPI_MIN_CHUNK, (nblocks + KPI_MAX_CHUNKS - 1) / KPI_MAX_CHUNKS);
 
 	EnterParallelMode();
 	pcxt = CreateParallelContext("dogdb_analytics", "KpiParallelScanMain", 1);
@@ -236,7 +248,7 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 		DestroyParallelContext(pcxt);
 		ExitParallelMode();
 		table_close(rel, AccessShareLock);
-		return false;
+		return NULL;
 	}
 	sh = shm_toc_allocate(pcxt->toc, size);
 	memset(sh, 0, offsetof(KpiParallelShared, counts));
@@ -244,35 +256,118 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	sh->account_att = get_attnum(relid, "account_id");
 	sh->created_att = get_attnum(relid, "created_at");
 	sh->nblocks = nblocks;
-	sh->chunk = chunk;
+	sh->chunk = Max(KPI_MIN_CHUNK, (nblocks + KPI_MAX_CHUNKS - 1) / KPI_MAX_CHUNKS);
 	pg_atomic_init_u32(&sh->next_chunk, 0);
-	sh->min_id = ks->min_id;
-	sh->dense_len = ks->dense_len;
+	sh->min_id = min_id;
+	sh->dense_len = dense_len;
 	sh->month0 = month0;
 	sh->nmonths = nmonths;
 	shm_toc_insert(pcxt->toc, KPI_PARALLEL_KEY, sh);
 	LaunchParallelWorkers(pcxt);
-
 	if (pcxt->nworkers_launched == 0)
 	{
 		DestroyParallelContext(pcxt);
 		ExitParallelMode();
 		table_close(rel, AccessShareLock);
-		return false;
+		return NULL;
 	}
+	pc = palloc(sizeof(KpiParallelCount));
+	pc->pcxt = pcxt;
+	pc->sh = sh;
+	pc->rel = rel;
+	return pc;
+}
+
+/*
+ * A full rebuild: start the worker before the accounts are loaded, so
+ * that it counts while the leader loads them.  The offsets come from the
+ * accounts' smallest and largest ids (their primary key), the months from
+ * the first one of the last refresh (a session before it goes to the
+ * worker's overflow list).  Nothing is started without a last refresh or
+ * with ids far from compact.
+ */
+void
+KpiCountStart(KpiState *ks)
+{
+	int32		first_month;
+	int32		last_month;
+	SPITupleTable *tt;
+	bool		null_min,
+				null_max,
+				null_n;
+	int64		min_id,
+				max_id;
+	float4		reltuples;
+
+	ks->parallel_count = NULL;
+	if (!KpiLoadCoverage(ks, &first_month, &last_month) || first_month > ks->current_month)
+		return;
+	DogdbSpiExecute("SELECT min(account_id), max(account_id),"
+					" (SELECT reltuples FROM pg_catalog.pg_class WHERE oid = 'dogdb.accounts'::pg_catalog.regclass)"
+					" FROM dogdb.accounts", true, 0, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	min_id = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &null_min));
+	max_id = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &null_max));
+	reltuples = DatumGetFloat4(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &null_n));
+	SPI_freetuptable(tt);
+	/* the leader's own test of compact ids (KpiLoadAccounts), on the estimated count */
+	if (null_min || null_max || null_n || max_id - min_id + 1 <= 0 ||
+		max_id - min_id + 1 > (int64) Max(reltuples, 0) * 8 + 1024)
+		return;
+	ks->parallel_count = Launch(ks, min_id, max_id - min_id + 1, first_month, ks->current_month - first_month + 1);
+	if (ks->parallel_count != NULL)
+		ereport(DEBUG1, (errmsg_internal("KPI refresh: the count started before the accounts were loaded")));
+}
+
+/*
+ * Count every session with one parallel worker (started here, or by
+ * KpiCountStart); false if the count was not done (the caller counts
+ * serially)
+ */
+bool
+KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
+{
+	KpiParallelCount *pc = ks->parallel_count;
+	KpiParallelShared *sh;
+	BlockNumber nblocks;
+	BlockNumber chunk;
+	uint32		c;
+	KpiCounter	kc;
+	TableScanDesc scan;
+
+	ks->parallel_count = NULL;
+	if (pc == NULL)
+	{
+		int32		month0 = ks->current_month;
+
+		if (ks->dense == NULL || ks->naccounts == 0)
+			return false;
+		for (int a = 0; a < ks->naccounts; a++)
+			month0 = Min(month0, ks->accounts[a].first_month);
+		pc = Launch(ks, ks->min_id, ks->dense_len, month0, ks->current_month - month0 + 1);
+		if (pc == NULL)
+			return false;
+	}
+	sh = pc->sh;
+	nblocks = sh->nblocks;
+	chunk = sh->chunk;
+
 	/* the leader's serial work first, then chunks until none is left */
-	KpiLoadSubscriptions(ks);
-	KpiLeaderCounter(ks, rel, &kc);
-	scan = table_beginscan_strat(rel, ks->snapshot, 0, NULL, true, false);
+	if (!ks->subscriptions_loaded)
+		KpiLoadSubscriptions(ks);
+	KpiLeaderCounter(ks, pc->rel, &kc);
+	scan = table_beginscan_strat(pc->rel, ks->snapshot, 0, NULL, true, false);
 	/* force_parallel_mode (tests): the worker counts every chunk */
 	while (force_parallel_mode == FORCE_PARALLEL_OFF &&
 		   (c = pg_atomic_fetch_add_u32(&sh->next_chunk, 1)) * chunk < nblocks)
 		KpiCountBlocks(scan, c * chunk, Min((c + 1) * chunk, nblocks), &kc);
-	WaitForParallelWorkersToFinish(pcxt);
+	WaitForParallelWorkersToFinish(pc->pcxt);
 	ereport(DEBUG1, (errmsg_internal("KPI refresh: %d of %u chunks of %u blocks counted in a parallel worker",
 									 CountWorkerChunks(sh), (nblocks + chunk - 1) / chunk, chunk)));
 	if (sh->overflowed)
 	{
+		ereport(DEBUG1, (errmsg_internal("KPI refresh: over %d sessions outside the worker's months: its blocks counted again",
+										 KPI_OVERFLOW_MAX)));
 		for (c = 0; c * chunk < nblocks; c++)
 			if (sh->worker_chunk[c])
 				KpiCountBlocks(scan, c * chunk, Min((c + 1) * chunk, nblocks), &kc);
@@ -284,8 +379,9 @@ KpiCountSessionsParallel(KpiState *ks, uint64 *outside)
 	}
 	table_endscan(scan);
 	*outside = kc.outside;
-	DestroyParallelContext(pcxt);
+	DestroyParallelContext(pc->pcxt);
 	ExitParallelMode();
-	table_close(rel, AccessShareLock);
+	table_close(pc->rel, AccessShareLock);
+	pfree(pc);
 	return true;
 }

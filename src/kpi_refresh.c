@@ -484,6 +484,9 @@ KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 	}
 	if (!done)
 	{
+		/* a full rebuild: the parallel count starts now, while the accounts load */
+		if (ch.full)
+			KpiCountStart(ks);
 		LoadSources(ks, ch.full);
 		StepDone(ch.full ? "loading accounts" : "loading accounts and subscriptions");
 		if (!ch.full)
