@@ -20,6 +20,9 @@
 # Works with whatever KPI engine is installed: it only calls
 # dogdb_generate_demo_data, dogdb_refresh_kpis and writes the source tables.
 #
+# STEPS (default 5) more full rebuilds print the engine's steps (its DEBUG1
+# timings): min, median and max of each, and the backend's CPU in it.
+#
 # REUSE=1 keeps data already there: with SCALE accounts in dogdb.accounts
 # it skips the generation (and leaves the data in place at the end), so a
 # database generated once can be measured again.
@@ -36,6 +39,7 @@ fi
 SCALE=${SCALE:-1000000}
 SMALL=${SMALL:-100000}
 REUSE=${REUSE:-0}
+STEPS=${STEPS:-5}
 MONTHS=24
 PSQL="psql -X -q -At -v ON_ERROR_STOP=1"
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
@@ -142,6 +146,23 @@ $PSQL -c "SELECT 'incremental rows that differ from a full rebuild: ' ||
 	((SELECT count(*) FROM (SELECT * FROM public.scale_incremental EXCEPT ALL SELECT * FROM dogdb_internal.kpi_facts) d)
 	 + (SELECT count(*) FROM (SELECT * FROM dogdb_internal.kpi_facts EXCEPT ALL SELECT * FROM public.scale_incremental) d))"
 $PSQL -c "DROP TABLE public.scale_incremental"
+
+# the full refresh's steps: STEPS more rebuilds, each in a fresh connection,
+# with the engine's DEBUG1 step timings (wall, and the CPU of the backend)
+if [ "$STEPS" -gt 0 ]; then
+	echo "== the full refresh's steps, $STEPS rebuilds: min, median, max ms, and the backend's CPU ms in the median run"
+	for _ in $(seq "$STEPS"); do
+		PGOPTIONS="$PGOPTIONS -c client_min_messages=debug1" $PSQL -c "SELECT count(*) FROM dogdb_refresh_kpis(true)" 2>&1 |
+			sed -n 's/.*KPI refresh: \([a-z ]*\) took \([0-9.]*\) ms (\([0-9.]*\) ms CPU here).*/\1|\2|\3/p'
+	done | sort -t'|' -k1,1 -k2,2n | awk -F'|' '
+		function flush() {
+			if (n > 0)
+				printf "%-32s %8.0f %8.0f %8.0f %8.0f\n", step, w[1], w[int((n + 1) / 2)], w[n], cpu[int((n + 1) / 2)]
+		}
+		$1 != step { flush(); step = $1; n = 0 }
+		{ n++; w[n] = $2; cpu[n] = $3 }
+		END { flush() }'
+fi
 
 if [ "$SMALL" -gt 0 ]; then
 	echo "== one day at $SMALL accounts"
