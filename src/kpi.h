@@ -271,6 +271,8 @@ extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_mont
 extern void KpiStoreChurnState(KpiState *ks, bool full);
 extern void KpiStoreCoverage(KpiState *ks);
 extern Datum KpiMonthDate(int32 month);
+extern bytea *KpiNewBytea(Size n);
+extern char *KpiStoredBytes(Datum d, Size n, const char *what);
 extern bytea *KpiEncodeCounts(const int32 *counts);
 extern bytea *KpiEncodeTiers(const int16 *tiers);
 extern bool KpiDecodeCounts(Datum d, int32 *counts);

@@ -5,10 +5,10 @@
  *	  and month, and their stored form between refreshes.
  *
  * Stored state is rows by block of accounts (kpi.h): per (month, block) in
- * dogdb_internal.kpi_month_activity the slots' session counts and tiers,
- * per block in dogdb_internal.kpi_churn_state the slots' first month,
- * churn month and size.  Counts of accounts that no longer exist are
- * dropped when read, and the month is rewritten without them.
+ * dogdb_internal.kpi_month_activity the slots' session counts and tiers
+ * (the churn state, per block, is in kpi_state.c).  Counts of accounts
+ * that no longer exist are dropped when read, and the month is rewritten
+ * without them.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,9 +30,6 @@
 /* dogdb_internal.kpi_month_activity, as a full rebuild writes it in bulk */
 static const BulkInsertColumn kpi_month_columns[] = {
 	{"month", DATEOID}, {"block", INT8OID}, {"session_counts", BYTEAOID}, {"plan_ids", BYTEAOID}
-};
-static const BulkInsertColumn kpi_churn_columns[] = {
-	{"block", INT8OID}, {"first_months", BYTEAOID}, {"churn_months", BYTEAOID}, {"company_sizes", BYTEAOID}
 };
 
 Datum
@@ -89,8 +86,8 @@ KpiMonthHasSessions(KpiState *ks, int32 month)
 }
 
 /* a bytea of n bytes, zeroed */
-static bytea *
-NewBytea(Size n)
+bytea *
+KpiNewBytea(Size n)
 {
 	bytea	   *b = palloc0(VARHDRSZ + n);
 
@@ -99,8 +96,8 @@ NewBytea(Size n)
 }
 
 /* a stored bytea of the expected size, or an error */
-static char *
-StoredBytes(Datum d, Size n, const char *what)
+char *
+KpiStoredBytes(Datum d, Size n, const char *what)
 {
 	bytea	   *b = DatumGetByteaPP(d);
 
@@ -139,7 +136,7 @@ KpiEncodeCounts(const int32 *counts)
 		hi = Max(hi, counts[i]);
 	}
 	width = SlotWidth(lo, hi);
-	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
+	b = KpiNewBytea(1 + width * KPI_BLOCK_SLOTS);
 	p = VARDATA(b);
 	*p++ = (char) width;
 	if (width == 1)
@@ -176,7 +173,7 @@ KpiEncodeTiers(const int16 *tiers)
 	}
 	width = SlotWidth(lo, hi);
 	Assert(width <= 2);
-	b = NewBytea(1 + width * KPI_BLOCK_SLOTS);
+	b = KpiNewBytea(1 + width * KPI_BLOCK_SLOTS);
 	p = VARDATA(b);
 	*p++ = (char) width;
 	if (width == 1)
@@ -489,140 +486,4 @@ KpiStoreMonths(KpiState *ks, bool full)
 	}
 	SPI_freeplan(del);
 	SPI_freeplan(insert);
-}
-
-/*
- * Churn state and coverage
- */
-/* read every account's churn month and the months covered; false if none */
-bool
-KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
-{
-	SPIPlanPtr	plan;
-	Portal		portal;
-
-	if (!KpiLoadCoverage(ks, first_month, last_month))
-		return false;
-	plan = DogdbSpiPrepare("SELECT block, first_months, churn_months FROM dogdb_internal.kpi_churn_state", 0, NULL);
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
-	{
-		SPITupleTable *tt;
-
-		SPI_cursor_fetch(portal, true, 256);
-		tt = SPI_tuptable;
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-			const int16 *first = (const int16 *) StoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull),
-															 sizeof(int16) * KPI_BLOCK_SLOTS,
-															 "dogdb_internal.kpi_churn_state");
-			const int16 *churn = (const int16 *) StoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull),
-															 sizeof(int16) * KPI_BLOCK_SLOTS,
-															 "dogdb_internal.kpi_churn_state");
-
-			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
-			{
-				int32		account;
-
-				if (first[slot] == KPI_NO_ACCOUNT)
-					continue;
-				account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
-				if (account >= 0)
-					ks->churn[account] = churn[slot];
-				else
-					ks->churn_changed = true;	/* drop a deleted account */
-			}
-		}
-		SPI_freetuptable(tt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_freeplan(plan);
-	return true;
-}
-
-/* write every account's first month, churn month and size, by block */
-void
-KpiStoreChurnState(KpiState *ks, bool full)
-{
-	Oid			argtypes[4] = {INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
-	ArrayBuildState *arrs[4] = {NULL, NULL, NULL, NULL};
-	Datum		args[4];
-	int			a = 0;
-	MemoryContext old = MemoryContextSwitchTo(ks->tmpcxt);
-	BulkInsert *writer = NULL;
-
-	/* a full rebuild has emptied the table (KpiStoreMonths): straight to the heap */
-	if (full)
-		writer = BulkInsertTryBegin(DogdbInternalRelationId("kpi_churn_state"),
-									kpi_churn_columns, lengthof(kpi_churn_columns));
-	else
-		DogdbSpiExecute("DELETE FROM dogdb_internal.kpi_churn_state", false, 0, SPI_OK_DELETE);
-	while (a < ks->naccounts)
-	{
-		int64		block = KpiBlockOf(ks->accounts[a].id);
-		bytea	   *f = NewBytea(sizeof(int16) * KPI_BLOCK_SLOTS);
-		bytea	   *c = NewBytea(sizeof(int16) * KPI_BLOCK_SLOTS);
-		bytea	   *z = NewBytea(KPI_BLOCK_SLOTS);
-		int16	   *fv = (int16 *) VARDATA(f);
-		int16	   *cv = (int16 *) VARDATA(c);
-
-		for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
-			fv[slot] = KPI_NO_ACCOUNT;
-		for (; a < ks->naccounts && KpiBlockOf(ks->accounts[a].id) == block; a++)
-		{
-			int			slot = KpiSlotOf(ks->accounts[a].id);
-
-			fv[slot] = (int16) ks->accounts[a].first_month;
-			cv[slot] = (int16) ks->churn[a];
-			VARDATA(z)[slot] = (char) ks->accounts[a].size;
-		}
-		if (writer != NULL)
-		{
-			Datum		values[4] = {Int64GetDatum(block), PointerGetDatum(f), PointerGetDatum(c), PointerGetDatum(z)};
-			bool		nulls[4] = {false, false, false, false};
-
-			BulkInsertRow(writer, values, nulls);	/* copies the values */
-			pfree(f);
-			pfree(c);
-			pfree(z);
-			continue;
-		}
-		arrs[0] = accumArrayResult(arrs[0], Int64GetDatum(block), false, INT8OID, ks->tmpcxt);
-		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(f), false, BYTEAOID, ks->tmpcxt);
-		arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(c), false, BYTEAOID, ks->tmpcxt);
-		arrs[3] = accumArrayResult(arrs[3], PointerGetDatum(z), false, BYTEAOID, ks->tmpcxt);
-	}
-	if (writer != NULL)
-	{
-		BulkInsertEnd(writer);
-		CommandCounterIncrement();
-	}
-	else if (arrs[0] != NULL)
-	{
-		for (int i = 0; i < 4; i++)
-			args[i] = makeArrayResult(arrs[i], ks->tmpcxt);
-		DogdbSpiExecuteWithArgs("INSERT INTO dogdb_internal.kpi_churn_state (block, first_months, churn_months, company_sizes)"
-								" SELECT * FROM unnest($1, $2, $3, $4)", 4, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(ks->tmpcxt);
-}
-
-/* record the months this refresh covered */
-void
-KpiStoreCoverage(KpiState *ks)
-{
-	Oid			argtypes[2] = {DATEOID, DATEOID};
-	Datum		args[2];
-
-	args[0] = KpiMonthDate(ks->first_month);
-	args[1] = KpiMonthDate(ks->current_month);
-	DogdbSpiExecuteWithArgs("INSERT INTO dogdb_internal.kpi_coverage (first_month, last_month) VALUES ($1, $2)"
-							" ON CONFLICT (singleton) DO UPDATE SET first_month = $1, last_month = $2",
-							2, argtypes, args, NULL, false, 0, SPI_OK_INSERT);
 }
