@@ -25,11 +25,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "calendar.h"
 #include "common.h"
@@ -47,6 +58,7 @@ typedef struct DeltaRow
 	DeltaRowKey key;
 	bool		found;			/* read from the table */
 	bool		changed;		/* write it back */
+	ItemPointerData tid;		/* where, if read by key */
 	int32		counts[KPI_BLOCK_SLOTS];
 	int16		tiers[KPI_BLOCK_SLOTS];
 } DeltaRow;
@@ -57,6 +69,7 @@ typedef struct DeltaBlock
 	int64		block;
 	bool		found;
 	bool		changed;
+	ItemPointerData tid;		/* where, if read by key */
 	int16		first[KPI_BLOCK_SLOTS];
 	int16		churn[KPI_BLOCK_SLOTS];
 	char		size[KPI_BLOCK_SLOTS];
@@ -88,17 +101,41 @@ typedef struct DeltaState
 	int			ncells;
 	int			cellcap;
 	bool		missing;		/* a row needed is not stored */
+	bool		rows_by_key;	/* rows and blocks read by key: written by tid */
+	bool		blocks_by_key;
+	/* the last block and row looked up (the changes come by account) */
+	DeltaBlock *last_blk;
+	DeltaRow   *last_row;
 } DeltaState;
 
-static int
-CompareChange(const void *a, const void *b)
+/* the changes sorted by account, then month (a sort specialized for them) */
+static inline int
+CompareChange(const DeltaChange *x, const DeltaChange *y)
 {
-	const DeltaChange *x = a;
-	const DeltaChange *y = b;
-
 	if (x->account != y->account)
 		return (x->account > y->account) - (x->account < y->account);
 	return (x->month > y->month) - (x->month < y->month);
+}
+
+#define ST_SORT sort_changes
+#define ST_ELEMENT_TYPE DeltaChange
+#define ST_COMPARE(a, b) CompareChange(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* the block of accounts, entered if enter (else it must be there) */
+static DeltaBlock *
+BlockOf(DeltaState *ds, int64 block, bool enter)
+{
+	bool		found;
+
+	if (ds->last_blk != NULL && ds->last_blk->block == block)
+		return ds->last_blk;
+	ds->last_blk = hash_search(ds->blocks, &block, enter ? HASH_ENTER : HASH_FIND, &found);
+	if (enter && !found)
+		ds->last_blk->found = ds->last_blk->changed = false;
+	return ds->last_blk;
 }
 
 /* the row (month, block), entered to be read if not yet */
@@ -109,6 +146,8 @@ RowOf(DeltaState *ds, int32 month, int64 block)
 	bool		found;
 	DeltaRow   *row;
 
+	if (ds->last_row != NULL && ds->last_row->key.block == block && ds->last_row->key.month == month)
+		return ds->last_row;
 	key.block = block;
 	key.month = month;
 	row = hash_search(ds->rows, &key, HASH_ENTER, &found);
@@ -117,6 +156,7 @@ RowOf(DeltaState *ds, int32 month, int64 block)
 		row->found = false;
 		row->changed = false;
 	}
+	ds->last_row = row;
 	return row;
 }
 
@@ -127,9 +167,16 @@ StoredRow(DeltaState *ds, int32 month, int64 block)
 	DeltaRowKey key;
 	DeltaRow   *row;
 
-	key.block = block;
-	key.month = month;
-	row = hash_search(ds->rows, &key, HASH_FIND, NULL);
+	if (ds->last_row != NULL && ds->last_row->key.block == block && ds->last_row->key.month == month)
+		row = ds->last_row;
+	else
+	{
+		key.block = block;
+		key.month = month;
+		row = hash_search(ds->rows, &key, HASH_FIND, NULL);
+		if (row != NULL)
+			ds->last_row = row;
+	}
 	if (row == NULL || !row->found)
 	{
 		ds->missing = true;
@@ -170,6 +217,99 @@ CopyStored(void *dst, HeapTuple tup, TupleDesc desc, int col, Size n)
 	return true;
 }
 
+/*
+ * An engine table's primary key index if it is the one the extension made
+ * (the first nkeys columns, plain), and the table has no other index and
+ * no trigger; else NULL, and the caller reads and writes through SQL
+ */
+static Relation
+OpenKeyIndex(Relation rel, int nkeys)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	Relation	idx;
+	bool		ok;
+
+	if (list_length(indexes) != 1 || rel->trigdesc != NULL || rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+		return NULL;
+	idx = index_open(linitial_oid(indexes), RowExclusiveLock);
+	ok = idx->rd_index->indisprimary && idx->rd_index->indisvalid && idx->rd_index->indisready &&
+		idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indnatts == nkeys &&
+		RelationGetIndexExpressions(idx) == NIL && RelationGetIndexPredicate(idx) == NIL;
+	for (int k = 0; ok && k < nkeys; k++)
+		ok = idx->rd_index->indkey.values[k] == k + 1;
+	if (!ok)
+	{
+		index_close(idx, RowExclusiveLock);
+		return NULL;
+	}
+	return idx;
+}
+
+/* a bytea column of the slot of the expected size, copied; false if not */
+static bool
+CopySlotBytes(void *dst, TupleTableSlot *slot, AttrNumber att, Size n)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != n)
+		return false;
+	memcpy(dst, VARDATA_ANY(b), n);
+	return true;
+}
+
+/*
+ * Read the account blocks entered by their primary key, one probe each,
+ * under the refresh's snapshot; false if the table is not as made
+ */
+static bool
+ReadBlocksByKey(DeltaState *ds)
+{
+	Oid			relid = DogdbInternalRelationId("kpi_churn_state");
+	Relation	rel = table_open(relid, AccessShareLock);
+	Relation	idx = OpenKeyIndex(rel, 1);
+	AttrNumber	first_att = get_attnum(relid, "first_months");
+	AttrNumber	churn_att = get_attnum(relid, "churn_months");
+	AttrNumber	size_att = get_attnum(relid, "company_sizes");
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	HASH_SEQ_STATUS seq;
+	DeltaBlock *blk;
+
+	if (idx == NULL || first_att == InvalidAttrNumber || churn_att == InvalidAttrNumber || size_att == InvalidAttrNumber)
+	{
+		if (idx != NULL)
+			index_close(idx, RowExclusiveLock);
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, ds->ks->snapshot, 1, 0);
+	hash_seq_init(&seq, ds->blocks);
+	while ((blk = hash_seq_search(&seq)) != NULL)
+	{
+		ScanKeyData key;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(blk->block));
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+			continue;
+		blk->tid = slot->tts_tid;
+		blk->found = CopySlotBytes(blk->first, slot, first_att, sizeof(blk->first)) &&
+			CopySlotBytes(blk->churn, slot, churn_att, sizeof(blk->churn)) &&
+			CopySlotBytes(blk->size, slot, size_att, sizeof(blk->size));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, RowExclusiveLock);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
 /* read the account blocks entered */
 static void
 ReadBlocks(DeltaState *ds)
@@ -182,6 +322,8 @@ ReadBlocks(DeltaState *ds)
 	SPITupleTable *tt;
 	uint64		n;
 
+	if ((ds->blocks_by_key = ReadBlocksByKey(ds)))
+		return;
 	hash_seq_init(&seq, ds->blocks);
 	while ((blk = hash_seq_search(&seq)) != NULL)
 		ids = accumArrayResult(ids, Int64GetDatum(blk->block), false, INT8OID, CurrentMemoryContext);
@@ -205,6 +347,59 @@ ReadBlocks(DeltaState *ds)
 	SPI_freetuptable(tt);
 }
 
+/*
+ * Read the (month, block) rows entered by their primary key, one probe
+ * each, under the refresh's snapshot; false if the table is not as made
+ */
+static bool
+ReadRowsByKey(DeltaState *ds)
+{
+	Oid			relid = DogdbInternalRelationId("kpi_month_activity");
+	Relation	rel = table_open(relid, AccessShareLock);
+	Relation	idx = OpenKeyIndex(rel, 2);
+	AttrNumber	counts_att = get_attnum(relid, "session_counts");
+	AttrNumber	tiers_att = get_attnum(relid, "plan_ids");
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	HASH_SEQ_STATUS seq;
+	DeltaRow   *row;
+
+	if (idx == NULL || counts_att == InvalidAttrNumber || tiers_att == InvalidAttrNumber)
+	{
+		if (idx != NULL)
+			index_close(idx, RowExclusiveLock);
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, ds->ks->snapshot, 2, 0);
+	hash_seq_init(&seq, ds->rows);
+	while ((row = hash_seq_search(&seq)) != NULL)
+	{
+		ScanKeyData keys[2];
+		bool		null_counts,
+					null_tiers;
+		Datum		counts,
+					tiers;
+
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_DATE_EQ, KpiMonthDate((int32) row->key.month));
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(row->key.block));
+		index_rescan(scan, keys, 2, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+			continue;
+		row->tid = slot->tts_tid;
+		counts = slot_getattr(slot, counts_att, &null_counts);
+		tiers = slot_getattr(slot, tiers_att, &null_tiers);
+		row->found = !null_counts && !null_tiers &&
+			KpiDecodeCounts(counts, row->counts) && KpiDecodeTiers(tiers, row->tiers);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, RowExclusiveLock);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
 /* read the (month, block) rows entered */
 static void
 ReadRows(DeltaState *ds)
@@ -218,6 +413,8 @@ ReadRows(DeltaState *ds)
 	SPITupleTable *tt;
 	uint64		n;
 
+	if ((ds->rows_by_key = ReadRowsByKey(ds)))
+		return;
 	hash_seq_init(&seq, ds->rows);
 	while ((row = hash_seq_search(&seq)) != NULL)
 	{
@@ -256,7 +453,7 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 	int32		current = ds->ks->current_month;
 	int64		block = KpiBlockOf(ch[0].account);
 	int			slot = KpiSlotOf(ch[0].account);
-	DeltaBlock *blk = hash_search(ds->blocks, &block, HASH_FIND, NULL);
+	DeltaBlock *blk = BlockOf(ds, block, false);
 	int32		first = blk->first[slot];
 	int			size = (unsigned char) blk->size[slot];
 
@@ -327,6 +524,106 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 	}
 }
 
+/*
+ * Replace one column of the row at tid with a new bytea, in place of an
+ * UPDATE: the table is the extension's as made (one index, its primary key,
+ * no trigger, no check: OpenKeyIndex), and the refresh's lock keeps every
+ * other writer out.  The new version is heap-only when it fits the page;
+ * else the key gets an entry for it.
+ */
+static void
+UpdateColumn(Relation rel, Relation idx, IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *newslot,
+			 ItemPointer tid, AttrNumber att, bytea *value, Snapshot snapshot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	Datum	   *repl_values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	bool	   *repl_nulls = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
+	bool	   *repl = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
+	HeapTuple	old;
+	HeapTuple	new;
+	bool		should_free;
+
+	if (!table_tuple_fetch_row_version(rel, tid, snapshot, slot))
+		elog(ERROR, "KPI engine state row not found at (%u,%u)",
+			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	repl_values[att - 1] = PointerGetDatum(value);
+	repl[att - 1] = true;
+	new = heap_modify_tuple(old, RelationGetDescr(rel), repl_values, repl_nulls, repl);
+	simple_heap_update(rel, tid, new);
+	if (!HeapTupleIsHeapOnly(new))
+	{
+		ExecStoreHeapTuple(new, newslot, false);
+		FormIndexDatum(info, newslot, NULL, values, isnull);
+		index_insert(idx, values, isnull, &new->t_self, rel, UNIQUE_CHECK_YES, false, info);
+		ExecClearTuple(newslot);
+	}
+	heap_freetuple(new);
+	pfree(repl_values);
+	pfree(repl_nulls);
+	pfree(repl);
+}
+
+/* write the changed rows or blocks read by key back by tid; false if the table is not as made */
+static bool
+WriteByKey(DeltaState *ds, bool rows)
+{
+	Oid			relid = DogdbInternalRelationId(rows ? "kpi_month_activity" : "kpi_churn_state");
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	idx = OpenKeyIndex(rel, rows ? 2 : 1);
+	AttrNumber	att = get_attnum(relid, rows ? "session_counts" : "churn_months");
+	IndexInfo  *info;
+	TupleTableSlot *slot;
+	TupleTableSlot *newslot;
+	HASH_SEQ_STATUS seq;
+	void	   *entry;
+
+	if (idx == NULL || att == InvalidAttrNumber ||
+		(RelationGetDescr(rel)->constr != NULL && RelationGetDescr(rel)->constr->num_check > 0))
+	{
+		if (idx != NULL)
+			index_close(idx, RowExclusiveLock);
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	info = BuildIndexInfo(idx);
+	slot = table_slot_create(rel, NULL);
+	newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	hash_seq_init(&seq, rows ? ds->rows : ds->blocks);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		bytea	   *b;
+
+		if (rows)
+		{
+			DeltaRow   *row = entry;
+
+			if (!row->changed)
+				continue;
+			b = KpiEncodeCounts(row->counts);
+			UpdateColumn(rel, idx, info, slot, newslot, &row->tid, att, b, ds->ks->snapshot);
+		}
+		else
+		{
+			DeltaBlock *blk = entry;
+
+			if (!blk->changed)
+				continue;
+			b = KpiNewBytea(sizeof(blk->churn));
+			memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
+			UpdateColumn(rel, idx, info, slot, newslot, &blk->tid, att, b, ds->ks->snapshot);
+		}
+		pfree(b);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	ExecDropSingleTupleTableSlot(newslot);
+	index_close(idx, RowExclusiveLock);
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
+	return true;
+}
+
 /* write the changed rows and blocks back */
 static void
 WriteState(DeltaState *ds)
@@ -336,30 +633,35 @@ WriteState(DeltaState *ds)
 	DeltaRow   *row;
 	DeltaBlock *blk;
 
-	hash_seq_init(&seq, ds->rows);
-	while ((row = hash_seq_search(&seq)) != NULL)
+	if (!(ds->rows_by_key && WriteByKey(ds, true)))
 	{
-		bytea	   *b;
+		hash_seq_init(&seq, ds->rows);
+		while ((row = hash_seq_search(&seq)) != NULL)
+		{
+			bytea	   *b;
 
-		if (!row->changed)
-			continue;
-		b = KpiEncodeCounts(row->counts);
-		arrs[0] = accumArrayResult(arrs[0], KpiMonthDate((int32) row->key.month), false, DATEOID, CurrentMemoryContext);
-		arrs[1] = accumArrayResult(arrs[1], Int64GetDatum(row->key.block), false, INT8OID, CurrentMemoryContext);
-		arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);
+			if (!row->changed)
+				continue;
+			b = KpiEncodeCounts(row->counts);
+			arrs[0] = accumArrayResult(arrs[0], KpiMonthDate((int32) row->key.month), false, DATEOID, CurrentMemoryContext);
+			arrs[1] = accumArrayResult(arrs[1], Int64GetDatum(row->key.block), false, INT8OID, CurrentMemoryContext);
+			arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);
+		}
+		if (arrs[0] != NULL)
+		{
+			Oid			argtypes[3] = {DATEARRAYOID, INT8ARRAYOID, BYTEAARRAYOID};
+			Datum		args[3];
+
+			for (int i = 0; i < 3; i++)
+				args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
+			KpiExecute("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
+					   " FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
+					   3, argtypes, args, NULL, SPI_OK_UPDATE);
+		}
 	}
-	if (arrs[0] != NULL)
-	{
-		Oid			argtypes[3] = {DATEARRAYOID, INT8ARRAYOID, BYTEAARRAYOID};
-		Datum		args[3];
 
-		for (int i = 0; i < 3; i++)
-			args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
-		KpiExecute("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
-				   " FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
-				   3, argtypes, args, NULL, SPI_OK_UPDATE);
-	}
-
+	if (ds->blocks_by_key && WriteByKey(ds, false))
+		return;
 	arrs[0] = arrs[1] = NULL;
 	hash_seq_init(&seq, ds->blocks);
 	while ((blk = hash_seq_search(&seq)) != NULL)
@@ -368,8 +670,7 @@ WriteState(DeltaState *ds)
 
 		if (!blk->changed)
 			continue;
-		b = palloc(VARHDRSZ + sizeof(blk->churn));
-		SET_VARSIZE(b, VARHDRSZ + sizeof(blk->churn));
+		b = KpiNewBytea(sizeof(blk->churn));
 		memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
 		arrs[0] = accumArrayResult(arrs[0], Int64GetDatum(blk->block), false, INT8OID, CurrentMemoryContext);
 		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);
@@ -469,7 +770,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		ch[i].month = months[i];
 		ch[i].count = counts[i];
 	}
-	qsort(ch, ndeltas, sizeof(DeltaChange), CompareChange);
+	sort_changes(ch, ndeltas);
 	for (int i = 0; i < ndeltas; i++)
 	{
 		if (nch > 0 && ch[nch - 1].account == ch[i].account && ch[nch - 1].month == ch[i].month)
@@ -490,14 +791,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	ds.cells = palloc(sizeof(DeltaCell) * ds.cellcap);
 
 	for (int i = 0; i < nch; i++)
-	{
-		int64		block = KpiBlockOf(ch[i].account);
-		bool		found;
-		DeltaBlock *blk = hash_search(ds.blocks, &block, HASH_ENTER, &found);
-
-		if (!found)
-			blk->found = blk->changed = false;
-	}
+		(void) BlockOf(&ds, KpiBlockOf(ch[i].account), true);
 	ReadBlocks(&ds);
 
 	/* the rows: the deltas', and those churn may read */
@@ -505,7 +799,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	{
 		int64		block = KpiBlockOf(ch[i].account);
 		int			slot = KpiSlotOf(ch[i].account);
-		DeltaBlock *blk = hash_search(ds.blocks, &block, HASH_FIND, NULL);
+		DeltaBlock *blk = BlockOf(&ds, block, false);
 		int32		first;
 		int32		churn;
 
@@ -527,8 +821,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	for (int i = 0; i < nch && !ds.missing;)
 	{
 		int			j = i + 1;
-		int64		block = KpiBlockOf(ch[i].account);
-		DeltaBlock *blk = hash_search(ds.blocks, &block, HASH_FIND, NULL);
+		DeltaBlock *blk = BlockOf(&ds, KpiBlockOf(ch[i].account), false);
 
 		while (j < nch && ch[j].account == ch[i].account)
 			j++;

@@ -11,7 +11,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
@@ -447,8 +449,13 @@ KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 	ks->cxt = CurrentMemoryContext;
 	ks->pubcxt = publish ? ks->cxt : NULL;
 
-	/* one refresh at a time; readers of the views are not blocked */
-	LockRelationOid(DogdbInternalRelationId("kpi_month_activity"), ExclusiveLock);
+	/*
+	 * One refresh at a time; readers of the views are not blocked.  The lock
+	 * is on the extension object, not on a table of it: any self-conflicting
+	 * table lock conflicts with autovacuum, which a refresh would then wait
+	 * for until the deadlock check cancels it.
+	 */
+	LockDatabaseObject(ExtensionRelationId, get_extension_oid("dogdb_analytics", false), 0, ExclusiveLock);
 	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ks->current_month = ClampMonth(cal_month_of_timestamp(GetCurrentTransactionStartTimestamp()));
 	StepStart();

@@ -95,15 +95,19 @@ generate() {	# accounts
 	report "CHECKPOINT" "$(measure 'CHECKPOINT;')"
 }
 
-# one day of sessions: 45 per 1,000 accounts, random accounts, today (UTC)
+# one day of sessions: 45 per 1,000 accounts, random accounts (uniform over
+# the ids: the random id is drawn once per session, then the first account
+# from it), today (UTC)
 add_day() {	# accounts
 	$PSQL -c "INSERT INTO dogdb.sessions (account_id, created_at)
 		SELECT a.account_id, (current_date::timestamp + random() * interval '1 day') AT TIME ZONE 'UTC'
-		  FROM generate_series(1, $1 * 45 / 1000) i
-		  JOIN LATERAL (SELECT account_id FROM dogdb.accounts
-						 WHERE account_id >= (SELECT min(account_id) FROM dogdb.accounts)
-							 + floor(random() * $1 + i * 0)::bigint
-						 ORDER BY account_id LIMIT 1) a ON true"
+		  FROM (SELECT min(account_id) AS lo, max(account_id) AS hi FROM dogdb.accounts) b,
+			   generate_series(1, $1 * 45 / 1000) i,
+			   LATERAL (SELECT b.lo + floor(random() * (b.hi - b.lo + 1))::bigint + i * 0 AS target OFFSET 0) r,
+			   LATERAL (SELECT account_id FROM dogdb.accounts WHERE account_id >= r.target
+						 ORDER BY account_id LIMIT 1) a"
+	# the accounts the refresh will touch (its queue of session deltas)
+	$PSQL -c "SELECT count(DISTINCT a) FROM dogdb_internal.kpi_session_deltas, unnest(account_ids) a"
 }
 
 $PSQL -c "CREATE EXTENSION IF NOT EXISTS dogdb_analytics CASCADE" 2>/dev/null
@@ -132,8 +136,8 @@ for i in 1 2 3; do
 		"$(measure 'SELECT count(*) FROM dogdb_refresh_kpis(); SELECT count(*) FROM dogdb_refresh_kpis();')"
 done
 for i in 1 2; do
-	add_day "$SCALE"
-	report "incremental, one day ($((SCALE * 45 / 1000)) sessions, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
+	n=$(add_day "$SCALE")
+	report "incremental, one day ($((SCALE * 45 / 1000)) sessions, $n accounts, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
 done
 $PSQL -c "INSERT INTO dogdb.plan_prices (plan_id, monthly_price_cents, effective_from)
 	VALUES (3, 52000, date_trunc('month', now() AT TIME ZONE 'UTC')::date + 9)"
@@ -169,8 +173,8 @@ if [ "$SMALL" -gt 0 ]; then
 	generate "$SMALL"
 	report "full refresh, dogdb_refresh_kpis(true)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis(true);')"
 	for i in 1 2 3; do
-		add_day "$SMALL"
-		report "incremental, one day ($((SMALL * 45 / 1000)) sessions, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
+		n=$(add_day "$SMALL")
+		report "incremental, one day ($((SMALL * 45 / 1000)) sessions, $n accounts, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
 	done
 fi
 if [ "$REUSE" != 1 ]; then
