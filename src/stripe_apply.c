@@ -86,15 +86,28 @@ SetEventCols(Row *r, int i, const StripeEvent *ev, int rank, int64 arrival)
 	r->n[i + 1] = r->n[i + 2] = r->n[i + 3] = false;
 }
 
-/* the account of a customer id (0 if not mapped) or of a known charge */
+/*
+ * The account of a customer id (0 if not mapped) or of a known charge.  A
+ * customer's mapping kept by the backend (stripe_cache.c) is used on the
+ * direct route only.
+ */
 static int64
 Lookup(StripeCtx *cx, StripeTable t, const char *key)
 {
-	StripeDirectRel *dr = StripeDirectOpen(cx, t);
+	StripeDirectRel *dr;
+	uint64		generation = StripeTableGeneration(t);
+	int64		account;
 
-	if (dr != NULL)
-		return StripeDirectLookup(cx, dr, key, t == STRIPE_T_ACCOUNTS ? 1 : 0);
-	return StripeSqlLookup(cx, t, key);
+	if (t == STRIPE_T_ACCOUNTS && cx->direct_ok && !cx->refused[t] &&
+		StripeMapCacheGet(key, &account))
+		return account;
+	dr = StripeDirectOpen(cx, t);
+	if (dr == NULL)
+		return StripeSqlLookup(cx, t, key);
+	account = StripeDirectLookup(cx, dr, key, t == STRIPE_T_ACCOUNTS ? 1 : 0);
+	if (t == STRIPE_T_ACCOUNTS)
+		StripeMapCachePut(key, account, dr->reset_ok, generation);
+	return account;
 }
 
 /* insert unless the primary key is there; true if inserted */
@@ -102,10 +115,15 @@ static bool
 InsertIfAbsent(StripeCtx *cx, StripeTable t, Row *r)
 {
 	StripeDirectRel *dr = StripeDirectOpen(cx, t);
+	uint64		generation = StripeTableGeneration(t);
 
-	if (dr != NULL)
-		return StripeDirectInsertIfAbsent(cx, dr, r->v, r->n);
-	return StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
+	if (dr == NULL)
+		return StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
+	if (!StripeDirectInsertIfAbsent(cx, dr, r->v, r->n))
+		return false;
+	if (t == STRIPE_T_ACCOUNTS)
+		StripeMapCachePut(TextDatumGetCString(r->v[0]), DatumGetInt64(r->v[1]), dr->reset_ok, generation);
+	return true;
 }
 
 /* newest-wins upsert: APPLIED if it wrote, else STALE; *inserted if new */

@@ -111,7 +111,8 @@ SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer
 		precheck = true;
 		if (OidIsValid(dr->arrival_seq) && !arrival_set)
 		{
-			dr->slot->tts_values[STRIPE_EV_ARRIVAL] = Int64GetDatum(nextval_internal(dr->arrival_seq, true));
+			/* as SQL draws an identity: no privilege on the sequence needed */
+			dr->slot->tts_values[STRIPE_EV_ARRIVAL] = Int64GetDatum(nextval_internal(dr->arrival_seq, false));
 			arrival_set = true;
 		}
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
@@ -199,13 +200,21 @@ NewerThanExisting(StripeDirectRel *dr, int evcol)
 	return a_old < a_new;
 }
 
+/*
+ * Newest-wins upsert.  The first event of an object's life (rank 1:
+ * created, succeeded, failed, a refund listed by its charge) usually finds
+ * no row, so its first attempt skips the pre-check as the ledger's does
+ * (an existing row then costs a killed row and the normal loop).
+ */
 StripeOutcome
 StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *inserted)
 {
 	CommandId	cid = NextCommand();
+	bool		optimistic;
 
 	Assert(dr->evcol >= 0);
 	FillSlot(cx, dr, v, n);
+	optimistic = DatumGetInt16(dr->slot->tts_values[dr->evcol + 2]) == 1;
 	for (;;)
 	{
 		ItemPointerData conflict;
@@ -214,12 +223,13 @@ StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *
 		LockTupleMode lockmode;
 		bool		update_indexes;
 
-		if (SpeculativeInsert(cx, dr, cid, &conflict, false))
+		if (SpeculativeInsert(cx, dr, cid, &conflict, optimistic))
 		{
 			*inserted = true;
 			return STRIPE_APPLIED;
 		}
 		/* lock the row found, as ExecOnConflictUpdate() does */
+		optimistic = false;
 		res = table_tuple_lock(dr->rel, &conflict, GetActiveSnapshot(), dr->existing, cid,
 							   LockTupleNoKeyExclusive, LockWaitBlock, 0, &tmfd);
 		if (res == TM_Updated || res == TM_Deleted)
@@ -354,17 +364,24 @@ StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 h
 	return n;
 }
 
-/* the configured secrets, read with a fresh snapshot; false: use SQL */
+/*
+ * The configured secrets, read with a fresh snapshot; false: use SQL.
+ * *durable: they may be kept until the table's next invalidation (its
+ * reset trigger is in place).
+ */
 bool
-StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens, MemoryContext cxt)
+StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens, MemoryContext cxt,
+					bool *durable)
 {
 	StripeDirectRel *dr = StripeDirectOpen(cx, STRIPE_T_SECRETS);
 	Snapshot	snap;
 	TableScanDesc scan;
 	int			cap = 4;
 
+	*durable = false;
 	if (dr == NULL)
 		return false;
+	*durable = dr->reset_ok;
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(dr->rel, snap, 0, NULL);
 	*nsecrets = 0;

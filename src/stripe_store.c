@@ -36,9 +36,12 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -96,8 +99,10 @@ const StripeTableDef stripe_tables[STRIPE_NTABLES] = {
 typedef struct TableCache
 {
 	Oid			relid;
+	uint64		generation;		/* counts its invalidations */
 	bool		checked;		/* ok and the OIDs below are valid */
 	bool		ok;				/* may be written directly */
+	bool		reset_ok;		/* its changes reset what backends keep of it */
 	Oid			acl_user;		/* privileges checked for this user */
 	Oid			lookup_index;
 	Oid			arrival_seq;
@@ -114,7 +119,50 @@ RelcacheCallback(Datum arg, Oid relid)
 		{
 			cache[t].checked = false;
 			cache[t].acl_user = InvalidOid;
+			cache[t].generation++;
 		}
+}
+
+uint64
+StripeTableGeneration(StripeTable t)
+{
+	return cache[t].generation;
+}
+
+/*
+ * Are the table's triggers only dogdb_internal.stripe_cache_reset()
+ * statement triggers (which SQL writes would fire to no effect on what is
+ * written)?  *reset_ok: one of them fires ALWAYS after every INSERT,
+ * UPDATE, DELETE and TRUNCATE, so a backend may keep the table's rows
+ * until the relcache invalidation it sends.
+ */
+static bool
+OnlyResetTriggers(TriggerDesc *td, bool *reset_ok)
+{
+	const int16 all = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE;
+	Oid			nsp = get_namespace_oid(DOGDB_INTERNAL_SCHEMA, true);
+
+	*reset_ok = false;
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *tg = &td->triggers[i];
+		char	   *name;
+		bool		ours;
+
+		/* by catalog lookups, not name resolution: the caller may not use the schema */
+		if (!OidIsValid(nsp) || get_func_namespace(tg->tgfoid) != nsp || TRIGGER_FOR_ROW(tg->tgtype))
+			return false;
+		name = get_func_name(tg->tgfoid);
+		ours = name != NULL && strcmp(name, "stripe_cache_reset") == 0;
+		if (name != NULL)
+			pfree(name);
+		if (!ours)
+			return false;
+		if (tg->tgenabled == TRIGGER_FIRES_ALWAYS && TRIGGER_FOR_AFTER(tg->tgtype) &&
+			(tg->tgtype & all) == all && tg->tgnattr == 0 && tg->tgqual == NULL)
+			*reset_ok = true;
+	}
+	return true;
 }
 
 static void
@@ -176,8 +224,10 @@ CheckTable(Relation rel, const StripeTableDef *def, TableCache *c)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConstr *constr = desc->constr;
 
+	c->reset_ok = false;
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rules != NULL ||
-		rel->trigdesc != NULL || rel->rd_rel->relrowsecurity ||
+		(rel->trigdesc != NULL && !OnlyResetTriggers(rel->trigdesc, &c->reset_ok)) ||
+		rel->rd_rel->relrowsecurity ||
 		DogdbIsDistributed(RelationGetRelid(rel)) || desc->natts != def->ncols)
 		return false;
 	for (int i = 0; i < def->ncols; i++)
@@ -220,19 +270,22 @@ CheckTable(Relation rel, const StripeTableDef *def, TableCache *c)
 	return true;
 }
 
-/* the privileges SQL would need: INSERT, UPDATE and SELECT (or SELECT only) */
+/*
+ * The privileges SQL would need, of the role the writes are made as:
+ * INSERT, UPDATE and SELECT (or SELECT only)
+ */
 static void
-CheckPrivileges(Relation rel, StripeTable t, TableCache *c)
+CheckPrivileges(Relation rel, StripeTable t, TableCache *c, Oid owner)
 {
 	AclMode		need = t == STRIPE_T_SECRETS ? ACL_SELECT : ACL_SELECT | ACL_INSERT | ACL_UPDATE;
 	AclResult	r;
 
-	if (c->acl_user == GetUserId())
+	if (c->acl_user == owner)
 		return;
-	r = pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), need);
+	r = pg_class_aclcheck(RelationGetRelid(rel), owner, need);
 	if (r != ACLCHECK_OK)
 		aclcheck_error(r, OBJECT_TABLE, RelationGetRelationName(rel));
-	c->acl_user = GetUserId();
+	c->acl_user = owner;
 }
 
 StripeDirectRel *
@@ -269,7 +322,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 		cx->refused[t] = true;
 		return NULL;
 	}
-	CheckPrivileges(rel, t, c);
+	CheckPrivileges(rel, t, c, cx->owner);
 
 	old = MemoryContextSwitchTo(cx->estate->es_query_cxt);
 	dr = palloc0(sizeof(StripeDirectRel));
@@ -277,6 +330,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 	dr->lookup_index = c->lookup_index;
 	dr->arrival_seq = c->arrival_seq;
 	dr->evcol = def->evcol;
+	dr->reset_ok = c->reset_ok;
 	dr->existing = table_slot_create(rel, NULL);
 	MemoryContextSwitchTo(old);
 	cx->rels[t] = dr;
@@ -329,10 +383,11 @@ StripeDirectCloseAll(StripeCtx *cx)
 }
 
 void
-StripeCtxBegin(StripeCtx *cx, bool spi_outer)
+StripeCtxBegin(StripeCtx *cx, bool spi_outer, Oid owner)
 {
 	memset(cx, 0, sizeof(*cx));
 	cx->spi_outer = spi_outer;
+	cx->owner = owner;
 	cx->direct_ok = !IsolationUsesXactSnapshot() && !XactReadOnly && !IsInParallelMode();
 	cx->estate = CreateExecutorState();
 }
@@ -349,13 +404,29 @@ StripeCtxEnd(StripeCtx *cx)
 		DogdbRestoreSearchPath(cx->nestlevel);
 		cx->spi = false;
 	}
+	if (cx->user_switched)
+	{
+		SetUserIdAndSecContext(cx->save_user, cx->save_sec);
+		cx->user_switched = false;
+	}
 }
 
+/*
+ * The SQL route: as the owner (what SECURITY DEFINER would do; an error
+ * restores the user with the transaction or subtransaction), with
+ * search_path pinned, connected to SPI.
+ */
 void
 StripeSqlEnter(StripeCtx *cx)
 {
 	if (cx->spi || cx->spi_outer)
 		return;
+	if (cx->owner != GetUserId())
+	{
+		GetUserIdAndSecContext(&cx->save_user, &cx->save_sec);
+		SetUserIdAndSecContext(cx->owner, cx->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		cx->user_switched = true;
+	}
 	cx->nestlevel = DogdbPinSearchPath();
 	DogdbSpiConnect();
 	cx->spi = true;
