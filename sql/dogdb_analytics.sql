@@ -2121,12 +2121,25 @@ CREATE TABLE dogdb.stripe_events (
 	received_at timestamptz NOT NULL DEFAULT now(),
 	payload		text NOT NULL
 );
-CREATE INDEX stripe_events_link_idx ON dogdb.stripe_events (link_id);
 REVOKE ALL ON dogdb.stripe_events FROM PUBLIC;
 COMMENT ON TABLE dogdb.stripe_events IS 'Ledger: every accepted Stripe event, raw and once (keyed by the Stripe event id, a reference table); append-only, the facts are derived from it';
 COMMENT ON COLUMN dogdb.stripe_events.link_id IS 'The customer id (the charge id for a refund event) whose mapping an event waits for';
 COMMENT ON COLUMN dogdb.stripe_events.arrival IS 'Arrival order: breaks ties between events of one object with the same created second and rank';
 COMMENT ON COLUMN dogdb.stripe_events.payload IS 'The raw request body, as signed';
+
+-- the events waiting for their customer's mapping or their refund's charge
+-- (an event that waited is applied when it comes; its row stays, applying
+-- an event twice changes nothing); rebuilt by dogdb_stripe_replay().  A
+-- table of its own rather than an index on the ledger's link_id: most
+-- events never wait, and the index cost every event an entry
+CREATE TABLE dogdb_internal.stripe_waiting (
+	link_id		text NOT NULL,
+	arrival		bigint NOT NULL,
+	event_id	text NOT NULL,
+	PRIMARY KEY (link_id, arrival)
+);
+REVOKE ALL ON dogdb_internal.stripe_waiting FROM PUBLIC;
+COMMENT ON TABLE dogdb_internal.stripe_waiting IS 'Stripe events that waited for their customer''s mapping (link_id: the customer id) or their refund''s charge (the charge id) when they arrived: applied again when it comes';
 
 CREATE TABLE dogdb.stripe_customer_accounts (
 	customer_id text PRIMARY KEY CHECK (customer_id <> ''),
@@ -2251,6 +2264,7 @@ COMMENT ON TABLE dogdb.stripe_refunds IS 'Refunds of payments as of their newest
 
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_webhook_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_events', '');
+SELECT pg_catalog.pg_extension_config_dump('dogdb_internal.stripe_waiting', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_customer_accounts', '');
 -- the facts are registered too, though dogdb_stripe_replay() rebuilds them
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_customers', '');

@@ -404,7 +404,8 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 	DogdbSpiExecute("LOCK TABLE dogdb.stripe_events IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 	DogdbSpiExecute("TRUNCATE dogdb.stripe_customers, dogdb.stripe_subscriptions,"
 					" dogdb.stripe_subscription_versions, dogdb.stripe_invoices,"
-					" dogdb.stripe_payments, dogdb.stripe_refunds", false, 0, SPI_OK_UTILITY);
+					" dogdb.stripe_payments, dogdb.stripe_refunds, dogdb_internal.stripe_waiting",
+					false, 0, SPI_OK_UTILITY);
 	DogdbSpiExecute("DELETE FROM dogdb.stripe_customer_accounts WHERE source = 'metadata'",
 					false, 0, SPI_OK_DELETE);
 

@@ -53,6 +53,7 @@ typedef enum StripeTable
 	STRIPE_T_PAYMENTS,
 	STRIPE_T_REFUNDS,
 	STRIPE_T_SECRETS,
+	STRIPE_T_WAITING,			/* dogdb_internal.stripe_waiting */
 	STRIPE_NTABLES
 } StripeTable;
 
@@ -74,6 +75,7 @@ typedef struct StripeTableDef
 	int			evcol;			/* facts: event_id, then created, rank, arrival; else -1 */
 	int			lookupcol;		/* a column looked up through an index of its own; else -1 */
 	const char *checks[4];		/* its CHECK constraints, by name */
+	bool		internal;		/* in dogdb_internal, not dogdb */
 } StripeTableDef;
 
 extern const StripeTableDef stripe_tables[STRIPE_NTABLES];
@@ -132,8 +134,8 @@ extern int64 StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *
 extern bool StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern StripeOutcome StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n,
 										bool *inserted);
-extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
-							   int64 **arrivals, text ***payloads);
+extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *waiting, StripeDirectRel *events,
+							   const char *link, int64 horizon, int64 **arrivals, text ***payloads);
 extern bool StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
 								MemoryContext cxt, bool *durable);
 

@@ -14,10 +14,12 @@
  * the later arrival.  Subscriptions also keep every version (MRR history).
  *
  * An event whose customer is not yet mapped to an account (or a refund
- * whose charge is not yet known) changes no fact: it waits in the ledger,
- * found by its link_id (customer or charge id), and is applied when its
- * customer gets mapped or its charge arrives.  Re-applying an event is
- * harmless: its own (created, rank, arrival) is never greater than itself.
+ * whose charge is not yet known) changes no fact: it waits, listed in
+ * dogdb_internal.stripe_waiting under its customer or charge id (most
+ * events never wait, so the ledger has no index on link_id), and is
+ * applied when its customer gets mapped or its charge arrives.  Its row
+ * stays: re-applying an event is harmless, its own (created, rank,
+ * arrival) is never greater than itself.
  *
  *-------------------------------------------------------------------------
  */
@@ -141,6 +143,22 @@ Upsert(StripeCtx *cx, StripeTable t, Row *r, bool *inserted)
 }
 
 /*
+ * An event that cannot be applied yet: it waits (stripe_waiting) for link,
+ * its customer's mapping or its refund's charge.  Applied all the same.
+ */
+static StripeOutcome
+Wait(StripeCtx *cx, const StripeEvent *ev, const char *link, int64 arrival)
+{
+	Row			r;
+
+	SetText(&r, 0, link);
+	SetInt8(&r, 1, arrival);
+	SetText(&r, 2, ev->id);
+	(void) InsertIfAbsent(cx, STRIPE_T_WAITING, &r);
+	return STRIPE_APPLIED;
+}
+
+/*
  * Apply the events that wait for a customer's mapping or a charge: those
  * linked to it that arrived before horizon (the arrival of the event being
  * ingested or replayed; later ones find the mapping or charge themselves).
@@ -148,13 +166,15 @@ Upsert(StripeCtx *cx, StripeTable t, Row *r, bool *inserted)
 static void
 ApplyLinked(StripeCtx *cx, const char *link, int64 horizon)
 {
-	StripeDirectRel *dr = StripeDirectOpen(cx, STRIPE_T_EVENTS);
+	StripeDirectRel *waiting = StripeDirectOpen(cx, STRIPE_T_WAITING);
+	StripeDirectRel *events = StripeDirectOpen(cx, STRIPE_T_EVENTS);
 	int64	   *arrivals;
 	text	  **payloads;
 	int			n;
 	StripeEvent *ev;
 
-	n = dr != NULL ? StripeDirectLinked(cx, dr, link, horizon, &arrivals, &payloads) :
+	n = waiting != NULL && events != NULL ?
+		StripeDirectLinked(cx, waiting, events, link, horizon, &arrivals, &payloads) :
 		StripeSqlLinked(cx, link, horizon, &arrivals, &payloads);
 	if (n == 0)
 		return;
@@ -192,7 +212,7 @@ ApplyCustomer(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon
 		newly = true;
 	}
 	if (account == 0)
-		return STRIPE_APPLIED;	/* waits for a mapping */
+		return Wait(cx, ev, ev->object_id, arrival);	/* for a mapping */
 	SetInt8(&r, 0, account);
 	SetText(&r, 1, ev->object_id);
 	SetOptText(&r, 2, ev->email);
@@ -323,7 +343,7 @@ StripeApply(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon)
 		case STRIPE_REFUND:
 			account = Lookup(cx, STRIPE_T_PAYMENTS, ev->charge);
 			if (account == 0)
-				return STRIPE_APPLIED;	/* waits for its charge */
+				return Wait(cx, ev, ev->charge, arrival);	/* for its charge */
 			return ApplyRefund(cx, ev, &ev->refunds[0], ev->charge, account, ev->rank, arrival);
 		default:
 			break;
@@ -332,7 +352,7 @@ StripeApply(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon)
 		return STRIPE_IGNORED;	/* a charge without a customer: no account */
 	account = Lookup(cx, STRIPE_T_ACCOUNTS, ev->customer);
 	if (account == 0)
-		return STRIPE_APPLIED;	/* waits for its customer's mapping */
+		return Wait(cx, ev, ev->customer, arrival);	/* for its customer's mapping */
 	switch (ev->kind)
 	{
 		case STRIPE_SUBSCRIPTION:

@@ -64,7 +64,7 @@
 const StripeTableDef stripe_tables[STRIPE_NTABLES] = {
 	[STRIPE_T_EVENTS] = {"stripe_events", 8,
 		{"event_id", "event_type", "object_id", "link_id", "created", "arrival", "received_at", "payload"},
-		{T, T, T, T, TS, I8, TS, T}, 1, -1, 3, {"stripe_events_event_id_check"}},
+		{T, T, T, T, TS, I8, TS, T}, 1, -1, 0, {"stripe_events_event_id_check"}},
 	[STRIPE_T_ACCOUNTS] = {"stripe_customer_accounts", 3,
 		{"customer_id", "account_id", "source"}, {T, I8, T}, 1, -1, 0,
 		{"stripe_customer_accounts_customer_id_check", "stripe_customer_accounts_account_id_check",
@@ -93,6 +93,8 @@ const StripeTableDef stripe_tables[STRIPE_NTABLES] = {
 		{I8, T, T, T, T, I8, TS, EVTYPES}, 2, 7, -1, {NULL}},
 	[STRIPE_T_SECRETS] = {"stripe_webhook_secrets", 3,
 		{"secret", "note", "added_at"}, {T, T, TS}, 1, -1, -1, {"stripe_webhook_secrets_secret_check"}},
+	[STRIPE_T_WAITING] = {"stripe_waiting", 3,
+		{"link_id", "arrival", "event_id"}, {T, I8, T}, 2, -1, 0, {NULL}, true},
 };
 
 /* what the backend knows of a table until its next invalidation */
@@ -308,7 +310,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 		callbacks_registered = true;
 	}
 	if (!c->checked)
-		c->relid = DogdbRelationId(def->relname);
+		c->relid = def->internal ? DogdbInternalRelationId(def->relname) : DogdbRelationId(def->relname);
 	rel = table_open(c->relid, t == STRIPE_T_SECRETS ? AccessShareLock : RowExclusiveLock);
 	if (!c->checked || c->relid != RelationGetRelid(rel))
 	{

@@ -22,6 +22,7 @@ DELETE FROM dogdb.stripe_events; DELETE FROM dogdb.stripe_customer_accounts;
 DELETE FROM dogdb.stripe_customers; DELETE FROM dogdb.stripe_subscriptions;
 DELETE FROM dogdb.stripe_subscription_versions; DELETE FROM dogdb.stripe_invoices;
 DELETE FROM dogdb.stripe_payments; DELETE FROM dogdb.stripe_refunds;
+DELETE FROM dogdb_internal.stripe_waiting;
 $$;
 
 -- a small event set touching every kind of wait and tie: a customer
