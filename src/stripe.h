@@ -125,6 +125,7 @@ extern void StripeDirectForWrite(StripeCtx *cx, StripeDirectRel *dr);
 extern void StripeDirectCloseAll(StripeCtx *cx);
 /* changes with every relcache invalidation of the table */
 extern uint64 StripeTableGeneration(StripeTable t);
+extern bool StripeTableExists(StripeTable t);
 /* the SQL route: connect to SPI and pin search_path (once per call) */
 extern void StripeSqlEnter(StripeCtx *cx);
 
@@ -145,6 +146,8 @@ extern bool StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool
 extern StripeOutcome StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted);
 extern int	StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon,
 							int64 **arrivals, text ***payloads);
+extern int	StripeSqlLinkedLedger(StripeCtx *cx, const char *link, int64 horizon,
+								  int64 **arrivals, text ***payloads);
 extern void StripeSqlSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
 							 MemoryContext cxt);
 

@@ -151,6 +151,9 @@ Wait(StripeCtx *cx, const StripeEvent *ev, const char *link, int64 arrival)
 {
 	Row			r;
 
+	/* at 1.6 (no list yet) the ledger is the list; the update fills it */
+	if (!StripeTableExists(STRIPE_T_WAITING))
+		return STRIPE_APPLIED;
 	SetText(&r, 0, link);
 	SetInt8(&r, 1, arrival);
 	SetText(&r, 2, ev->id);
@@ -166,16 +169,20 @@ Wait(StripeCtx *cx, const StripeEvent *ev, const char *link, int64 arrival)
 static void
 ApplyLinked(StripeCtx *cx, const char *link, int64 horizon)
 {
-	StripeDirectRel *waiting = StripeDirectOpen(cx, STRIPE_T_WAITING);
-	StripeDirectRel *events = StripeDirectOpen(cx, STRIPE_T_EVENTS);
+	StripeDirectRel *waiting;
+	StripeDirectRel *events;
 	int64	   *arrivals;
 	text	  **payloads;
 	int			n;
 	StripeEvent *ev;
 
-	n = waiting != NULL && events != NULL ?
-		StripeDirectLinked(cx, waiting, events, link, horizon, &arrivals, &payloads) :
-		StripeSqlLinked(cx, link, horizon, &arrivals, &payloads);
+	if (!StripeTableExists(STRIPE_T_WAITING))
+		n = StripeSqlLinkedLedger(cx, link, horizon, &arrivals, &payloads);
+	else if ((waiting = StripeDirectOpen(cx, STRIPE_T_WAITING)) != NULL &&
+			 (events = StripeDirectOpen(cx, STRIPE_T_EVENTS)) != NULL)
+		n = StripeDirectLinked(cx, waiting, events, link, horizon, &arrivals, &payloads);
+	else
+		n = StripeSqlLinked(cx, link, horizon, &arrivals, &payloads);
 	if (n == 0)
 		return;
 	ev = palloc(sizeof(StripeEvent));

@@ -44,6 +44,7 @@ typedef enum PlanId
 	P_SECRETS,
 	P_WAIT,
 	P_EVENT,
+	P_LINKED_LEDGER,
 	P_COUNT
 } PlanId;
 
@@ -78,6 +79,10 @@ static const PlanDef plan_defs[P_COUNT] = {
 	1, {T}},
 	[P_LINKED] = {
 		"SELECT arrival, event_id FROM dogdb_internal.stripe_waiting WHERE link_id = $1 AND arrival < $2"
+		" ORDER BY arrival",
+	2, {T, I8}},
+	[P_LINKED_LEDGER] = {
+		"SELECT arrival, payload FROM dogdb.stripe_events WHERE link_id = $1 AND arrival < $2"
 		" ORDER BY arrival",
 	2, {T, I8}},
 	[P_EVENT] = {
@@ -283,6 +288,31 @@ StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon, int64 **arrivals
 		(*payloads)[found++] = DatumGetTextPCopy(FirstValue(&isnull));
 	}
 	return found;
+}
+
+/*
+ * The ledger's events linked to link that arrived before horizon, by
+ * arrival: the waiting list of a database still at 1.6 (the ledger's
+ * index on link_id, dropped by the update to 1.7)
+ */
+int
+StripeSqlLinkedLedger(StripeCtx *cx, const char *link, int64 horizon, int64 **arrivals, text ***payloads)
+{
+	Datum		args[2] = {CStringGetTextDatum(link), Int64GetDatum(horizon)};
+	uint64		n = Run(cx, P_LINKED_LEDGER, args, NULL, SPI_OK_SELECT);
+
+	if (n == 0)
+		return 0;
+	*arrivals = palloc(n * sizeof(int64));
+	*payloads = palloc(n * sizeof(text *));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		(*arrivals)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		(*payloads)[i] = DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return (int) n;
 }
 
 void

@@ -132,6 +132,23 @@ StripeTableGeneration(StripeTable t)
 }
 
 /*
+ * Does the table exist?  Only dogdb_internal.stripe_waiting (1.7) may be
+ * missing: a database still at 1.6 with this library, until ALTER
+ * EXTENSION ... UPDATE.
+ */
+bool
+StripeTableExists(StripeTable t)
+{
+	const StripeTableDef *def = &stripe_tables[t];
+	Oid			nsp;
+
+	if (cache[t].checked)
+		return true;
+	nsp = get_namespace_oid(def->internal ? DOGDB_INTERNAL_SCHEMA : DOGDB_SCHEMA, true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(def->relname, nsp));
+}
+
+/*
  * Are the table's triggers only dogdb_internal.stripe_cache_reset()
  * statement triggers (which SQL writes would fire to no effect on what is
  * written)?  *reset_ok: one of them fires ALWAYS after every INSERT,
