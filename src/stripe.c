@@ -190,7 +190,9 @@ dogdb_stripe_verify_signature(PG_FUNCTION_ARGS)
  * transaction start, or at once in the transaction that made the change,
  * and is also sent by any DDL on the table, such as disabling the
  * trigger); otherwise read once per statement.  Read with a fresh
- * snapshot, so what is kept is what was committed when it was read.
+ * snapshot: what was committed when it was read, or written by this
+ * transaction (undone by the invalidation a rollback applies here; a
+ * PREPARE drops it, see SecretsXactCallback()).
  */
 typedef struct SecretCache
 {
@@ -206,10 +208,32 @@ typedef struct SecretCache
 
 static SecretCache secret_cache;
 
+/*
+ * A transaction prepared for two-phase commit may have changed the
+ * secrets this backend then read: ROLLBACK PREPARED sends no
+ * invalidation, so they are read again.
+ */
+static void
+SecretsXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PREPARE)
+	{
+		secret_cache.durable = false;
+		secret_cache.lxid = InvalidLocalTransactionId;
+	}
+}
+
 static void
 LoadSecrets(StripeCtx *cx)
 {
+	static bool registered = false;
 	uint64		generation = StripeTableGeneration(STRIPE_T_SECRETS);
+
+	if (!registered)
+	{
+		RegisterXactCallback(SecretsXactCallback, NULL);
+		registered = true;
+	}
 
 	if (secret_cache.cxt != NULL &&
 		(secret_cache.durable ? secret_cache.generation == generation :

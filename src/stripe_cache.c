@@ -16,7 +16,8 @@
  * dropping or disabling it is DDL, an invalidation).  Entries come from
  * what the direct writer read or wrote: rows committed, or written by this
  * transaction, which are dropped with everything else if it or one of its
- * subtransactions rolls back.  Only mappings found are kept, never an
+ * subtransactions rolls back, or if it is prepared for two-phase commit
+ * (ROLLBACK PREPARED sends no invalidation).  Only mappings found are kept, never an
  * absence.  At most CACHE_MAX entries (then it starts again empty).
  *
  *-------------------------------------------------------------------------
@@ -60,8 +61,13 @@ MapXactCallback(XactEvent event, void *arg)
 		if (added_in_xact)
 			Clear();
 	}
-	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-			 event == XACT_EVENT_PREPARE)
+	else if (event == XACT_EVENT_PREPARE)
+	{
+		/* ROLLBACK PREPARED would send no invalidation */
+		if (added_in_xact)
+			Clear();
+	}
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 		added_in_xact = false;
 }
 
