@@ -269,7 +269,7 @@ dogdb_stripe_cache_reset(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("stripe_cache_reset() must be called as a trigger")));
+				 errmsg("function \"%s\" was not called by trigger manager", "stripe_cache_reset")));
 	CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -14,9 +14,11 @@
  * written directly only if it is a plain table with exactly the columns
  * the extension created (names, types, no dropped or generated column),
  * its own CHECK constraints and no other, a primary key on the expected
- * columns, no trigger of any kind, no rule, no row-level security, and it
- * is not a Citus table.  Otherwise that table's operations take the SQL
- * route (stripe_sql.c), the statements the extension always ran.  A whole
+ * columns, no trigger but the extension's own cache-reset statement
+ * triggers (which change nothing written), no rule, no row-level
+ * security, and it is not a Citus table.  Otherwise that table's
+ * operations take the SQL route (stripe_sql.c), the statements the
+ * extension always ran.  A whole
  * call takes the SQL route outside READ COMMITTED (the snapshot rules of
  * REPEATABLE READ and SERIALIZABLE, predicate locks) and in a read-only
  * transaction.
