@@ -2097,6 +2097,19 @@ CREATE TABLE dogdb.stripe_webhook_secrets (
 );
 REVOKE ALL ON dogdb.stripe_webhook_secrets FROM PUBLIC;
 COMMENT ON TABLE dogdb.stripe_webhook_secrets IS 'Stripe endpoint signing secrets (whsec_...), readable and writable by superusers only; several while a secret is rolled; none = events are taken unsigned';
+-- the backends keep the secrets between transactions (stripe.c) and the
+-- customer mappings they read (stripe_cache.c): any change resets them (a
+-- relcache invalidation of the table, sent at commit); ALWAYS, so that it
+-- fires whatever session_replication_role is
+CREATE FUNCTION dogdb_internal.stripe_cache_reset() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'dogdb_stripe_cache_reset'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dogdb_internal.stripe_cache_reset() IS 'Statement trigger: makes every backend drop what it keeps of the table (the Stripe secrets, the customer mapping) at commit';
+REVOKE ALL ON FUNCTION dogdb_internal.stripe_cache_reset() FROM PUBLIC;
+CREATE TRIGGER stripe_webhook_secrets_cache_reset
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dogdb.stripe_webhook_secrets
+	FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.stripe_cache_reset();
+ALTER TABLE dogdb.stripe_webhook_secrets ENABLE ALWAYS TRIGGER stripe_webhook_secrets_cache_reset;
 
 CREATE TABLE dogdb.stripe_events (
 	event_id	text PRIMARY KEY CHECK (event_id <> ''),
@@ -2108,12 +2121,25 @@ CREATE TABLE dogdb.stripe_events (
 	received_at timestamptz NOT NULL DEFAULT now(),
 	payload		text NOT NULL
 );
-CREATE INDEX stripe_events_link_idx ON dogdb.stripe_events (link_id);
 REVOKE ALL ON dogdb.stripe_events FROM PUBLIC;
 COMMENT ON TABLE dogdb.stripe_events IS 'Ledger: every accepted Stripe event, raw and once (keyed by the Stripe event id, a reference table); append-only, the facts are derived from it';
 COMMENT ON COLUMN dogdb.stripe_events.link_id IS 'The customer id (the charge id for a refund event) whose mapping an event waits for';
 COMMENT ON COLUMN dogdb.stripe_events.arrival IS 'Arrival order: breaks ties between events of one object with the same created second and rank';
 COMMENT ON COLUMN dogdb.stripe_events.payload IS 'The raw request body, as signed';
+
+-- the events waiting for their customer's mapping or their refund's charge
+-- (an event that waited is applied when it comes; its row stays, applying
+-- an event twice changes nothing); rebuilt by dogdb_stripe_replay().  A
+-- table of its own rather than an index on the ledger's link_id: most
+-- events never wait, and the index cost every event an entry
+CREATE TABLE dogdb_internal.stripe_waiting (
+	link_id		text NOT NULL,
+	arrival		bigint NOT NULL,
+	event_id	text NOT NULL,
+	PRIMARY KEY (link_id, arrival)
+);
+REVOKE ALL ON dogdb_internal.stripe_waiting FROM PUBLIC;
+COMMENT ON TABLE dogdb_internal.stripe_waiting IS 'Stripe events that waited for their customer''s mapping (link_id: the customer id) or their refund''s charge (the charge id) when they arrived: applied again when it comes';
 
 CREATE TABLE dogdb.stripe_customer_accounts (
 	customer_id text PRIMARY KEY CHECK (customer_id <> ''),
@@ -2122,6 +2148,11 @@ CREATE TABLE dogdb.stripe_customer_accounts (
 );
 CREATE INDEX stripe_customer_accounts_account_idx ON dogdb.stripe_customer_accounts (account_id);
 COMMENT ON TABLE dogdb.stripe_customer_accounts IS 'Which DogDB account a Stripe customer is: from metadata.account_id of its first customer event that has one, or added by hand (source manual; run dogdb_stripe_replay() after adding)';
+-- the backends keep the mappings they read (stripe_cache.c): any change resets them
+CREATE TRIGGER stripe_customer_accounts_cache_reset
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dogdb.stripe_customer_accounts
+	FOR EACH STATEMENT EXECUTE FUNCTION dogdb_internal.stripe_cache_reset();
+ALTER TABLE dogdb.stripe_customer_accounts ENABLE ALWAYS TRIGGER stripe_customer_accounts_cache_reset;
 
 CREATE TABLE dogdb.stripe_customers (
 	account_id	bigint NOT NULL,
@@ -2233,6 +2264,7 @@ COMMENT ON TABLE dogdb.stripe_refunds IS 'Refunds of payments as of their newest
 
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_webhook_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_events', '');
+SELECT pg_catalog.pg_extension_config_dump('dogdb_internal.stripe_waiting', '');
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_customer_accounts', '');
 -- the facts are registered too, though dogdb_stripe_replay() rebuilds them
 SELECT pg_catalog.pg_extension_config_dump('dogdb.stripe_customers', '');
@@ -2326,13 +2358,16 @@ CREATE FUNCTION dogdb_stripe_verify_signature(payload text, signature_header tex
 	LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION dogdb_stripe_verify_signature(text, text, text[], interval, timestamptz) IS 'True if the Stripe-Signature header is well formed, its t within tolerance of at (past or future), and one of its v1 signatures the HMAC-SHA256 of "t.payload" with one of the secrets';
 
--- VOLATILE: writes the ledger and the facts; SECURITY DEFINER: reads the secrets
+-- VOLATILE: writes the ledger and the facts.  Not SECURITY DEFINER, yet it
+-- reads the secrets and writes for its owner: the C code checks the owner's
+-- privileges, writes with heap and index calls that resolve no names, and
+-- runs any SQL as the owner with search_path pinned (src/stripe.c), without
+-- the per-call cost of SECURITY DEFINER's GUC nest level
 CREATE FUNCTION dogdb_ingest_stripe_event(payload text, signature_header text,
 										  OUT event_id text, OUT event_type text, OUT outcome text)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'dogdb_ingest_stripe_event'
-	LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp;
+	LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION dogdb_ingest_stripe_event(text, text) IS 'Take one Stripe webhook delivery (raw body and Stripe-Signature header) into the ledger and the facts: applied, duplicate, stale or ignored';
 REVOKE ALL ON FUNCTION dogdb_ingest_stripe_event(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dogdb_ingest_stripe_event(text, text) TO dogdb_ingest;
@@ -3145,8 +3180,8 @@ GRANT SELECT ON dogdb.pricing_plans, dogdb.plan_prices, dogdb.subscriptions, dog
 	TO dogdb_billing;
 GRANT EXECUTE ON FUNCTION dogdb_preview_invoice_lines(date), dogdb_generate_invoices(date) TO dogdb_billing;
 
--- dogdb_ingest: EXECUTE on the loaders, all SECURITY DEFINER; no schema,
--- no table
+-- dogdb_ingest: EXECUTE on the loaders (SECURITY DEFINER, or in C writing
+-- for their owner); no schema, no table
 GRANT EXECUTE ON FUNCTION dogdb_load_sessions(regclass), dogdb_load_web_events(regclass),
 	dogdb_ingest_stripe_event(text, text) TO dogdb_ingest;
 

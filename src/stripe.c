@@ -16,8 +16,13 @@
  * are read once per statement, the result row descriptor once per backend.
  *
  * Secrets: the table dogdb.stripe_webhook_secrets, which only superusers
- * can read or write.  dogdb_ingest_stripe_event() is SECURITY DEFINER (it
- * reads them as the extension's owner), so its caller needs only EXECUTE.
+ * can read or write.  dogdb_ingest_stripe_event() runs as its caller but
+ * writes for its owner, as SECURITY DEFINER would, without its per-call
+ * cost (a GUC nest level and search_path set and reset each call): the
+ * direct writer checks the owner's privileges and writes with heap and
+ * index calls, which resolve no names (so the caller's search_path is
+ * never used); the SQL route switches to the owner and pins search_path
+ * (stripe_store.c).  So its caller needs only EXECUTE.
  * With no secret configured, events are taken unsigned (development); with
  * at least one, an event must be signed by one of them within
  * STRIPE_TOLERANCE_SECONDS of the server's clock.
@@ -35,6 +40,10 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/inval.h"
+#include "commands/trigger.h"
+#include "utils/syscache.h"
+#include "catalog/pg_proc.h"
 #include "access/xact.h"
 
 #include "common.h"
@@ -47,6 +56,7 @@
 PG_FUNCTION_INFO_V1(dogdb_stripe_verify_signature);
 PG_FUNCTION_INFO_V1(dogdb_ingest_stripe_event);
 PG_FUNCTION_INFO_V1(dogdb_stripe_replay);
+PG_FUNCTION_INFO_V1(dogdb_stripe_cache_reset);
 
 void
 StripeReportParseError(StripeParseStatus st, const StripeEvent *ev)
@@ -174,12 +184,21 @@ dogdb_stripe_verify_signature(PG_FUNCTION_ARGS)
 }
 
 /*
- * The configured secrets, read once per statement (a statement that
- * ingests many events reads the table once).
+ * The configured secrets.  Kept by the backend until the table's next
+ * relcache invalidation when its reset trigger is in place (a change to
+ * the secrets fires it; the invalidation reaches this backend at its next
+ * transaction start, or at once in the transaction that made the change,
+ * and is also sent by any DDL on the table, such as disabling the
+ * trigger); otherwise read once per statement.  Read with a fresh
+ * snapshot: what was committed when it was read, or written by this
+ * transaction (undone by the invalidation a rollback applies here; a
+ * PREPARE drops it, see SecretsXactCallback()).
  */
 typedef struct SecretCache
 {
 	MemoryContext cxt;
+	bool		durable;		/* valid while generation is unchanged */
+	uint64		generation;
 	LocalTransactionId lxid;
 	TimestampTz stmt_start;
 	int			n;
@@ -189,23 +208,105 @@ typedef struct SecretCache
 
 static SecretCache secret_cache;
 
+/*
+ * A transaction prepared for two-phase commit may have changed the
+ * secrets this backend then read: ROLLBACK PREPARED sends no
+ * invalidation, so they are read again.
+ */
+static void
+SecretsXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PREPARE)
+	{
+		secret_cache.durable = false;
+		secret_cache.lxid = InvalidLocalTransactionId;
+	}
+}
+
 static void
 LoadSecrets(StripeCtx *cx)
 {
-	if (secret_cache.cxt != NULL && secret_cache.lxid == MyProc->lxid &&
-		secret_cache.stmt_start == GetCurrentStatementStartTimestamp())
+	static bool registered = false;
+	uint64		generation = StripeTableGeneration(STRIPE_T_SECRETS);
+
+	if (!registered)
+	{
+		RegisterXactCallback(SecretsXactCallback, NULL);
+		registered = true;
+	}
+
+	if (secret_cache.cxt != NULL &&
+		(secret_cache.durable ? secret_cache.generation == generation :
+		 secret_cache.lxid == MyProc->lxid &&
+		 secret_cache.stmt_start == GetCurrentStatementStartTimestamp()))
 		return;
 	if (secret_cache.cxt == NULL)
 		secret_cache.cxt = AllocSetContextCreate(TopMemoryContext, "dogdb Stripe secrets",
 												 ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(secret_cache.cxt);
+	secret_cache.durable = false;
 	secret_cache.lxid = InvalidLocalTransactionId;
 	if (!StripeDirectSecrets(cx, &secret_cache.n, &secret_cache.secrets, &secret_cache.lens,
-							 secret_cache.cxt))
+							 secret_cache.cxt, &secret_cache.durable))
 		StripeSqlSecrets(cx, &secret_cache.n, &secret_cache.secrets, &secret_cache.lens,
 						 secret_cache.cxt);
+	/* an invalidation while reading (generation moved on) is not missed */
+	secret_cache.generation = generation;
 	secret_cache.lxid = MyProc->lxid;
 	secret_cache.stmt_start = GetCurrentStatementStartTimestamp();
+}
+
+/*
+ * dogdb_internal.stripe_cache_reset(): statement trigger, a relcache
+ * invalidation of its table, sent to every backend at commit (and applied
+ * at once in this one), which makes them drop what they keep of it
+ */
+Datum
+dogdb_stripe_cache_reset(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by trigger manager", "stripe_cache_reset")));
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * The owner of the function being called, kept per backend until pg_proc
+ * changes (ALTER FUNCTION ... OWNER TO sends a syscache invalidation).
+ */
+static Oid	owner_fn = InvalidOid;
+static Oid	owner_of_fn = InvalidOid;
+
+static void
+ProcCallback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	owner_fn = InvalidOid;
+}
+
+static Oid
+FunctionOwner(Oid fn_oid)
+{
+	static bool registered = false;
+	HeapTuple	tup;
+
+	if (owner_fn == fn_oid)
+		return owner_of_fn;
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, ProcCallback, (Datum) 0);
+		registered = true;
+	}
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	owner_of_fn = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	owner_fn = fn_oid;
+	return owner_of_fn;
 }
 
 /*
@@ -272,7 +373,7 @@ dogdb_ingest_stripe_event(PG_FUNCTION_ARGS)
 				 errmsg("Stripe event of %zu bytes exceeds the limit of %d bytes", len, STRIPE_MAX_PAYLOAD),
 				 errdetail("Nothing was written.")));
 
-	StripeCtxBegin(&cx, false);
+	StripeCtxBegin(&cx, false, FunctionOwner(fcinfo->flinfo->fn_oid));
 	LoadSecrets(&cx);
 	if (secret_cache.n > 0)
 	{
@@ -327,12 +428,13 @@ dogdb_stripe_replay(PG_FUNCTION_ARGS)
 	DogdbSpiExecute("LOCK TABLE dogdb.stripe_events IN EXCLUSIVE MODE", false, 0, SPI_OK_UTILITY);
 	DogdbSpiExecute("TRUNCATE dogdb.stripe_customers, dogdb.stripe_subscriptions,"
 					" dogdb.stripe_subscription_versions, dogdb.stripe_invoices,"
-					" dogdb.stripe_payments, dogdb.stripe_refunds", false, 0, SPI_OK_UTILITY);
+					" dogdb.stripe_payments, dogdb.stripe_refunds, dogdb_internal.stripe_waiting",
+					false, 0, SPI_OK_UTILITY);
 	DogdbSpiExecute("DELETE FROM dogdb.stripe_customer_accounts WHERE source = 'metadata'",
 					false, 0, SPI_OK_DELETE);
 
 	ev = palloc(sizeof(StripeEvent));
-	StripeCtxBegin(&cx, true);
+	StripeCtxBegin(&cx, true, GetUserId());
 	loopcxt = AllocSetContextCreate(CurrentMemoryContext, "dogdb Stripe replay", ALLOCSET_DEFAULT_SIZES);
 	plan = DogdbSpiPrepare("SELECT arrival, payload FROM dogdb.stripe_events ORDER BY arrival", 0, NULL);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);

@@ -13,6 +13,7 @@
  *	  stripe_sql.c     the same operations as SQL (SPI plans): the route
  *	                   for a table the direct writer refuses
  *	  stripe_hmac.c    HMAC-SHA256 of a delivery (keyed contexts kept)
+ *	  stripe_cache.c   the customer mapping as this backend last saw it
  *
  *	  Pure cores: stripe_sig.[ch] (header, constant-time compare) and
  *	  stripe_core.[ch] (event JSON, ranks, MRR).
@@ -52,6 +53,7 @@ typedef enum StripeTable
 	STRIPE_T_PAYMENTS,
 	STRIPE_T_REFUNDS,
 	STRIPE_T_SECRETS,
+	STRIPE_T_WAITING,			/* dogdb_internal.stripe_waiting */
 	STRIPE_NTABLES
 } StripeTable;
 
@@ -73,6 +75,7 @@ typedef struct StripeTableDef
 	int			evcol;			/* facts: event_id, then created, rank, arrival; else -1 */
 	int			lookupcol;		/* a column looked up through an index of its own; else -1 */
 	const char *checks[4];		/* its CHECK constraints, by name */
+	bool		internal;		/* in dogdb_internal, not dogdb */
 } StripeTableDef;
 
 extern const StripeTableDef stripe_tables[STRIPE_NTABLES];
@@ -86,14 +89,17 @@ typedef struct StripeDirectRel
 	Oid			lookup_index;	/* index on lookupcol, InvalidOid if none */
 	Oid			arrival_seq;	/* the ledger's identity sequence */
 	int			evcol;			/* StripeTableDef.evcol */
+	bool		reset_ok;		/* changes to it reset what backends keep of it */
 	TupleTableSlot *slot;		/* the new row (virtual) */
 	TupleTableSlot *existing;	/* a row found (the table's own slot type) */
 } StripeDirectRel;
 
 /*
  * One call's state: whether the direct writer may be used at all (READ
- * COMMITTED, not read-only), the SPI connection and pinned search_path of
- * the SQL route (made when first needed), and the tables opened directly.
+ * COMMITTED, not read-only), the role the writes are made for (the
+ * function's owner: its privileges are checked, and the SQL route runs as
+ * it), the SPI connection, pinned search_path and switched user of the SQL
+ * route (made when first needed), and the tables opened directly.
  */
 typedef struct StripeCtx
 {
@@ -101,18 +107,25 @@ typedef struct StripeCtx
 	bool		spi;			/* connected by us */
 	bool		spi_outer;		/* the caller is connected and pinned */
 	int			nestlevel;
+	Oid			owner;			/* the role the writes are made as */
+	bool		user_switched;	/* the SQL route runs as owner */
+	Oid			save_user;
+	int			save_sec;
 	EState	   *estate;
 	StripeDirectRel *rels[STRIPE_NTABLES];
 	bool		refused[STRIPE_NTABLES];	/* by the direct writer, this call */
 } StripeCtx;
 
-extern void StripeCtxBegin(StripeCtx *cx, bool spi_outer);
+extern void StripeCtxBegin(StripeCtx *cx, bool spi_outer, Oid owner);
 extern void StripeCtxEnd(StripeCtx *cx);
 
 /* stripe_store.c: the direct writer's table, or NULL: use SQL */
 extern StripeDirectRel *StripeDirectOpen(StripeCtx *cx, StripeTable t);
 extern void StripeDirectForWrite(StripeCtx *cx, StripeDirectRel *dr);
 extern void StripeDirectCloseAll(StripeCtx *cx);
+/* changes with every relcache invalidation of the table */
+extern uint64 StripeTableGeneration(StripeTable t);
+extern bool StripeTableExists(StripeTable t);
 /* the SQL route: connect to SPI and pin search_path (once per call) */
 extern void StripeSqlEnter(StripeCtx *cx);
 
@@ -122,10 +135,10 @@ extern int64 StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *
 extern bool StripeDirectInsertIfAbsent(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n);
 extern StripeOutcome StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n,
 										bool *inserted);
-extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
-							   int64 **arrivals, text ***payloads);
+extern int	StripeDirectLinked(StripeCtx *cx, StripeDirectRel *waiting, StripeDirectRel *events,
+							   const char *link, int64 horizon, int64 **arrivals, text ***payloads);
 extern bool StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
-								MemoryContext cxt);
+								MemoryContext cxt, bool *durable);
 
 extern int64 StripeSqlLedgerInsert(StripeCtx *cx, Datum *v, bool *n);
 extern int64 StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key);
@@ -133,8 +146,14 @@ extern bool StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool
 extern StripeOutcome StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted);
 extern int	StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon,
 							int64 **arrivals, text ***payloads);
+extern int	StripeSqlLinkedLedger(StripeCtx *cx, const char *link, int64 horizon,
+								  int64 **arrivals, text ***payloads);
 extern void StripeSqlSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens,
 							 MemoryContext cxt);
+
+/* stripe_cache.c: the customer mapping as this backend last saw it */
+extern bool StripeMapCacheGet(const char *customer, int64 *account);
+extern void StripeMapCachePut(const char *customer, int64 account, bool reset_ok, uint64 generation);
 
 /* stripe_hmac.c: HMAC-SHA256(secret, t "." payload) into mac (32 bytes) */
 extern void StripeHmac(const char *secret, size_t slen, const char *t, size_t tlen,

@@ -14,10 +14,12 @@
  * the later arrival.  Subscriptions also keep every version (MRR history).
  *
  * An event whose customer is not yet mapped to an account (or a refund
- * whose charge is not yet known) changes no fact: it waits in the ledger,
- * found by its link_id (customer or charge id), and is applied when its
- * customer gets mapped or its charge arrives.  Re-applying an event is
- * harmless: its own (created, rank, arrival) is never greater than itself.
+ * whose charge is not yet known) changes no fact: it waits, listed in
+ * dogdb_internal.stripe_waiting under its customer or charge id (most
+ * events never wait, so the ledger has no index on link_id), and is
+ * applied when its customer gets mapped or its charge arrives.  Its row
+ * stays: re-applying an event is harmless, its own (created, rank,
+ * arrival) is never greater than itself.
  *
  *-------------------------------------------------------------------------
  */
@@ -86,15 +88,28 @@ SetEventCols(Row *r, int i, const StripeEvent *ev, int rank, int64 arrival)
 	r->n[i + 1] = r->n[i + 2] = r->n[i + 3] = false;
 }
 
-/* the account of a customer id (0 if not mapped) or of a known charge */
+/*
+ * The account of a customer id (0 if not mapped) or of a known charge.  A
+ * customer's mapping kept by the backend (stripe_cache.c) is used on the
+ * direct route only.
+ */
 static int64
 Lookup(StripeCtx *cx, StripeTable t, const char *key)
 {
-	StripeDirectRel *dr = StripeDirectOpen(cx, t);
+	StripeDirectRel *dr;
+	uint64		generation = StripeTableGeneration(t);
+	int64		account;
 
-	if (dr != NULL)
-		return StripeDirectLookup(cx, dr, key, t == STRIPE_T_ACCOUNTS ? 1 : 0);
-	return StripeSqlLookup(cx, t, key);
+	if (t == STRIPE_T_ACCOUNTS && cx->direct_ok && !cx->refused[t] &&
+		StripeMapCacheGet(key, &account))
+		return account;
+	dr = StripeDirectOpen(cx, t);
+	if (dr == NULL)
+		return StripeSqlLookup(cx, t, key);
+	account = StripeDirectLookup(cx, dr, key, t == STRIPE_T_ACCOUNTS ? 1 : 0);
+	if (t == STRIPE_T_ACCOUNTS)
+		StripeMapCachePut(key, account, dr->reset_ok, generation);
+	return account;
 }
 
 /* insert unless the primary key is there; true if inserted */
@@ -102,10 +117,15 @@ static bool
 InsertIfAbsent(StripeCtx *cx, StripeTable t, Row *r)
 {
 	StripeDirectRel *dr = StripeDirectOpen(cx, t);
+	uint64		generation = StripeTableGeneration(t);
 
-	if (dr != NULL)
-		return StripeDirectInsertIfAbsent(cx, dr, r->v, r->n);
-	return StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
+	if (dr == NULL)
+		return StripeSqlInsertIfAbsent(cx, t, r->v, r->n);
+	if (!StripeDirectInsertIfAbsent(cx, dr, r->v, r->n))
+		return false;
+	if (t == STRIPE_T_ACCOUNTS)
+		StripeMapCachePut(TextDatumGetCString(r->v[0]), DatumGetInt64(r->v[1]), dr->reset_ok, generation);
+	return true;
 }
 
 /* newest-wins upsert: APPLIED if it wrote, else STALE; *inserted if new */
@@ -123,6 +143,25 @@ Upsert(StripeCtx *cx, StripeTable t, Row *r, bool *inserted)
 }
 
 /*
+ * An event that cannot be applied yet: it waits (stripe_waiting) for link,
+ * its customer's mapping or its refund's charge.  Applied all the same.
+ */
+static StripeOutcome
+Wait(StripeCtx *cx, const StripeEvent *ev, const char *link, int64 arrival)
+{
+	Row			r;
+
+	/* at 1.6 (no list yet) the ledger is the list; the update fills it */
+	if (!StripeTableExists(STRIPE_T_WAITING))
+		return STRIPE_APPLIED;
+	SetText(&r, 0, link);
+	SetInt8(&r, 1, arrival);
+	SetText(&r, 2, ev->id);
+	(void) InsertIfAbsent(cx, STRIPE_T_WAITING, &r);
+	return STRIPE_APPLIED;
+}
+
+/*
  * Apply the events that wait for a customer's mapping or a charge: those
  * linked to it that arrived before horizon (the arrival of the event being
  * ingested or replayed; later ones find the mapping or charge themselves).
@@ -130,14 +169,20 @@ Upsert(StripeCtx *cx, StripeTable t, Row *r, bool *inserted)
 static void
 ApplyLinked(StripeCtx *cx, const char *link, int64 horizon)
 {
-	StripeDirectRel *dr = StripeDirectOpen(cx, STRIPE_T_EVENTS);
+	StripeDirectRel *waiting;
+	StripeDirectRel *events;
 	int64	   *arrivals;
 	text	  **payloads;
 	int			n;
 	StripeEvent *ev;
 
-	n = dr != NULL ? StripeDirectLinked(cx, dr, link, horizon, &arrivals, &payloads) :
-		StripeSqlLinked(cx, link, horizon, &arrivals, &payloads);
+	if (!StripeTableExists(STRIPE_T_WAITING))
+		n = StripeSqlLinkedLedger(cx, link, horizon, &arrivals, &payloads);
+	else if ((waiting = StripeDirectOpen(cx, STRIPE_T_WAITING)) != NULL &&
+			 (events = StripeDirectOpen(cx, STRIPE_T_EVENTS)) != NULL)
+		n = StripeDirectLinked(cx, waiting, events, link, horizon, &arrivals, &payloads);
+	else
+		n = StripeSqlLinked(cx, link, horizon, &arrivals, &payloads);
 	if (n == 0)
 		return;
 	ev = palloc(sizeof(StripeEvent));
@@ -174,7 +219,7 @@ ApplyCustomer(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon
 		newly = true;
 	}
 	if (account == 0)
-		return STRIPE_APPLIED;	/* waits for a mapping */
+		return Wait(cx, ev, ev->object_id, arrival);	/* for a mapping */
 	SetInt8(&r, 0, account);
 	SetText(&r, 1, ev->object_id);
 	SetOptText(&r, 2, ev->email);
@@ -305,7 +350,7 @@ StripeApply(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon)
 		case STRIPE_REFUND:
 			account = Lookup(cx, STRIPE_T_PAYMENTS, ev->charge);
 			if (account == 0)
-				return STRIPE_APPLIED;	/* waits for its charge */
+				return Wait(cx, ev, ev->charge, arrival);	/* for its charge */
 			return ApplyRefund(cx, ev, &ev->refunds[0], ev->charge, account, ev->rank, arrival);
 		default:
 			break;
@@ -314,7 +359,7 @@ StripeApply(StripeCtx *cx, const StripeEvent *ev, int64 arrival, int64 horizon)
 		return STRIPE_IGNORED;	/* a charge without a customer: no account */
 	account = Lookup(cx, STRIPE_T_ACCOUNTS, ev->customer);
 	if (account == 0)
-		return STRIPE_APPLIED;	/* waits for its customer's mapping */
+		return Wait(cx, ev, ev->customer, arrival);	/* for its customer's mapping */
 	switch (ev->kind)
 	{
 		case STRIPE_SUBSCRIPTION:

@@ -291,6 +291,7 @@ ReadSubscription(Reader *r, json_t *o, const char *path)
 		json_t	   *rec;
 		StripeItem *it = &ev->items[ev->nitems];
 
+		memset(it, 0, sizeof(*it));
 		snprintf(ip, sizeof(ip), "%s[%zu]", dp, i);
 		if (!json_is_object(item))
 			return Fail(r, STRIPE_PARSE_INVALID, ip, "must be an object");
@@ -416,6 +417,7 @@ ReadCharge(Reader *r, json_t *o, const char *path)
 		snprintf(ip, sizeof(ip), "%s[%zu]", dp, i);
 		if (!json_is_object(rf))
 			return Fail(r, STRIPE_PARSE_INVALID, ip, "must be an object");
+		memset(&ev->refunds[ev->nrefunds], 0, sizeof(StripeRefund));
 		if (!ReadRefund(r, rf, ip, &ev->refunds[ev->nrefunds], unused, sizeof(unused)))
 			return false;
 		ev->nrefunds++;
@@ -476,6 +478,23 @@ ArenaBegin(void)
 	arena_active = true;
 }
 
+/*
+ * Zero an event but its item and refund arrays beyond the first of each
+ * (about 19 kB of the struct's 22 kB), which the readers zero as they fill
+ * them: a memset of the whole struct was a visible part of an event's cost.
+ */
+static void
+ZeroEvent(StripeEvent *ev)
+{
+	char	   *p = (char *) ev;
+	size_t		mid = offsetof(StripeEvent, has_discount);
+	size_t		tail = offsetof(StripeEvent, charge);
+
+	memset(p, 0, offsetof(StripeEvent, items) + sizeof(StripeItem));
+	memset(p + mid, 0, offsetof(StripeEvent, refunds) + sizeof(StripeRefund) - mid);
+	memset(p + tail, 0, sizeof(StripeEvent) - tail);
+}
+
 StripeParseStatus
 stripe_event_parse(const char *json, size_t len, StripeEvent *ev)
 {
@@ -486,7 +505,7 @@ stripe_event_parse(const char *json, size_t len, StripeEvent *ev)
 	json_t	   *o = NULL;
 	const char *op = "$.data.object";
 
-	memset(ev, 0, sizeof(*ev));
+	ZeroEvent(ev);
 	if (len > STRIPE_MAX_PAYLOAD)
 	{
 		Fail(&r, STRIPE_PARSE_LIMIT, "$", "payload is longer than %d bytes", STRIPE_MAX_PAYLOAD);

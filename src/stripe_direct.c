@@ -111,7 +111,8 @@ SpeculativeInsert(StripeCtx *cx, StripeDirectRel *dr, CommandId cid, ItemPointer
 		precheck = true;
 		if (OidIsValid(dr->arrival_seq) && !arrival_set)
 		{
-			dr->slot->tts_values[STRIPE_EV_ARRIVAL] = Int64GetDatum(nextval_internal(dr->arrival_seq, true));
+			/* as SQL draws an identity: no privilege on the sequence needed */
+			dr->slot->tts_values[STRIPE_EV_ARRIVAL] = Int64GetDatum(nextval_internal(dr->arrival_seq, false));
 			arrival_set = true;
 		}
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
@@ -199,13 +200,21 @@ NewerThanExisting(StripeDirectRel *dr, int evcol)
 	return a_old < a_new;
 }
 
+/*
+ * Newest-wins upsert.  The first event of an object's life (rank 1:
+ * created, succeeded, failed, a refund listed by its charge) usually finds
+ * no row, so its first attempt skips the pre-check as the ledger's does
+ * (an existing row then costs a killed row and the normal loop).
+ */
 StripeOutcome
 StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *inserted)
 {
 	CommandId	cid = NextCommand();
+	bool		optimistic;
 
 	Assert(dr->evcol >= 0);
 	FillSlot(cx, dr, v, n);
+	optimistic = DatumGetInt16(dr->slot->tts_values[dr->evcol + 2]) == 1;
 	for (;;)
 	{
 		ItemPointerData conflict;
@@ -214,12 +223,13 @@ StripeDirectUpsert(StripeCtx *cx, StripeDirectRel *dr, Datum *v, bool *n, bool *
 		LockTupleMode lockmode;
 		bool		update_indexes;
 
-		if (SpeculativeInsert(cx, dr, cid, &conflict, false))
+		if (SpeculativeInsert(cx, dr, cid, &conflict, optimistic))
 		{
 			*inserted = true;
 			return STRIPE_APPLIED;
 		}
 		/* lock the row found, as ExecOnConflictUpdate() does */
+		optimistic = false;
 		res = table_tuple_lock(dr->rel, &conflict, GetActiveSnapshot(), dr->existing, cid,
 							   LockTupleNoKeyExclusive, LockWaitBlock, 0, &tmfd);
 		if (res == TM_Updated || res == TM_Deleted)
@@ -297,74 +307,83 @@ StripeDirectLookup(StripeCtx *cx, StripeDirectRel *dr, const char *key, int resu
 	return result;
 }
 
-static int
-CompareArrival(const void *a, const void *b)
-{
-	int64		x = ((const int64 *) a)[0];
-	int64		y = ((const int64 *) b)[0];
-
-	return x < y ? -1 : x > y;
-}
-
-/* the ledger's events linked to link that arrived before horizon, by arrival */
+/*
+ * The events waiting for link (stripe_waiting) that arrived before
+ * horizon, by arrival, with their payloads from the ledger (by event id).
+ */
 int
-StripeDirectLinked(StripeCtx *cx, StripeDirectRel *dr, const char *link, int64 horizon,
-				   int64 **arrivals, text ***payloads)
+StripeDirectLinked(StripeCtx *cx, StripeDirectRel *waiting, StripeDirectRel *events,
+				   const char *link, int64 horizon, int64 **arrivals, text ***payloads)
 {
 	Relation	index;
 	Snapshot	snap;
 	ScanKeyData sk;
-	IndexScanDesc scan = BeginLookup(dr, link, &index, &snap, &sk);
+	IndexScanDesc scan = BeginLookup(waiting, link, &index, &snap, &sk);
 	int			n = 0;
+	int			found = 0;
 	int			cap = 0;
-	int64	   *pairs = NULL;	/* (arrival, index into texts) */
-	text	  **texts = NULL;
+	char	  **ids = NULL;
 
-	while (index_getnext_slot(scan, ForwardScanDirection, dr->existing))
+	/* the primary key (link_id, arrival): in arrival order */
+	while (index_getnext_slot(scan, ForwardScanDirection, waiting->existing))
 	{
 		bool		isnull;
-		int64		arrival = DatumGetInt64(slot_getattr(dr->existing, STRIPE_EV_ARRIVAL + 1, &isnull));
+		int64		arrival = DatumGetInt64(slot_getattr(waiting->existing, 2, &isnull));
 
 		CHECK_FOR_INTERRUPTS();
 		if (arrival >= horizon)
-			continue;
+			break;
 		if (n == cap)
 		{
 			cap = cap ? cap * 2 : 8;
-			pairs = pairs ? repalloc(pairs, cap * 2 * sizeof(int64)) : palloc(cap * 2 * sizeof(int64));
-			texts = texts ? repalloc(texts, cap * sizeof(text *)) : palloc(cap * sizeof(text *));
+			*arrivals = n ? repalloc(*arrivals, cap * sizeof(int64)) : palloc(cap * sizeof(int64));
+			ids = n ? repalloc(ids, cap * sizeof(char *)) : palloc(cap * sizeof(char *));
 		}
-		pairs[2 * n] = arrival;
-		pairs[2 * n + 1] = n;
-		texts[n] = DatumGetTextPCopy(slot_getattr(dr->existing, STRIPE_EV_PAYLOAD + 1, &isnull));
+		(*arrivals)[n] = arrival;
+		ids[n] = TextDatumGetCString(slot_getattr(waiting->existing, 3, &isnull));
 		n++;
 	}
-	ExecClearTuple(dr->existing);
+	ExecClearTuple(waiting->existing);
 	EndLookup(scan, index, snap);
 	if (n == 0)
 		return 0;
-	qsort(pairs, n, 2 * sizeof(int64), CompareArrival);
-	*arrivals = palloc(n * sizeof(int64));
 	*payloads = palloc(n * sizeof(text *));
 	for (int i = 0; i < n; i++)
 	{
-		(*arrivals)[i] = pairs[2 * i];
-		(*payloads)[i] = texts[pairs[2 * i + 1]];
+		bool		isnull;
+
+		/* deleted from the ledger by hand (or since delivered again): nothing to apply */
+		scan = BeginLookup(events, ids[i], &index, &snap, &sk);
+		if (index_getnext_slot(scan, ForwardScanDirection, events->existing) &&
+			DatumGetInt64(slot_getattr(events->existing, STRIPE_EV_ARRIVAL + 1, &isnull)) == (*arrivals)[i])
+		{
+			(*arrivals)[found] = (*arrivals)[i];
+			(*payloads)[found++] = DatumGetTextPCopy(slot_getattr(events->existing, STRIPE_EV_PAYLOAD + 1, &isnull));
+		}
+		ExecClearTuple(events->existing);
+		EndLookup(scan, index, snap);
 	}
-	return n;
+	return found;
 }
 
-/* the configured secrets, read with a fresh snapshot; false: use SQL */
+/*
+ * The configured secrets, read with a fresh snapshot; false: use SQL.
+ * *durable: they may be kept until the table's next invalidation (its
+ * reset trigger is in place).
+ */
 bool
-StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens, MemoryContext cxt)
+StripeDirectSecrets(StripeCtx *cx, int *nsecrets, char ***secrets, size_t **lens, MemoryContext cxt,
+					bool *durable)
 {
 	StripeDirectRel *dr = StripeDirectOpen(cx, STRIPE_T_SECRETS);
 	Snapshot	snap;
 	TableScanDesc scan;
 	int			cap = 4;
 
+	*durable = false;
 	if (dr == NULL)
 		return false;
+	*durable = dr->reset_ok;
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(dr->rel, snap, 0, NULL);
 	*nsecrets = 0;

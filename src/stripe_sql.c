@@ -42,6 +42,9 @@ typedef enum PlanId
 	P_PAYMENT,
 	P_REFUND,
 	P_SECRETS,
+	P_WAIT,
+	P_EVENT,
+	P_LINKED_LEDGER,
 	P_COUNT
 } PlanId;
 
@@ -75,9 +78,20 @@ static const PlanDef plan_defs[P_COUNT] = {
 		"SELECT account_id FROM dogdb.stripe_payments WHERE charge_id = $1 LIMIT 1",
 	1, {T}},
 	[P_LINKED] = {
+		"SELECT arrival, event_id FROM dogdb_internal.stripe_waiting WHERE link_id = $1 AND arrival < $2"
+		" ORDER BY arrival",
+	2, {T, I8}},
+	[P_LINKED_LEDGER] = {
 		"SELECT arrival, payload FROM dogdb.stripe_events WHERE link_id = $1 AND arrival < $2"
 		" ORDER BY arrival",
 	2, {T, I8}},
+	[P_EVENT] = {
+		"SELECT payload FROM dogdb.stripe_events WHERE event_id = $1 AND arrival = $2",
+	2, {T, I8}},
+	[P_WAIT] = {
+		"INSERT INTO dogdb_internal.stripe_waiting (link_id, arrival, event_id) VALUES ($1, $2, $3)"
+		" ON CONFLICT (link_id, arrival) DO NOTHING",
+	3, {T, I8, T}},
 	[P_CUSTOMER] = {
 		"INSERT INTO dogdb.stripe_customers AS t (account_id, customer_id, email, deleted, created_at, "
 		EVENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -204,7 +218,8 @@ StripeSqlLookup(StripeCtx *cx, StripeTable t, const char *key)
 bool
 StripeSqlInsertIfAbsent(StripeCtx *cx, StripeTable t, Datum *v, bool *n)
 {
-	return Run(cx, t == STRIPE_T_ACCOUNTS ? P_MAP_PUT : P_VERSION, v, n, SPI_OK_INSERT) > 0;
+	return Run(cx, t == STRIPE_T_ACCOUNTS ? P_MAP_PUT : t == STRIPE_T_WAITING ? P_WAIT : P_VERSION,
+			   v, n, SPI_OK_INSERT) > 0;
 }
 
 StripeOutcome
@@ -239,15 +254,55 @@ StripeSqlUpsert(StripeCtx *cx, StripeTable t, Datum *v, bool *n, bool *inserted)
 	return STRIPE_APPLIED;
 }
 
+/* as StripeDirectLinked(): two statements (the ledger may be a Citus table) */
 int
 StripeSqlLinked(StripeCtx *cx, const char *link, int64 horizon, int64 **arrivals, text ***payloads)
 {
 	Datum		args[2] = {CStringGetTextDatum(link), Int64GetDatum(horizon)};
 	uint64		n = Run(cx, P_LINKED, args, NULL, SPI_OK_SELECT);
+	Datum	   *ids;
+	int			found = 0;
 
 	if (n == 0)
 		return 0;
-	/* copied out: the nested applies reuse SPI_tuptable */
+	/* copied out: the next statements and the nested applies reuse SPI_tuptable */
+	*arrivals = palloc(n * sizeof(int64));
+	*payloads = palloc(n * sizeof(text *));
+	ids = palloc(n * sizeof(Datum));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		(*arrivals)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		ids[i] = PointerGetDatum(DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)));
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		a[2] = {ids[i], Int64GetDatum((*arrivals)[i])};
+		bool		isnull;
+
+		/* deleted from the ledger by hand (or since delivered again): nothing to apply */
+		if (Run(cx, P_EVENT, a, NULL, SPI_OK_SELECT) == 0)
+			continue;
+		(*arrivals)[found] = (*arrivals)[i];
+		(*payloads)[found++] = DatumGetTextPCopy(FirstValue(&isnull));
+	}
+	return found;
+}
+
+/*
+ * The ledger's events linked to link that arrived before horizon, by
+ * arrival: the waiting list of a database still at 1.6 (the ledger's
+ * index on link_id, dropped by the update to 1.7)
+ */
+int
+StripeSqlLinkedLedger(StripeCtx *cx, const char *link, int64 horizon, int64 **arrivals, text ***payloads)
+{
+	Datum		args[2] = {CStringGetTextDatum(link), Int64GetDatum(horizon)};
+	uint64		n = Run(cx, P_LINKED_LEDGER, args, NULL, SPI_OK_SELECT);
+
+	if (n == 0)
+		return 0;
 	*arrivals = palloc(n * sizeof(int64));
 	*payloads = palloc(n * sizeof(text *));
 	for (uint64 i = 0; i < n; i++)

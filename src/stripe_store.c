@@ -14,9 +14,11 @@
  * written directly only if it is a plain table with exactly the columns
  * the extension created (names, types, no dropped or generated column),
  * its own CHECK constraints and no other, a primary key on the expected
- * columns, no trigger of any kind, no rule, no row-level security, and it
- * is not a Citus table.  Otherwise that table's operations take the SQL
- * route (stripe_sql.c), the statements the extension always ran.  A whole
+ * columns, no trigger but the extension's own cache-reset statement
+ * triggers (which change nothing written), no rule, no row-level
+ * security, and it is not a Citus table.  Otherwise that table's
+ * operations take the SQL route (stripe_sql.c), the statements the
+ * extension always ran.  A whole
  * call takes the SQL route outside READ COMMITTED (the snapshot rules of
  * REPEATABLE READ and SERIALIZABLE, predicate locks) and in a read-only
  * transaction.
@@ -36,9 +38,12 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -61,7 +66,7 @@
 const StripeTableDef stripe_tables[STRIPE_NTABLES] = {
 	[STRIPE_T_EVENTS] = {"stripe_events", 8,
 		{"event_id", "event_type", "object_id", "link_id", "created", "arrival", "received_at", "payload"},
-		{T, T, T, T, TS, I8, TS, T}, 1, -1, 3, {"stripe_events_event_id_check"}},
+		{T, T, T, T, TS, I8, TS, T}, 1, -1, 0, {"stripe_events_event_id_check"}},
 	[STRIPE_T_ACCOUNTS] = {"stripe_customer_accounts", 3,
 		{"customer_id", "account_id", "source"}, {T, I8, T}, 1, -1, 0,
 		{"stripe_customer_accounts_customer_id_check", "stripe_customer_accounts_account_id_check",
@@ -90,14 +95,18 @@ const StripeTableDef stripe_tables[STRIPE_NTABLES] = {
 		{I8, T, T, T, T, I8, TS, EVTYPES}, 2, 7, -1, {NULL}},
 	[STRIPE_T_SECRETS] = {"stripe_webhook_secrets", 3,
 		{"secret", "note", "added_at"}, {T, T, TS}, 1, -1, -1, {"stripe_webhook_secrets_secret_check"}},
+	[STRIPE_T_WAITING] = {"stripe_waiting", 3,
+		{"link_id", "arrival", "event_id"}, {T, I8, T}, 2, -1, 0, {NULL}, true},
 };
 
 /* what the backend knows of a table until its next invalidation */
 typedef struct TableCache
 {
 	Oid			relid;
+	uint64		generation;		/* counts its invalidations */
 	bool		checked;		/* ok and the OIDs below are valid */
 	bool		ok;				/* may be written directly */
+	bool		reset_ok;		/* its changes reset what backends keep of it */
 	Oid			acl_user;		/* privileges checked for this user */
 	Oid			lookup_index;
 	Oid			arrival_seq;
@@ -114,7 +123,67 @@ RelcacheCallback(Datum arg, Oid relid)
 		{
 			cache[t].checked = false;
 			cache[t].acl_user = InvalidOid;
+			cache[t].generation++;
 		}
+}
+
+uint64
+StripeTableGeneration(StripeTable t)
+{
+	return cache[t].generation;
+}
+
+/*
+ * Does the table exist?  Only dogdb_internal.stripe_waiting (1.7) may be
+ * missing: a database still at 1.6 with this library, until ALTER
+ * EXTENSION ... UPDATE.
+ */
+bool
+StripeTableExists(StripeTable t)
+{
+	const StripeTableDef *def = &stripe_tables[t];
+	Oid			nsp;
+
+	if (cache[t].checked)
+		return true;
+	nsp = get_namespace_oid(def->internal ? DOGDB_INTERNAL_SCHEMA : DOGDB_SCHEMA, true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(def->relname, nsp));
+}
+
+/*
+ * Are the table's triggers only dogdb_internal.stripe_cache_reset()
+ * statement triggers (which SQL writes would fire to no effect on what is
+ * written)?  *reset_ok: one of them fires ALWAYS after every INSERT,
+ * UPDATE, DELETE and TRUNCATE, so a backend may keep the table's rows
+ * until the relcache invalidation it sends.
+ */
+static bool
+OnlyResetTriggers(TriggerDesc *td, bool *reset_ok)
+{
+	const int16 all = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE;
+	Oid			nsp = get_namespace_oid(DOGDB_INTERNAL_SCHEMA, true);
+
+	*reset_ok = false;
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *tg = &td->triggers[i];
+		char	   *name;
+		bool		ours;
+
+		/* by catalog lookups, not name resolution: the caller may not use the schema */
+		if (!OidIsValid(nsp) || get_func_namespace(tg->tgfoid) != nsp || TRIGGER_FOR_ROW(tg->tgtype))
+			return false;
+		name = get_func_name(tg->tgfoid);
+		ours = name != NULL && strcmp(name, "stripe_cache_reset") == 0;
+		if (name != NULL)
+			pfree(name);
+		if (!ours)
+			return false;
+		if (tg->tgenabled == TRIGGER_FIRES_ALWAYS && TRIGGER_FOR_AFTER(tg->tgtype) &&
+			(tg->tgtype & all) == all && tg->tgnattr == 0 && tg->tgqual == NULL)
+			*reset_ok = true;
+	}
+	return true;
 }
 
 static void
@@ -176,8 +245,10 @@ CheckTable(Relation rel, const StripeTableDef *def, TableCache *c)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConstr *constr = desc->constr;
 
+	c->reset_ok = false;
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rules != NULL ||
-		rel->trigdesc != NULL || rel->rd_rel->relrowsecurity ||
+		(rel->trigdesc != NULL && !OnlyResetTriggers(rel->trigdesc, &c->reset_ok)) ||
+		rel->rd_rel->relrowsecurity ||
 		DogdbIsDistributed(RelationGetRelid(rel)) || desc->natts != def->ncols)
 		return false;
 	for (int i = 0; i < def->ncols; i++)
@@ -220,19 +291,22 @@ CheckTable(Relation rel, const StripeTableDef *def, TableCache *c)
 	return true;
 }
 
-/* the privileges SQL would need: INSERT, UPDATE and SELECT (or SELECT only) */
+/*
+ * The privileges SQL would need, of the role the writes are made as:
+ * INSERT, UPDATE and SELECT (or SELECT only)
+ */
 static void
-CheckPrivileges(Relation rel, StripeTable t, TableCache *c)
+CheckPrivileges(Relation rel, StripeTable t, TableCache *c, Oid owner)
 {
 	AclMode		need = t == STRIPE_T_SECRETS ? ACL_SELECT : ACL_SELECT | ACL_INSERT | ACL_UPDATE;
 	AclResult	r;
 
-	if (c->acl_user == GetUserId())
+	if (c->acl_user == owner)
 		return;
-	r = pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), need);
+	r = pg_class_aclcheck(RelationGetRelid(rel), owner, need);
 	if (r != ACLCHECK_OK)
 		aclcheck_error(r, OBJECT_TABLE, RelationGetRelationName(rel));
-	c->acl_user = GetUserId();
+	c->acl_user = owner;
 }
 
 StripeDirectRel *
@@ -255,7 +329,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 		callbacks_registered = true;
 	}
 	if (!c->checked)
-		c->relid = DogdbRelationId(def->relname);
+		c->relid = def->internal ? DogdbInternalRelationId(def->relname) : DogdbRelationId(def->relname);
 	rel = table_open(c->relid, t == STRIPE_T_SECRETS ? AccessShareLock : RowExclusiveLock);
 	if (!c->checked || c->relid != RelationGetRelid(rel))
 	{
@@ -269,7 +343,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 		cx->refused[t] = true;
 		return NULL;
 	}
-	CheckPrivileges(rel, t, c);
+	CheckPrivileges(rel, t, c, cx->owner);
 
 	old = MemoryContextSwitchTo(cx->estate->es_query_cxt);
 	dr = palloc0(sizeof(StripeDirectRel));
@@ -277,6 +351,7 @@ StripeDirectOpen(StripeCtx *cx, StripeTable t)
 	dr->lookup_index = c->lookup_index;
 	dr->arrival_seq = c->arrival_seq;
 	dr->evcol = def->evcol;
+	dr->reset_ok = c->reset_ok;
 	dr->existing = table_slot_create(rel, NULL);
 	MemoryContextSwitchTo(old);
 	cx->rels[t] = dr;
@@ -329,10 +404,11 @@ StripeDirectCloseAll(StripeCtx *cx)
 }
 
 void
-StripeCtxBegin(StripeCtx *cx, bool spi_outer)
+StripeCtxBegin(StripeCtx *cx, bool spi_outer, Oid owner)
 {
 	memset(cx, 0, sizeof(*cx));
 	cx->spi_outer = spi_outer;
+	cx->owner = owner;
 	cx->direct_ok = !IsolationUsesXactSnapshot() && !XactReadOnly && !IsInParallelMode();
 	cx->estate = CreateExecutorState();
 }
@@ -349,13 +425,29 @@ StripeCtxEnd(StripeCtx *cx)
 		DogdbRestoreSearchPath(cx->nestlevel);
 		cx->spi = false;
 	}
+	if (cx->user_switched)
+	{
+		SetUserIdAndSecContext(cx->save_user, cx->save_sec);
+		cx->user_switched = false;
+	}
 }
 
+/*
+ * The SQL route: as the owner (what SECURITY DEFINER would do; an error
+ * restores the user with the transaction or subtransaction), with
+ * search_path pinned, connected to SPI.
+ */
 void
 StripeSqlEnter(StripeCtx *cx)
 {
 	if (cx->spi || cx->spi_outer)
 		return;
+	if (cx->owner != GetUserId())
+	{
+		GetUserIdAndSecContext(&cx->save_user, &cx->save_sec);
+		SetUserIdAndSecContext(cx->owner, cx->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		cx->user_switched = true;
+	}
 	cx->nestlevel = DogdbPinSearchPath();
 	DogdbSpiConnect();
 	cx->spi = true;

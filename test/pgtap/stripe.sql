@@ -22,6 +22,7 @@ DELETE FROM dogdb.stripe_events; DELETE FROM dogdb.stripe_customer_accounts;
 DELETE FROM dogdb.stripe_customers; DELETE FROM dogdb.stripe_subscriptions;
 DELETE FROM dogdb.stripe_subscription_versions; DELETE FROM dogdb.stripe_invoices;
 DELETE FROM dogdb.stripe_payments; DELETE FROM dogdb.stripe_refunds;
+DELETE FROM dogdb_internal.stripe_waiting;
 $$;
 
 -- a small event set touching every kind of wait and tie: a customer
@@ -191,8 +192,8 @@ SELECT is((SELECT outcome FROM dogdb_ingest_stripe_event(b, 't=' || t || ',v1=' 
 SELECT throws_ok('SELECT * FROM dogdb.stripe_webhook_secrets', '42501', NULL, 'dogdb_ingest cannot read the secrets');
 SELECT throws_ok('SELECT * FROM dogdb_stripe_replay()', '42501', NULL, 'dogdb_ingest cannot replay');
 RESET ROLE;
-SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'dogdb_ingest_stripe_event(text, text)'::regprocedure),
-		  ARRAY['search_path=pg_catalog, pg_temp'], 'the SECURITY DEFINER ingest pins search_path');
+SELECT is((SELECT (prosecdef, proconfig IS NULL) FROM pg_proc WHERE oid = 'dogdb_ingest_stripe_event(text, text)'::regprocedure),
+		  (false, true), 'the ingest is not SECURITY DEFINER: it writes for its owner itself (no per-call GUC work)');
 
 --
 -- MRR, movements, LTV and cohorts against the independent computation
