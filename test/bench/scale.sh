@@ -98,16 +98,26 @@ generate() {	# accounts
 # one day of sessions: 45 per 1,000 accounts, random accounts (uniform over
 # the ids: the random id is drawn once per session, then the first account
 # from it), today (UTC)
-add_day() {	# accounts
-	$PSQL -c "INSERT INTO dogdb.sessions (account_id, created_at)
+day_sql() {	# accounts
+	echo "INSERT INTO dogdb.sessions (account_id, created_at)
 		SELECT a.account_id, (current_date::timestamp + random() * interval '1 day') AT TIME ZONE 'UTC'
 		  FROM (SELECT min(account_id) AS lo, max(account_id) AS hi FROM dogdb.accounts) b,
 			   generate_series(1, $1 * 45 / 1000) i,
 			   LATERAL (SELECT b.lo + floor(random() * (b.hi - b.lo + 1))::bigint + i * 0 AS target OFFSET 0) r,
 			   LATERAL (SELECT account_id FROM dogdb.accounts WHERE account_id >= r.target
-						 ORDER BY account_id LIMIT 1) a"
-	# the accounts the refresh will touch (its queue of session deltas)
+						 ORDER BY account_id LIMIT 1) a;"
+}
+# the accounts the next refresh will touch (its queue of session deltas)
+queued_accounts() {
 	$PSQL -c "SELECT count(DISTINCT a) FROM dogdb_internal.kpi_session_deltas, unnest(account_ids) a"
+}
+add_day() {	# accounts
+	$PSQL -c "$(day_sql "$1")"
+	queued_accounts
+}
+# one day in a connection that has refreshed before (its caches warm)
+one_day_warm() {	# accounts, label
+	report "$2" "$(measure "SELECT count(*) FROM dogdb_refresh_kpis(); $(day_sql "$1") SELECT count(*) FROM dogdb_refresh_kpis();")"
 }
 
 $PSQL -c "CREATE EXTENSION IF NOT EXISTS dogdb_analytics CASCADE" 2>/dev/null
@@ -139,6 +149,9 @@ for i in 1 2; do
 	n=$(add_day "$SCALE")
 	report "incremental, one day ($((SCALE * 45 / 1000)) sessions, $n accounts, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
 done
+for i in 1 2; do
+	one_day_warm "$SCALE" "incremental, one day (warm connection, run $i)"
+done
 $PSQL -c "INSERT INTO dogdb.plan_prices (plan_id, monthly_price_cents, effective_from)
 	VALUES (3, 52000, date_trunc('month', now() AT TIME ZONE 'UTC')::date + 9)"
 report "incremental, one price change in the current month" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
@@ -156,12 +169,15 @@ $PSQL -c "DROP TABLE public.scale_incremental"
 if [ "$STEPS" -gt 0 ]; then
 	echo "== the full refresh's steps, $STEPS rebuilds: min, median, max ms, and the backend's CPU ms in the median run"
 	for _ in $(seq "$STEPS"); do
-		PGOPTIONS="$PGOPTIONS -c client_min_messages=debug1" $PSQL -c "SELECT count(*) FROM dogdb_refresh_kpis(true)" 2>&1 |
-			sed -n 's/.*KPI refresh: \([a-z ]*\) took \([0-9.]*\) ms (\([0-9.]*\) ms CPU here).*/\1|\2|\3/p'
+		PGOPTIONS="$PGOPTIONS -c client_min_messages=debug1" $PSQL -c '\timing on' \
+			-c "SELECT count(*) FROM dogdb_refresh_kpis(true)" 2>&1 |
+			sed -n -e 's/.*KPI refresh: \([a-z ]*\) took \([0-9.]*\) ms (\([0-9.]*\) ms CPU here).*/\1|\2|\3/p' \
+				-e 's/^Time: \([0-9.]*\) ms.*/~ the whole refresh|\1|/p'
 	done | sort -t'|' -k1,1 -k2,2n | awk -F'|' '
 		function flush() {
 			if (n > 0)
-				printf "%-32s %8.0f %8.0f %8.0f %8.0f\n", step, w[1], w[int((n + 1) / 2)], w[n], cpu[int((n + 1) / 2)]
+				printf "%-32s %8.0f %8.0f %8.0f %8s\n", step, w[1], w[int((n + 1) / 2)], w[n],
+					cpu[int((n + 1) / 2)] == "" ? "-" : sprintf("%.0f", cpu[int((n + 1) / 2)])
 		}
 		$1 != step { flush(); step = $1; n = 0 }
 		{ n++; w[n] = $2; cpu[n] = $3 }
@@ -175,6 +191,9 @@ if [ "$SMALL" -gt 0 ]; then
 	for i in 1 2 3; do
 		n=$(add_day "$SMALL")
 		report "incremental, one day ($((SMALL * 45 / 1000)) sessions, $n accounts, run $i)" "$(measure 'SELECT count(*) FROM dogdb_refresh_kpis();')"
+	done
+	for i in 1 2; do
+		one_day_warm "$SMALL" "incremental, one day (warm connection, run $i)"
 	done
 fi
 if [ "$REUSE" != 1 ]; then
