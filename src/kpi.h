@@ -266,6 +266,8 @@ extern void KpiAddCount(KpiState *ks, int32 account, int32 month, int64 count);
 extern bool KpiMonthHasSessions(KpiState *ks, int32 month);
 extern void KpiListStoredMonths(KpiState *ks);
 extern void KpiLoadStoredMonths(KpiState *ks);
+extern void KpiForEachRow(const char *query, int nargs, Oid *argtypes, Datum *args,
+						  void (*fn) (void *arg, HeapTuple tup, TupleDesc desc), void *arg);
 extern void KpiStoreMonths(KpiState *ks, bool full);
 extern bool KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month);
 extern void KpiStoreChurnState(KpiState *ks, bool full);

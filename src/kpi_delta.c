@@ -25,88 +25,15 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/nbtree.h"
-#include "access/table.h"
-#include "access/xact.h"
-#include "catalog/index.h"
-#include "access/tableam.h"
 #include "catalog/pg_type.h"
-#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
-#include "utils/lsyscache.h"
-#include "utils/rel.h"
 
 #include "calendar.h"
 #include "common.h"
-#include "kpi.h"
-
-/* one (month, block) row of kpi_month_activity */
-typedef struct DeltaRowKey
-{
-	int64		block;
-	int64		month;
-} DeltaRowKey;
-
-typedef struct DeltaRow
-{
-	DeltaRowKey key;
-	bool		found;			/* read from the table */
-	bool		changed;		/* write it back */
-	ItemPointerData tid;		/* where, if read by key */
-	int32		counts[KPI_BLOCK_SLOTS];
-	int16		tiers[KPI_BLOCK_SLOTS];
-} DeltaRow;
-
-/* one block of kpi_churn_state */
-typedef struct DeltaBlock
-{
-	int64		block;
-	bool		found;
-	bool		changed;
-	ItemPointerData tid;		/* where, if read by key */
-	int16		first[KPI_BLOCK_SLOTS];
-	int16		churn[KPI_BLOCK_SLOTS];
-	char		size[KPI_BLOCK_SLOTS];
-} DeltaBlock;
-
-/* the difference to one fact */
-typedef struct DeltaCell
-{
-	int32		month;
-	int			size;
-	int16		tier;
-	KpiCell		d;
-} DeltaCell;
-
-/* an account's summed change in a month */
-typedef struct DeltaChange
-{
-	int64		account;
-	int32		month;
-	int64		count;
-} DeltaChange;
-
-typedef struct DeltaState
-{
-	KpiState   *ks;
-	HTAB	   *rows;
-	HTAB	   *blocks;
-	DeltaCell  *cells;
-	int			ncells;
-	int			cellcap;
-	bool		missing;		/* a row needed is not stored */
-	bool		rows_by_key;	/* rows and blocks read by key: written by tid */
-	bool		blocks_by_key;
-	/* the last block and row looked up (the changes come by account) */
-	DeltaBlock *last_blk;
-	DeltaRow   *last_row;
-} DeltaState;
+#include "kpi_delta.h"
 
 /* the changes sorted by account, then month (a sort specialized for them) */
 static inline int
@@ -217,99 +144,6 @@ CopyStored(void *dst, HeapTuple tup, TupleDesc desc, int col, Size n)
 	return true;
 }
 
-/*
- * An engine table's primary key index if it is the one the extension made
- * (the first nkeys columns, plain), and the table has no other index and
- * no trigger; else NULL, and the caller reads and writes through SQL
- */
-static Relation
-OpenKeyIndex(Relation rel, int nkeys)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	Relation	idx;
-	bool		ok;
-
-	if (list_length(indexes) != 1 || rel->trigdesc != NULL || rel->rd_rel->relam != HEAP_TABLE_AM_OID)
-		return NULL;
-	idx = index_open(linitial_oid(indexes), RowExclusiveLock);
-	ok = idx->rd_index->indisprimary && idx->rd_index->indisvalid && idx->rd_index->indisready &&
-		idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indnatts == nkeys &&
-		RelationGetIndexExpressions(idx) == NIL && RelationGetIndexPredicate(idx) == NIL;
-	for (int k = 0; ok && k < nkeys; k++)
-		ok = idx->rd_index->indkey.values[k] == k + 1;
-	if (!ok)
-	{
-		index_close(idx, RowExclusiveLock);
-		return NULL;
-	}
-	return idx;
-}
-
-/* a bytea column of the slot of the expected size, copied; false if not */
-static bool
-CopySlotBytes(void *dst, TupleTableSlot *slot, AttrNumber att, Size n)
-{
-	bool		isnull;
-	Datum		d = slot_getattr(slot, att, &isnull);
-	bytea	   *b;
-
-	if (isnull)
-		return false;
-	b = DatumGetByteaPP(d);
-	if (VARSIZE_ANY_EXHDR(b) != n)
-		return false;
-	memcpy(dst, VARDATA_ANY(b), n);
-	return true;
-}
-
-/*
- * Read the account blocks entered by their primary key, one probe each,
- * under the refresh's snapshot; false if the table is not as made
- */
-static bool
-ReadBlocksByKey(DeltaState *ds)
-{
-	Oid			relid = DogdbInternalRelationId("kpi_churn_state");
-	Relation	rel = table_open(relid, AccessShareLock);
-	Relation	idx = OpenKeyIndex(rel, 1);
-	AttrNumber	first_att = get_attnum(relid, "first_months");
-	AttrNumber	churn_att = get_attnum(relid, "churn_months");
-	AttrNumber	size_att = get_attnum(relid, "company_sizes");
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	HASH_SEQ_STATUS seq;
-	DeltaBlock *blk;
-
-	if (idx == NULL || first_att == InvalidAttrNumber || churn_att == InvalidAttrNumber || size_att == InvalidAttrNumber)
-	{
-		if (idx != NULL)
-			index_close(idx, RowExclusiveLock);
-		table_close(rel, AccessShareLock);
-		return false;
-	}
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, ds->ks->snapshot, 1, 0);
-	hash_seq_init(&seq, ds->blocks);
-	while ((blk = hash_seq_search(&seq)) != NULL)
-	{
-		ScanKeyData key;
-
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(blk->block));
-		index_rescan(scan, &key, 1, NULL, 0);
-		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
-			continue;
-		blk->tid = slot->tts_tid;
-		blk->found = CopySlotBytes(blk->first, slot, first_att, sizeof(blk->first)) &&
-			CopySlotBytes(blk->churn, slot, churn_att, sizeof(blk->churn)) &&
-			CopySlotBytes(blk->size, slot, size_att, sizeof(blk->size));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, RowExclusiveLock);
-	table_close(rel, AccessShareLock);
-	return true;
-}
-
 /* read the account blocks entered */
 static void
 ReadBlocks(DeltaState *ds)
@@ -322,7 +156,7 @@ ReadBlocks(DeltaState *ds)
 	SPITupleTable *tt;
 	uint64		n;
 
-	if ((ds->blocks_by_key = ReadBlocksByKey(ds)))
+	if ((ds->blocks_by_key = KpiDeltaReadBlocks(ds)))
 		return;
 	hash_seq_init(&seq, ds->blocks);
 	while ((blk = hash_seq_search(&seq)) != NULL)
@@ -347,59 +181,6 @@ ReadBlocks(DeltaState *ds)
 	SPI_freetuptable(tt);
 }
 
-/*
- * Read the (month, block) rows entered by their primary key, one probe
- * each, under the refresh's snapshot; false if the table is not as made
- */
-static bool
-ReadRowsByKey(DeltaState *ds)
-{
-	Oid			relid = DogdbInternalRelationId("kpi_month_activity");
-	Relation	rel = table_open(relid, AccessShareLock);
-	Relation	idx = OpenKeyIndex(rel, 2);
-	AttrNumber	counts_att = get_attnum(relid, "session_counts");
-	AttrNumber	tiers_att = get_attnum(relid, "plan_ids");
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	HASH_SEQ_STATUS seq;
-	DeltaRow   *row;
-
-	if (idx == NULL || counts_att == InvalidAttrNumber || tiers_att == InvalidAttrNumber)
-	{
-		if (idx != NULL)
-			index_close(idx, RowExclusiveLock);
-		table_close(rel, AccessShareLock);
-		return false;
-	}
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, ds->ks->snapshot, 2, 0);
-	hash_seq_init(&seq, ds->rows);
-	while ((row = hash_seq_search(&seq)) != NULL)
-	{
-		ScanKeyData keys[2];
-		bool		null_counts,
-					null_tiers;
-		Datum		counts,
-					tiers;
-
-		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_DATE_EQ, KpiMonthDate((int32) row->key.month));
-		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(row->key.block));
-		index_rescan(scan, keys, 2, NULL, 0);
-		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
-			continue;
-		row->tid = slot->tts_tid;
-		counts = slot_getattr(slot, counts_att, &null_counts);
-		tiers = slot_getattr(slot, tiers_att, &null_tiers);
-		row->found = !null_counts && !null_tiers &&
-			KpiDecodeCounts(counts, row->counts) && KpiDecodeTiers(tiers, row->tiers);
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, RowExclusiveLock);
-	table_close(rel, AccessShareLock);
-	return true;
-}
-
 /* read the (month, block) rows entered */
 static void
 ReadRows(DeltaState *ds)
@@ -413,7 +194,7 @@ ReadRows(DeltaState *ds)
 	SPITupleTable *tt;
 	uint64		n;
 
-	if ((ds->rows_by_key = ReadRowsByKey(ds)))
+	if ((ds->rows_by_key = KpiDeltaReadRows(ds)))
 		return;
 	hash_seq_init(&seq, ds->rows);
 	while ((row = hash_seq_search(&seq)) != NULL)
@@ -524,106 +305,6 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 	}
 }
 
-/*
- * Replace one column of the row at tid with a new bytea, in place of an
- * UPDATE: the table is the extension's as made (one index, its primary key,
- * no trigger, no check: OpenKeyIndex), and the refresh's lock keeps every
- * other writer out.  The new version is heap-only when it fits the page;
- * else the key gets an entry for it.
- */
-static void
-UpdateColumn(Relation rel, Relation idx, IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *newslot,
-			 ItemPointer tid, AttrNumber att, bytea *value, Snapshot snapshot)
-{
-	Datum		values[INDEX_MAX_KEYS];
-	bool		isnull[INDEX_MAX_KEYS];
-	Datum	   *repl_values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
-	bool	   *repl_nulls = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
-	bool	   *repl = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
-	HeapTuple	old;
-	HeapTuple	new;
-	bool		should_free;
-
-	if (!table_tuple_fetch_row_version(rel, tid, snapshot, slot))
-		elog(ERROR, "KPI engine state row not found at (%u,%u)",
-			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
-	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
-	repl_values[att - 1] = PointerGetDatum(value);
-	repl[att - 1] = true;
-	new = heap_modify_tuple(old, RelationGetDescr(rel), repl_values, repl_nulls, repl);
-	simple_heap_update(rel, tid, new);
-	if (!HeapTupleIsHeapOnly(new))
-	{
-		ExecStoreHeapTuple(new, newslot, false);
-		FormIndexDatum(info, newslot, NULL, values, isnull);
-		index_insert(idx, values, isnull, &new->t_self, rel, UNIQUE_CHECK_YES, false, info);
-		ExecClearTuple(newslot);
-	}
-	heap_freetuple(new);
-	pfree(repl_values);
-	pfree(repl_nulls);
-	pfree(repl);
-}
-
-/* write the changed rows or blocks read by key back by tid; false if the table is not as made */
-static bool
-WriteByKey(DeltaState *ds, bool rows)
-{
-	Oid			relid = DogdbInternalRelationId(rows ? "kpi_month_activity" : "kpi_churn_state");
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	Relation	idx = OpenKeyIndex(rel, rows ? 2 : 1);
-	AttrNumber	att = get_attnum(relid, rows ? "session_counts" : "churn_months");
-	IndexInfo  *info;
-	TupleTableSlot *slot;
-	TupleTableSlot *newslot;
-	HASH_SEQ_STATUS seq;
-	void	   *entry;
-
-	if (idx == NULL || att == InvalidAttrNumber ||
-		(RelationGetDescr(rel)->constr != NULL && RelationGetDescr(rel)->constr->num_check > 0))
-	{
-		if (idx != NULL)
-			index_close(idx, RowExclusiveLock);
-		table_close(rel, RowExclusiveLock);
-		return false;
-	}
-	info = BuildIndexInfo(idx);
-	slot = table_slot_create(rel, NULL);
-	newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	hash_seq_init(&seq, rows ? ds->rows : ds->blocks);
-	while ((entry = hash_seq_search(&seq)) != NULL)
-	{
-		bytea	   *b;
-
-		if (rows)
-		{
-			DeltaRow   *row = entry;
-
-			if (!row->changed)
-				continue;
-			b = KpiEncodeCounts(row->counts);
-			UpdateColumn(rel, idx, info, slot, newslot, &row->tid, att, b, ds->ks->snapshot);
-		}
-		else
-		{
-			DeltaBlock *blk = entry;
-
-			if (!blk->changed)
-				continue;
-			b = KpiNewBytea(sizeof(blk->churn));
-			memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
-			UpdateColumn(rel, idx, info, slot, newslot, &blk->tid, att, b, ds->ks->snapshot);
-		}
-		pfree(b);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	ExecDropSingleTupleTableSlot(newslot);
-	index_close(idx, RowExclusiveLock);
-	table_close(rel, RowExclusiveLock);
-	CommandCounterIncrement();
-	return true;
-}
-
 /* write the changed rows and blocks back */
 static void
 WriteState(DeltaState *ds)
@@ -633,7 +314,7 @@ WriteState(DeltaState *ds)
 	DeltaRow   *row;
 	DeltaBlock *blk;
 
-	if (!(ds->rows_by_key && WriteByKey(ds, true)))
+	if (!(ds->rows_by_key && KpiDeltaWrite(ds, true)))
 	{
 		hash_seq_init(&seq, ds->rows);
 		while ((row = hash_seq_search(&seq)) != NULL)
@@ -660,7 +341,7 @@ WriteState(DeltaState *ds)
 		}
 	}
 
-	if (ds->blocks_by_key && WriteByKey(ds, false))
+	if (ds->blocks_by_key && KpiDeltaWrite(ds, false))
 		return;
 	arrs[0] = arrs[1] = NULL;
 	hash_seq_init(&seq, ds->blocks);

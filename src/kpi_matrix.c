@@ -265,6 +265,64 @@ KpiListStoredMonths(KpiState *ks)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/*
+ * Run a query through a cursor, 256 rows at a time, and give fn each row
+ * (the engine's reads of its state, which can be large)
+ */
+void
+KpiForEachRow(const char *query, int nargs, Oid *argtypes, Datum *args,
+			  void (*fn) (void *arg, HeapTuple tup, TupleDesc desc), void *arg)
+{
+	SPIPlanPtr	plan = DogdbSpiPrepare(query, nargs, argtypes);
+	Portal		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+
+	for (;;)
+	{
+		SPITupleTable *tt;
+
+		SPI_cursor_fetch(portal, true, 256);
+		tt = SPI_tuptable;
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			fn(arg, tt->vals[i], tt->tupdesc);
+		SPI_freetuptable(tt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
+}
+
+/* one stored (month, block) row: its counts added to the matrix */
+static void
+AddStoredMonthRow(void *arg, HeapTuple tup, TupleDesc desc)
+{
+	KpiState   *ks = arg;
+	bool		isnull;
+	int32		month = KpiDateMonth(SPI_getbinval(tup, desc, 1, &isnull));
+	int64		block = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	int32		counts[KPI_BLOCK_SLOTS];
+	KpiMonth   *km = KpiMonthOf(ks, month);
+
+	if (!KpiDecodeCounts(SPI_getbinval(tup, desc, 3, &isnull), counts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("KPI engine state in %s is corrupt", "dogdb_internal.kpi_month_activity"),
+				 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild it.")));
+	for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+	{
+		int32		account;
+
+		if (counts[slot] == 0)
+			continue;
+		account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
+		if (account >= 0)
+			KpiAddCount(ks, account, month, counts[slot]);
+		else
+			km->activity_changed = true;	/* drop a deleted account's counts */
+	}
+}
+
 /* read back the stored counts of the months whose facts are recomputed */
 void
 KpiLoadStoredMonths(KpiState *ks)
@@ -272,8 +330,6 @@ KpiLoadStoredMonths(KpiState *ks)
 	ArrayBuildState *wanted = NULL;
 	Oid			argtype = DATEARRAYOID;
 	Datum		arg;
-	SPIPlanPtr	plan;
-	Portal		portal;
 
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 	{
@@ -285,51 +341,10 @@ KpiLoadStoredMonths(KpiState *ks)
 	if (wanted == NULL)
 		return;
 	arg = makeArrayResult(wanted, CurrentMemoryContext);
-	plan = DogdbSpiPrepare("SELECT month, block, session_counts FROM dogdb_internal.kpi_month_activity"
-						   " WHERE month = ANY ($1)", 1, &argtype);
-	portal = SPI_cursor_open(NULL, plan, &arg, NULL, true);
 	for (int32 month = KPI_MIN_MONTH; month <= KPI_MAX_MONTH; month++)
 		KpiMonthOf(ks, month)->loaded |= KpiMonthOf(ks, month)->stored && KpiMonthOf(ks, month)->facts_dirty;
-	for (;;)
-	{
-		SPITupleTable *tt;
-
-		SPI_cursor_fetch(portal, true, 256);
-		tt = SPI_tuptable;
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			int32		month = KpiDateMonth(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-			int32		counts[KPI_BLOCK_SLOTS];
-			KpiMonth   *km = KpiMonthOf(ks, month);
-
-			if (!KpiDecodeCounts(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull), counts))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("KPI engine state in %s is corrupt", "dogdb_internal.kpi_month_activity"),
-						 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild it.")));
-
-			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
-			{
-				int32		account;
-
-				if (counts[slot] == 0)
-					continue;
-				account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
-				if (account >= 0)
-					KpiAddCount(ks, account, month, counts[slot]);
-				else
-					km->activity_changed = true;	/* drop a deleted account's counts */
-			}
-		}
-		SPI_freetuptable(tt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_freeplan(plan);
+	KpiForEachRow("SELECT month, block, session_counts FROM dogdb_internal.kpi_month_activity WHERE month = ANY ($1)",
+				  1, &argtype, &arg, AddStoredMonthRow, ks);
 }
 
 /*

@@ -29,54 +29,42 @@ static const BulkInsertColumn kpi_churn_columns[] = {
 /*
  * Churn state and coverage
  */
+/* one stored block: its accounts' churn months */
+static void
+AddChurnBlock(void *arg, HeapTuple tup, TupleDesc desc)
+{
+	KpiState   *ks = arg;
+	bool		isnull;
+	int64		block = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	const int16 *first = (const int16 *) KpiStoredBytes(SPI_getbinval(tup, desc, 2, &isnull),
+													 sizeof(int16) * KPI_BLOCK_SLOTS,
+													 "dogdb_internal.kpi_churn_state");
+	const int16 *churn = (const int16 *) KpiStoredBytes(SPI_getbinval(tup, desc, 3, &isnull),
+													 sizeof(int16) * KPI_BLOCK_SLOTS,
+													 "dogdb_internal.kpi_churn_state");
+
+	for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
+	{
+		int32		account;
+
+		if (first[slot] == KPI_NO_ACCOUNT)
+			continue;
+		account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
+		if (account >= 0)
+			ks->churn[account] = churn[slot];
+		else
+			ks->churn_changed = true;	/* drop a deleted account */
+	}
+}
+
 /* read every account's churn month and the months covered; false if none */
 bool
 KpiLoadChurnState(KpiState *ks, int32 *first_month, int32 *last_month)
 {
-	SPIPlanPtr	plan;
-	Portal		portal;
-
 	if (!KpiLoadCoverage(ks, first_month, last_month))
 		return false;
-	plan = DogdbSpiPrepare("SELECT block, first_months, churn_months FROM dogdb_internal.kpi_churn_state", 0, NULL);
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
-	{
-		SPITupleTable *tt;
-
-		SPI_cursor_fetch(portal, true, 256);
-		tt = SPI_tuptable;
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			int64		block = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-			const int16 *first = (const int16 *) KpiStoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull),
-															 sizeof(int16) * KPI_BLOCK_SLOTS,
-															 "dogdb_internal.kpi_churn_state");
-			const int16 *churn = (const int16 *) KpiStoredBytes(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull),
-															 sizeof(int16) * KPI_BLOCK_SLOTS,
-															 "dogdb_internal.kpi_churn_state");
-
-			for (int slot = 0; slot < KPI_BLOCK_SLOTS; slot++)
-			{
-				int32		account;
-
-				if (first[slot] == KPI_NO_ACCOUNT)
-					continue;
-				account = KpiAccountIndex(ks, (block << KPI_BLOCK_SHIFT) | slot);
-				if (account >= 0)
-					ks->churn[account] = churn[slot];
-				else
-					ks->churn_changed = true;	/* drop a deleted account */
-			}
-		}
-		SPI_freetuptable(tt);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_freeplan(plan);
+	KpiForEachRow("SELECT block, first_months, churn_months FROM dogdb_internal.kpi_churn_state",
+				  0, NULL, NULL, AddChurnBlock, ks);
 	return true;
 }
 

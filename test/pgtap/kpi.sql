@@ -133,18 +133,24 @@ CREATE FUNCTION pg_temp.engine_state() RETURNS TABLE (t text, r jsonb) LANGUAGE 
 	UNION ALL SELECT 'months', to_jsonb(m) FROM dogdb_internal.kpi_month_activity m
 	UNION ALL SELECT 'churn', to_jsonb(c) FROM dogdb_internal.kpi_churn_state c
 $$;
-CREATE FUNCTION pg_temp.parallel_serial_differ() RETURNS bigint LANGUAGE plpgsql AS $$
+-- the engine's state now, kept; then the rows that differ from it after a serial full rebuild
+CREATE FUNCTION pg_temp.differ_from_serial_rebuild() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
 	n bigint;
 BEGIN
-	PERFORM pg_temp.rebuild_parallel();
-	CREATE TEMP TABLE parallel_state AS SELECT * FROM pg_temp.engine_state();
+	CREATE TEMP TABLE kept_state AS SELECT * FROM pg_temp.engine_state();
 	PERFORM pg_temp.rebuild_serial();
 	SELECT count(*) INTO n
-	  FROM ((TABLE parallel_state EXCEPT ALL SELECT * FROM pg_temp.engine_state())
-			UNION ALL (SELECT * FROM pg_temp.engine_state() EXCEPT ALL TABLE parallel_state)) d;
-	DROP TABLE parallel_state;
+	  FROM ((TABLE kept_state EXCEPT ALL SELECT * FROM pg_temp.engine_state())
+			UNION ALL (SELECT * FROM pg_temp.engine_state() EXCEPT ALL TABLE kept_state)) d;
+	DROP TABLE kept_state;
 	RETURN n;
+END
+$$;
+CREATE FUNCTION pg_temp.parallel_serial_differ() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_temp.rebuild_parallel();
+	RETURN pg_temp.differ_from_serial_rebuild();
 END
 $$;
 -- the count starts before the accounts load when the last refresh left its
@@ -507,20 +513,12 @@ CREATE FUNCTION pg_temp.add_sessions(n int) RETURNS void LANGUAGE sql AS $$
 	  FROM dogdb.accounts a, generate_series(1, n) i WHERE a.account_id % 97 = i % 97
 $$;
 CREATE FUNCTION pg_temp.incremental_differ() RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
 BEGIN
 	PERFORM pg_temp.add_sessions(2000);
 	IF (SELECT bool_or(full_rebuild) FROM dogdb_refresh_kpis() WHERE kpi <> 'support') THEN
 		RETURN -1;		-- not the deltas' path
 	END IF;
-	CREATE TEMP TABLE incremental_state AS SELECT * FROM pg_temp.engine_state();
-	PERFORM pg_temp.rebuild_serial();
-	SELECT count(*) INTO n
-	  FROM ((TABLE incremental_state EXCEPT ALL SELECT * FROM pg_temp.engine_state())
-			UNION ALL (SELECT * FROM pg_temp.engine_state() EXCEPT ALL TABLE incremental_state)) d;
-	DROP TABLE incremental_state;
-	RETURN n;
+	RETURN pg_temp.differ_from_serial_rebuild();
 END
 $$;
 SELECT is(pg_temp.incremental_differ(), 0::bigint, 'session deltas by key: the incremental state and facts are a full rebuild''s');

@@ -4,13 +4,7 @@
 -- (test/cluster.sh makes host connections use scram-sha-256).  The logins
 -- must see committed objects, so this file works in a database of its own,
 -- committed, and drops it and its logins at the end.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-\set home_db :DBNAME
-\getenv port PGPORT
+\ir setup_committed.psql
 DROP DATABASE IF EXISTS dogdb_roles_test;
 DROP ROLE IF EXISTS tap_reader, tap_billing, tap_ingest, tap_admin, tap_nobody;
 CREATE DATABASE dogdb_roles_test;

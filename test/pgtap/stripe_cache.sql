@@ -4,13 +4,7 @@
 -- customer mapping (kept per customer).  A login ingesting over TCP (as
 -- dogdb_ingest would) keeps them; this session changes the tables,
 -- committed, in a database of its own, dropped at the end.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-SET client_min_messages = warning;
-\set home_db :DBNAME
-\getenv port PGPORT
+\ir setup_committed.psql
 DROP DATABASE IF EXISTS dogdb_stripe_cache_test;
 DROP ROLE IF EXISTS tap_cache_ingest;
 CREATE DATABASE dogdb_stripe_cache_test;

@@ -1,0 +1,85 @@
+/*-------------------------------------------------------------------------
+ *
+ * kpi_delta.h
+ *	  The KPI engine's refresh of session deltas alone (kpi_delta.c) and its
+ *	  reads and writes of the state rows by their primary key
+ *	  (kpi_delta_key.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOGDB_KPI_DELTA_H
+#define DOGDB_KPI_DELTA_H
+
+#include "storage/itemptr.h"
+#include "utils/hsearch.h"
+
+#include "kpi.h"
+
+/* one (month, block) row of kpi_month_activity */
+typedef struct DeltaRowKey
+{
+	int64		block;
+	int64		month;
+} DeltaRowKey;
+
+typedef struct DeltaRow
+{
+	DeltaRowKey key;
+	bool		found;			/* read from the table */
+	bool		changed;		/* write it back */
+	ItemPointerData tid;		/* where, if read by key */
+	int32		counts[KPI_BLOCK_SLOTS];
+	int16		tiers[KPI_BLOCK_SLOTS];
+} DeltaRow;
+
+/* one block of kpi_churn_state */
+typedef struct DeltaBlock
+{
+	int64		block;
+	bool		found;
+	bool		changed;
+	ItemPointerData tid;		/* where, if read by key */
+	int16		first[KPI_BLOCK_SLOTS];
+	int16		churn[KPI_BLOCK_SLOTS];
+	char		size[KPI_BLOCK_SLOTS];
+} DeltaBlock;
+
+/* the difference to one fact */
+typedef struct DeltaCell
+{
+	int32		month;
+	int			size;
+	int16		tier;
+	KpiCell		d;
+} DeltaCell;
+
+/* an account's summed change in a month */
+typedef struct DeltaChange
+{
+	int64		account;
+	int32		month;
+	int64		count;
+} DeltaChange;
+
+typedef struct DeltaState
+{
+	KpiState   *ks;
+	HTAB	   *rows;
+	HTAB	   *blocks;
+	DeltaCell  *cells;
+	int			ncells;
+	int			cellcap;
+	bool		missing;		/* a row needed is not stored */
+	bool		rows_by_key;	/* rows and blocks read by key: written by tid */
+	bool		blocks_by_key;
+	/* the last block and row looked up (the changes come by account) */
+	DeltaBlock *last_blk;
+	DeltaRow   *last_row;
+} DeltaState;
+
+/* kpi_delta_key.c: by key, under the refresh's snapshot; false: not as made, go through SQL */
+extern bool KpiDeltaReadBlocks(DeltaState *ds);
+extern bool KpiDeltaReadRows(DeltaState *ds);
+extern bool KpiDeltaWrite(DeltaState *ds, bool rows);
+
+#endif							/* DOGDB_KPI_DELTA_H */

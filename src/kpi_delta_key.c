@@ -1,0 +1,296 @@
+/*-------------------------------------------------------------------------
+ *
+ * kpi_delta_key.c
+ *	  The session deltas' reads and writes of the engine's state rows by
+ *	  their primary key (kpi_delta.h): an index probe per row, and a heap
+ *	  update by tid in place of an UPDATE statement, when the state tables
+ *	  are as the extension made them.  Otherwise kpi_delta.c goes through
+ *	  SQL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "common.h"
+#include "kpi_delta.h"
+
+/*
+ * An engine table read or written by its primary key: the table, that
+ * index, the columns used, a slot
+ */
+typedef struct KeyTable
+{
+	Relation	rel;
+	Relation	idx;
+	LOCKMODE	lockmode;
+	AttrNumber	att[3];
+	TupleTableSlot *slot;
+} KeyTable;
+
+/*
+ * Open dogdb_internal.<table> for access by key: only if its primary key
+ * index is the one the extension made (its first nkeys columns, btree,
+ * plain), it has no other index, no trigger and no check, and it has the
+ * columns named; false otherwise (nothing left open: the caller goes
+ * through SQL)
+ */
+static bool
+OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *columns, int ncolumns,
+			 LOCKMODE lockmode)
+{
+	Oid			relid = DogdbInternalRelationId(table);
+	List	   *indexes;
+	bool		ok;
+
+	kt->rel = table_open(relid, lockmode);
+	kt->lockmode = lockmode;
+	kt->idx = NULL;
+	indexes = RelationGetIndexList(kt->rel);
+	ok = list_length(indexes) == 1 && kt->rel->trigdesc == NULL &&
+		kt->rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+		(RelationGetDescr(kt->rel)->constr == NULL || RelationGetDescr(kt->rel)->constr->num_check == 0);
+	for (int c = 0; ok && c < ncolumns; c++)
+		ok = (kt->att[c] = get_attnum(relid, columns[c])) != InvalidAttrNumber;
+	if (ok)
+	{
+		kt->idx = index_open(linitial_oid(indexes), RowExclusiveLock);
+		ok = kt->idx->rd_index->indisprimary && kt->idx->rd_index->indisvalid && kt->idx->rd_index->indisready &&
+			kt->idx->rd_rel->relam == BTREE_AM_OID && kt->idx->rd_index->indnatts == nkeys &&
+			RelationGetIndexExpressions(kt->idx) == NIL && RelationGetIndexPredicate(kt->idx) == NIL;
+		for (int k = 0; ok && k < nkeys; k++)
+			ok = kt->idx->rd_index->indkey.values[k] == k + 1;
+	}
+	if (!ok)
+	{
+		if (kt->idx != NULL)
+			index_close(kt->idx, RowExclusiveLock);
+		table_close(kt->rel, lockmode);
+		return false;
+	}
+	kt->slot = table_slot_create(kt->rel, NULL);
+	return true;
+}
+
+static void
+CloseKeyTable(KeyTable *kt)
+{
+	ExecDropSingleTupleTableSlot(kt->slot);
+	index_close(kt->idx, RowExclusiveLock);
+	table_close(kt->rel, kt->lockmode);
+}
+
+/* a bytea column of the slot of the expected size, copied; false if not */
+static bool
+CopySlotBytes(void *dst, TupleTableSlot *slot, AttrNumber att, Size n)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != n)
+		return false;
+	memcpy(dst, VARDATA_ANY(b), n);
+	return true;
+}
+
+/* the key of a hash entry; and what to take from its row, found at the slot */
+typedef void (*EntryKeyFn) (void *entry, ScanKey keys);
+typedef void (*EntryFoundFn) (void *entry, KeyTable *kt);
+
+/*
+ * Look up every entry of the hash table in dogdb_internal.<table> by its
+ * primary key (nkeys columns), one probe each, under the refresh's
+ * snapshot; false if the table is not as made
+ */
+static bool
+ReadEntries(DeltaState *ds, const char *table, int nkeys, const char *const *columns, int ncolumns,
+			HTAB *entries, EntryKeyFn key_of, EntryFoundFn found)
+{
+	KeyTable	kt;
+	IndexScanDesc scan;
+	HASH_SEQ_STATUS seq;
+	void	   *entry;
+
+	if (!OpenKeyTable(&kt, table, nkeys, columns, ncolumns, AccessShareLock))
+		return false;
+	scan = index_beginscan(kt.rel, kt.idx, ds->ks->snapshot, nkeys, 0);
+	hash_seq_init(&seq, entries);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		ScanKeyData keys[INDEX_MAX_KEYS];
+
+		key_of(entry, keys);
+		index_rescan(scan, keys, nkeys, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, kt.slot))
+			found(entry, &kt);
+	}
+	index_endscan(scan);
+	CloseKeyTable(&kt);
+	return true;
+}
+
+static void
+BlockKey(void *entry, ScanKey keys)
+{
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(((DeltaBlock *) entry)->block));
+}
+
+static void
+BlockFound(void *entry, KeyTable *kt)
+{
+	DeltaBlock *blk = entry;
+
+	blk->tid = kt->slot->tts_tid;
+	blk->found = CopySlotBytes(blk->first, kt->slot, kt->att[0], sizeof(blk->first)) &&
+		CopySlotBytes(blk->churn, kt->slot, kt->att[1], sizeof(blk->churn)) &&
+		CopySlotBytes(blk->size, kt->slot, kt->att[2], sizeof(blk->size));
+}
+
+static void
+RowKey(void *entry, ScanKey keys)
+{
+	DeltaRow   *row = entry;
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_DATE_EQ, KpiMonthDate((int32) row->key.month));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(row->key.block));
+}
+
+static void
+RowFound(void *entry, KeyTable *kt)
+{
+	DeltaRow   *row = entry;
+	bool		null_counts,
+				null_tiers;
+	Datum		counts = slot_getattr(kt->slot, kt->att[0], &null_counts);
+	Datum		tiers = slot_getattr(kt->slot, kt->att[1], &null_tiers);
+
+	row->tid = kt->slot->tts_tid;
+	row->found = !null_counts && !null_tiers &&
+		KpiDecodeCounts(counts, row->counts) && KpiDecodeTiers(tiers, row->tiers);
+}
+
+/* the account blocks entered, read by key */
+bool
+KpiDeltaReadBlocks(DeltaState *ds)
+{
+	static const char *const columns[] = {"first_months", "churn_months", "company_sizes"};
+
+	return ReadEntries(ds, "kpi_churn_state", 1, columns, lengthof(columns), ds->blocks, BlockKey, BlockFound);
+}
+
+/* the (month, block) rows entered, read by key */
+bool
+KpiDeltaReadRows(DeltaState *ds)
+{
+	static const char *const columns[] = {"session_counts", "plan_ids"};
+
+	return ReadEntries(ds, "kpi_month_activity", 2, columns, lengthof(columns), ds->rows, RowKey, RowFound);
+}
+
+/*
+ * Replace one column of the row at tid with a new bytea, in place of an
+ * UPDATE: the table is the extension's as made (one index, its primary key,
+ * no trigger, no check: OpenKeyTable), and the refresh's lock keeps every
+ * other writer out.  The new version is heap-only when it fits the page;
+ * else the key gets an entry for it.
+ */
+static void
+UpdateColumn(Relation rel, Relation idx, IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *newslot,
+			 ItemPointer tid, AttrNumber att, bytea *value, Snapshot snapshot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	Datum	   *repl_values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	bool	   *repl_nulls = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
+	bool	   *repl = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
+	HeapTuple	old;
+	HeapTuple	new;
+	bool		should_free;
+
+	if (!table_tuple_fetch_row_version(rel, tid, snapshot, slot))
+		elog(ERROR, "KPI engine state row not found at (%u,%u)",
+			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	repl_values[att - 1] = PointerGetDatum(value);
+	repl[att - 1] = true;
+	new = heap_modify_tuple(old, RelationGetDescr(rel), repl_values, repl_nulls, repl);
+	simple_heap_update(rel, tid, new);
+	if (!HeapTupleIsHeapOnly(new))
+	{
+		ExecStoreHeapTuple(new, newslot, false);
+		FormIndexDatum(info, newslot, NULL, values, isnull);
+		index_insert(idx, values, isnull, &new->t_self, rel, UNIQUE_CHECK_YES, false, info);
+		ExecClearTuple(newslot);
+	}
+	heap_freetuple(new);
+	pfree(repl_values);
+	pfree(repl_nulls);
+	pfree(repl);
+}
+
+/* write the changed rows or blocks read by key back by tid; false if the table is not as made */
+bool
+KpiDeltaWrite(DeltaState *ds, bool rows)
+{
+	const char *column = rows ? "session_counts" : "churn_months";
+	KeyTable	kt;
+	IndexInfo  *info;
+	TupleTableSlot *newslot;
+	HASH_SEQ_STATUS seq;
+	void	   *entry;
+
+	if (!OpenKeyTable(&kt, rows ? "kpi_month_activity" : "kpi_churn_state", rows ? 2 : 1, &column, 1,
+					  RowExclusiveLock))
+		return false;
+	info = BuildIndexInfo(kt.idx);
+	newslot = MakeSingleTupleTableSlot(RelationGetDescr(kt.rel), &TTSOpsHeapTuple);
+	hash_seq_init(&seq, rows ? ds->rows : ds->blocks);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		bytea	   *b;
+		ItemPointer tid;
+
+		if (rows)
+		{
+			DeltaRow   *row = entry;
+
+			if (!row->changed)
+				continue;
+			b = KpiEncodeCounts(row->counts);
+			tid = &row->tid;
+		}
+		else
+		{
+			DeltaBlock *blk = entry;
+
+			if (!blk->changed)
+				continue;
+			b = KpiNewBytea(sizeof(blk->churn));
+			memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
+			tid = &blk->tid;
+		}
+		UpdateColumn(kt.rel, kt.idx, info, kt.slot, newslot, tid, kt.att[0], b, ds->ks->snapshot);
+		pfree(b);
+	}
+	ExecDropSingleTupleTableSlot(newslot);
+	CloseKeyTable(&kt);
+	CommandCounterIncrement();
+	return true;
+}
+
