@@ -24,7 +24,6 @@
 #include "storage/bufmgr.h"
 #include "utils/timestamp.h"
 
-#include "calendar.h"
 #include "common.h"
 #include "kpi.h"
 
@@ -48,25 +47,23 @@ KpiInitDayMonths(void)
 }
 
 /*
- * The month of a timestamp, or KPI_MIN_MONTH - 1 if outside the horizon
- * (by_table: a lookup, KpiInitDayMonths first)
+ * The month of a timestamp, or KPI_MIN_MONTH - 1 if outside the horizon:
+ * a lookup (KpiInitDayMonths first)
  */
 static inline int32
-HorizonMonth(TimestampTz ts, bool by_table)
+HorizonMonth(TimestampTz ts)
 {
-	int64		day;
-
 	if (ts < 0 || ts >= KpiMonthFirstDay(KPI_MAX_MONTH + 1) * USECS_PER_DAY)
 		return KPI_MIN_MONTH - 1;	/* also -infinity and infinity */
-	day = ts / USECS_PER_DAY;	/* the horizon starts at day 0, 2000-01-01 */
-	return by_table ? kpi_day_month[day] : cal_month_of_day(day);
+	/* the horizon starts at day 0, 2000-01-01 */
+	return kpi_day_month[ts / USECS_PER_DAY];
 }
 
 int32
 KpiHorizonMonth(TimestampTz ts)
 {
 	KpiInitDayMonths();
-	return HorizonMonth(ts, true);
+	return HorizonMonth(ts);
 }
 
 /* a session of account id at ts */
@@ -92,7 +89,7 @@ CountOne(KpiCounter *kc, int64 id, TimestampTz ts)
 		if (index < 0)
 			return;
 	}
-	month = HorizonMonth(ts, true);
+	month = HorizonMonth(ts);
 	if (unlikely(!KpiInHorizon(month)))
 	{
 		kc->outside++;

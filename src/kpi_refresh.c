@@ -68,6 +68,8 @@ ProcessCpuMs(void)
 static void
 StepStart(void)
 {
+	if (!message_level_is_interesting(DEBUG1))
+		return;
 	INSTR_TIME_SET_CURRENT(step_start);
 	step_cpu_start = ProcessCpuMs();
 }
