@@ -290,6 +290,9 @@ extern void KpiFactsRange(KpiState *ks, int32 m0, int32 begin, int32 end);
 extern void KpiStoreFacts(KpiState *ks, bool *changed);
 extern int	KpiTierAt(KpiState *ks, KpiAccount *a, int32 month);
 
+/* kpi_publish.c: a relation's one index if it is a plain unique key on its first nkeys columns */
+extern Relation KpiOpenKeyIndex(Relation rel, int nkeys);
+
 /* kpi_delta.c: the refresh of session deltas alone; false: take the full path */
 extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int64 *accounts,
 								  const int64 *counts, bool *changed, int *months_done);

@@ -52,31 +52,22 @@ OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *colu
 			 LOCKMODE lockmode)
 {
 	Oid			relid = DogdbInternalRelationId(table);
-	List	   *indexes;
 	bool		ok;
 
 	kt->rel = table_open(relid, lockmode);
 	kt->lockmode = lockmode;
-	kt->idx = NULL;
-	indexes = RelationGetIndexList(kt->rel);
-	ok = list_length(indexes) == 1 && kt->rel->trigdesc == NULL &&
-		kt->rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+	ok = kt->rel->trigdesc == NULL && kt->rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
 		(RelationGetDescr(kt->rel)->constr == NULL || RelationGetDescr(kt->rel)->constr->num_check == 0);
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (kt->att[c] = get_attnum(relid, columns[c])) != InvalidAttrNumber;
-	if (ok)
+	kt->idx = ok ? KpiOpenKeyIndex(kt->rel, nkeys) : NULL;
+	if (kt->idx != NULL && !(kt->idx->rd_index->indisprimary && kt->idx->rd_rel->relam == BTREE_AM_OID))
 	{
-		kt->idx = index_open(linitial_oid(indexes), RowExclusiveLock);
-		ok = kt->idx->rd_index->indisprimary && kt->idx->rd_index->indisvalid && kt->idx->rd_index->indisready &&
-			kt->idx->rd_rel->relam == BTREE_AM_OID && kt->idx->rd_index->indnatts == nkeys &&
-			RelationGetIndexExpressions(kt->idx) == NIL && RelationGetIndexPredicate(kt->idx) == NIL;
-		for (int k = 0; ok && k < nkeys; k++)
-			ok = kt->idx->rd_index->indkey.values[k] == k + 1;
+		index_close(kt->idx, RowExclusiveLock);
+		kt->idx = NULL;
 	}
-	if (!ok)
+	if (kt->idx == NULL)
 	{
-		if (kt->idx != NULL)
-			index_close(kt->idx, RowExclusiveLock);
 		table_close(kt->rel, lockmode);
 		return false;
 	}

@@ -99,21 +99,27 @@ ViewKey(const KpiFactChange *c, Datum *values, bool *nulls)
 	nulls[2] = (c->plan_id == KPI_NO_PLAN);
 }
 
-/* the view's one index, if it is the key (month, company_size, plan_id) the extension made */
-static Relation
-OpenKeyIndex(Relation rel)
+/*
+ * The relation's one index, opened, if it is a plain unique key on its
+ * first nkeys columns, as the extension makes them; else NULL (the views
+ * here, and the engine's state tables, kpi_delta_key.c)
+ */
+Relation
+KpiOpenKeyIndex(Relation rel, int nkeys)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	Relation	idx;
+	bool		ok;
 
 	if (list_length(indexes) != 1)
 		return NULL;
 	idx = index_open(linitial_oid(indexes), RowExclusiveLock);
-	if (!idx->rd_index->indisunique || !idx->rd_index->indisvalid || !idx->rd_index->indisready ||
-		idx->rd_index->indnatts != 3 || idx->rd_index->indnkeyatts != 3 ||
-		idx->rd_index->indkey.values[0] != 1 || idx->rd_index->indkey.values[1] != 2 ||
-		idx->rd_index->indkey.values[2] != 3 || RelationGetIndexExpressions(idx) != NIL ||
-		RelationGetIndexPredicate(idx) != NIL)
+	ok = idx->rd_index->indisunique && idx->rd_index->indisvalid && idx->rd_index->indisready &&
+		idx->rd_index->indnatts == nkeys && idx->rd_index->indnkeyatts == nkeys &&
+		RelationGetIndexExpressions(idx) == NIL && RelationGetIndexPredicate(idx) == NIL;
+	for (int k = 0; ok && k < nkeys; k++)
+		ok = idx->rd_index->indkey.values[k] == k + 1;
+	if (!ok)
 	{
 		index_close(idx, RowExclusiveLock);
 		return NULL;
@@ -165,7 +171,7 @@ PublishView(KpiState *ks, int view)
 	bool		ok = true;
 
 	if (rel->rd_rel->relkind != RELKIND_MATVIEW || !RelationIsPopulated(rel) ||
-		(idx = OpenKeyIndex(rel)) == NULL)
+		(idx = KpiOpenKeyIndex(rel, 3)) == NULL)
 	{
 		table_close(rel, NoLock);
 		return false;
