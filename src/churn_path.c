@@ -310,15 +310,7 @@ AddGroupedScanPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_
 	/* the leader scans too */
 	divisor = nworkers + (nworkers > 0 ? Max(1.0 - 0.3 * nworkers, 0.0) : 1.0);
 
-	cp = makeNode(CustomPath);
-	cp->path.pathtype = T_CustomScan;
-	cp->path.parent = output_rel;
-	cp->path.pathtarget = output_rel->reltarget;
-	cp->path.param_info = NULL;
-	cp->path.parallel_aware = false;
-	cp->path.parallel_safe = false;
-	cp->path.parallel_workers = 0;
-	cp->path.rows = groups;
+	cp = DogdbUpperCustomPath(output_rel, standard, groups, &ChurnPathMethods);
 	/* one pass: pages, then per row the tuple and one bit; then per key its row */
 	run = seq_page_cost * input_rel->pages +
 		(cpu_tuple_cost + cpu_operator_cost) * input_rel->tuples / divisor;
@@ -326,13 +318,10 @@ AddGroupedScanPath(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_
 	cp->path.total_cost = cp->path.startup_cost +
 		(cpu_tuple_cost + output_rel->reltarget->cost.per_tuple) * groups;
 	cp->path.pathkeys = NIL;
-	cp->flags = 0;
-	cp->custom_paths = list_make1(standard);
 	cp->custom_private = list_make3(makeInteger(key->varattno),
 									makeInteger(((Var *) linitial_node(TargetEntry, agg->args)->expr)->varattno),
 									makeInteger(nworkers));
 	cp->custom_private = lappend(cp->custom_private, scan_tlist);
-	cp->methods = &ChurnPathMethods;
 	add_path(output_rel, &cp->path);
 }
 

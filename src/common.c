@@ -13,7 +13,9 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
+#include "nodes/pathnodes.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -194,4 +196,29 @@ DogdbMonthArg(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 	DogdbCheckMonth(date, isnull, argname);
 	return date;
+}
+
+/*
+ * A CustomPath producing rows for the upper relation rel, serial, whose
+ * one child is the standard path it runs instead when it must (the
+ * planner paths of src/churn_path.c and src/funnel_path.c); costs, path
+ * keys and private data are the caller's
+ */
+CustomPath *
+DogdbUpperCustomPath(RelOptInfo *rel, Path *child, double rows, const CustomPathMethods *methods)
+{
+	CustomPath *cp = makeNode(CustomPath);
+
+	cp->path.pathtype = T_CustomScan;
+	cp->path.parent = rel;
+	cp->path.pathtarget = rel->reltarget;
+	cp->path.param_info = NULL;
+	cp->path.parallel_aware = false;
+	cp->path.parallel_safe = false;
+	cp->path.parallel_workers = 0;
+	cp->path.rows = rows;
+	cp->flags = 0;
+	cp->custom_paths = list_make1(child);
+	cp->methods = methods;
+	return cp;
 }

@@ -94,4 +94,12 @@ DogdbHeapGetAttr(HeapTuple tuple, AttrNumber attnum, TupleDesc desc, bool *isnul
 	return heap_getattr(tuple, attnum, desc, isnull);
 }
 
+/* a serial CustomPath of an upper relation over the standard path it falls back on */
+struct CustomPath;
+struct RelOptInfo;
+struct Path;
+struct CustomPathMethods;
+extern struct CustomPath *DogdbUpperCustomPath(struct RelOptInfo *rel, struct Path *child, double rows,
+											   const struct CustomPathMethods *methods);
+
 #endif							/* DOGDB_COMMON_H */

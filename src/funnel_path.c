@@ -226,26 +226,15 @@ static CustomPath *
 MakePath(PlannerInfo *root, RelOptInfo *grouped_rel, Path *child, double groups,
 		 List *aggrefs, Node *having, int flags)
 {
-	CustomPath *cp = makeNode(CustomPath);
+	CustomPath *cp = DogdbUpperCustomPath(grouped_rel, child, groups, &funnel_path_methods);
 	double		rows = child->rows;
 
-	cp->path.pathtype = T_CustomScan;
-	cp->path.parent = grouped_rel;
-	cp->path.pathtarget = grouped_rel->reltarget;
-	cp->path.param_info = NULL;
-	cp->path.parallel_aware = false;
-	cp->path.parallel_safe = false;
-	cp->path.parallel_workers = 0;
-	cp->path.rows = groups;
 	cp->path.startup_cost = child->startup_cost;
 	/* a hash probe per row (or the steps), a tuple per group */
 	cp->path.total_cost = child->total_cost + rows * cpu_operator_cost +
 		groups * cpu_tuple_cost + grouped_rel->reltarget->cost.per_tuple * groups;
 	cp->path.pathkeys = root->group_pathkeys;
-	cp->flags = 0;
-	cp->custom_paths = list_make1(child);
 	cp->custom_private = list_make3(aggrefs, having, makeInteger(flags));
-	cp->methods = &funnel_path_methods;
 	return cp;
 }
 
