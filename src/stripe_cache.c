@@ -17,8 +17,9 @@
  * what the direct writer read or wrote: rows committed, or written by this
  * transaction, which are dropped with everything else if it or one of its
  * subtransactions rolls back, or if it is prepared for two-phase commit
- * (ROLLBACK PREPARED sends no invalidation).  Only mappings found are kept, never an
- * absence.  At most CACHE_MAX entries (then it starts again empty).
+ * (ROLLBACK PREPARED sends no invalidation).  Only mappings found are
+ * kept, never an absence.  At most CACHE_MAX entries (then it starts again
+ * empty).
  *
  *-------------------------------------------------------------------------
  */
@@ -56,14 +57,9 @@ Clear(void)
 static void
 MapXactCallback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	/* a prepared transaction too: ROLLBACK PREPARED would send no invalidation */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
 	{
-		if (added_in_xact)
-			Clear();
-	}
-	else if (event == XACT_EVENT_PREPARE)
-	{
-		/* ROLLBACK PREPARED would send no invalidation */
 		if (added_in_xact)
 			Clear();
 	}
