@@ -320,6 +320,23 @@ extern void KpiNoteFactChange(KpiState *ks, int32 month, int size, int16 plan_id
 							  const KpiCell *new);
 extern void KpiPublishFacts(KpiState *ks, const bool *changed, bool *published);
 
+/* what the triggers recorded since the last refresh */
+typedef struct KpiChanges
+{
+	bool		full;			/* a full rebuild was asked for */
+	int32	   *ranges;			/* months [ranges[2i], ranges[2i + 1]] to recompute */
+	int			nranges;
+	int64	   *accounts;		/* accounts to recompute */
+	int			naccounts;
+	int32	   *delta_month;	/* session count changes */
+	int64	   *delta_account;
+	int64	   *delta_count;
+	int			ndeltas;
+} KpiChanges;
+
+/* kpi_queue.c: the step that takes the queues */
+extern void KpiConsumeChanges(KpiState *ks, KpiChanges *ch);
+
 /* kpi_top.c: the checks of the path with nothing to do, without SPI */
 extern bool KpiNothingQueued(KpiState *ks);
 extern bool KpiLoadCoverage(KpiState *ks, int32 *first_month, int32 *last_month);

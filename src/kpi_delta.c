@@ -386,6 +386,8 @@ WriteFacts(DeltaState *ds, bool *changed)
 		"DELETE FROM dogdb_internal.kpi_facts WHERE month = $1 AND company_size = $2"
 		" AND plan_id IS NOT DISTINCT FROM $3";
 
+	if (KpiDeltaWriteFacts(ds, changed))
+		return;
 	for (int i = 0; i < ds->ncells; i++)
 	{
 		DeltaCell  *dc = &ds->cells[i];

@@ -81,5 +81,6 @@ typedef struct DeltaState
 extern bool KpiDeltaReadBlocks(DeltaState *ds);
 extern bool KpiDeltaReadRows(DeltaState *ds);
 extern bool KpiDeltaWrite(DeltaState *ds, bool rows);
+extern bool KpiDeltaWriteFacts(DeltaState *ds, bool *changed);
 
 #endif							/* DOGDB_KPI_DELTA_H */

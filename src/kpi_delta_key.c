@@ -17,9 +17,12 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "executor/tuptable.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -36,16 +39,16 @@ typedef struct KeyTable
 	Relation	rel;
 	Relation	idx;
 	LOCKMODE	lockmode;
-	AttrNumber	att[3];
+	AttrNumber	att[7];
 	TupleTableSlot *slot;
 } KeyTable;
 
 /*
- * Open dogdb_internal.<table> for access by key: only if its primary key
- * index is the one the extension made (its first nkeys columns, btree,
- * plain), it has no other index, no trigger and no check, and it has the
- * columns named; false otherwise (nothing left open: the caller goes
- * through SQL)
+ * Open dogdb_internal.<table> for access by key: only if its key index is
+ * the one the extension made (its first nkeys columns, btree, plain; the
+ * primary key, or a unique key with NULLS NOT DISTINCT), it has no other
+ * index, no trigger and no check, and it has the columns named; false
+ * otherwise (nothing left open: the caller goes through SQL)
  */
 static bool
 OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *columns, int ncolumns,
@@ -61,7 +64,8 @@ OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *colu
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (kt->att[c] = get_attnum(relid, columns[c])) != InvalidAttrNumber;
 	kt->idx = ok ? KpiOpenKeyIndex(kt->rel, nkeys) : NULL;
-	if (kt->idx != NULL && !(kt->idx->rd_index->indisprimary && kt->idx->rd_rel->relam == BTREE_AM_OID))
+	if (kt->idx != NULL && !((kt->idx->rd_index->indisprimary || kt->idx->rd_index->indnullsnotdistinct) &&
+							 kt->idx->rd_rel->relam == BTREE_AM_OID))
 	{
 		index_close(kt->idx, RowExclusiveLock);
 		kt->idx = NULL;
@@ -285,3 +289,140 @@ KpiDeltaWrite(DeltaState *ds, bool rows)
 	return true;
 }
 
+
+/* the fact (month, company_size, plan_id) in the slot; false if none */
+static bool
+FindFact(KeyTable *kt, IndexScanDesc scan, const Datum *key, bool no_plan)
+{
+	ScanKeyData skey[3];
+
+	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_DATE_EQ, key[0]);
+	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid, kt->idx->rd_indcollation[1],
+						   F_TEXTEQ, key[1]);
+	if (no_plan)
+		ScanKeyEntryInitialize(&skey[2], SK_ISNULL | SK_SEARCHNULL, 3, InvalidStrategy, InvalidOid,
+							   InvalidOid, InvalidOid, (Datum) 0);
+	else
+		ScanKeyInit(&skey[2], 3, BTEqualStrategyNumber, F_INT2EQ, key[2]);
+	index_rescan(scan, skey, 3, NULL, 0);
+	return index_getnext_slot(scan, ForwardScanDirection, kt->slot);
+}
+
+/* a + b, or the error the SQL route's bigint addition raises */
+static int64
+AddFact(int64 a, int64 b)
+{
+	int64		r;
+
+	if (pg_add_s64_overflow(a, b, &r))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	return r;
+}
+
+/*
+ * Add the cells' differences to dogdb_internal.kpi_facts by its key, in
+ * place of an upsert statement per cell: each fact found by its unique key
+ * (month, company_size, plan_id, NULLS NOT DISTINCT) is updated by tid, or
+ * deleted when it becomes all zero; a new one is inserted with its key
+ * entry.  The refresh's lock keeps every other writer out.  False (nothing
+ * written) if the table is not as made: its seven columns in order, of
+ * their types.
+ */
+bool
+KpiDeltaWriteFacts(DeltaState *ds, bool *changed)
+{
+	static const char *const columns[] = {"month", "company_size", "plan_id", "active_accounts",
+	"churned_accounts", "sessions", "revenue_cents"};
+	static const Oid types[] = {DATEOID, TEXTOID, INT2OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	KeyTable	kt;
+	TupleDesc	desc;
+	IndexInfo  *info;
+	IndexScanDesc scan;
+	bool		ok;
+
+	if (!OpenKeyTable(&kt, "kpi_facts", 3, columns, lengthof(columns), RowExclusiveLock))
+		return false;
+	desc = RelationGetDescr(kt.rel);
+	ok = desc->natts == lengthof(columns);
+	for (int c = 0; ok && c < desc->natts; c++)
+		ok = kt.att[c] == c + 1 && TupleDescAttr(desc, c)->atttypid == types[c];
+	if (!ok)
+	{
+		CloseKeyTable(&kt);
+		return false;
+	}
+	info = BuildIndexInfo(kt.idx);
+	scan = index_beginscan(kt.rel, kt.idx, ds->ks->snapshot, 3, 0);
+	for (int i = 0; i < ds->ncells; i++)
+	{
+		DeltaCell  *dc = &ds->cells[i];
+		Datum		values[7];
+		bool		nulls[7] = {false};
+		int64		stored[4] = {0};	/* active, churned, sessions, revenue */
+		KpiCell		old;
+		KpiCell		new;
+		bool		found;
+		ItemPointerData tid;
+
+		if (dc->d.active == 0 && dc->d.churned == 0 && dc->d.sessions == 0)
+			continue;
+		changed[0] |= (dc->d.active != 0 || dc->d.churned != 0);
+		changed[1] |= (dc->d.active != 0 || dc->d.sessions != 0);
+		values[0] = KpiMonthDate(dc->month);
+		values[1] = CStringGetTextDatum(kpi_size_names[dc->size]);
+		values[2] = Int16GetDatum(dc->tier);
+		nulls[2] = dc->tier == KPI_NO_PLAN;
+		found = FindFact(&kt, scan, values, nulls[2]);
+		if (found)
+		{
+			bool		isnull;
+
+			tid = kt.slot->tts_tid;
+			for (int c = 0; c < 4; c++)
+			{
+				Datum		d = slot_getattr(kt.slot, 4 + c, &isnull);
+
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NOT_NULL_VIOLATION),
+							 errmsg("null value in column \"%s\" of relation \"%s\"",
+									columns[3 + c], RelationGetRelationName(kt.rel))));
+				stored[c] = DatumGetInt64(d);
+			}
+		}
+		old.active = stored[0];
+		old.churned = stored[1];
+		old.sessions = stored[2];
+		old.revenue = stored[3];
+		new.active = AddFact(old.active, dc->d.active);
+		new.churned = AddFact(old.churned, dc->d.churned);
+		new.sessions = AddFact(old.sessions, dc->d.sessions);
+		new.revenue = old.revenue;
+		KpiNoteFactChange(ds->ks, dc->month, dc->size, dc->tier, &old, &new);
+		if (found && new.active == 0 && new.churned == 0 && new.sessions == 0 && new.revenue == 0)
+			simple_heap_delete(kt.rel, &tid);
+		else
+		{
+			HeapTuple	tup;
+
+			values[3] = Int64GetDatum(new.active);
+			values[4] = Int64GetDatum(new.churned);
+			values[5] = Int64GetDatum(new.sessions);
+			values[6] = Int64GetDatum(new.revenue);
+			tup = heap_form_tuple(desc, values, nulls);
+			if (found)
+				simple_heap_update(kt.rel, &tid, tup);
+			else
+				simple_heap_insert(kt.rel, tup);
+			if (!HeapTupleIsHeapOnly(tup))
+				index_insert(kt.idx, values, nulls, &tup->t_self, kt.rel, UNIQUE_CHECK_YES, false, info);
+			heap_freetuple(tup);
+		}
+	}
+	index_endscan(scan);
+	CloseKeyTable(&kt);
+	CommandCounterIncrement();
+	return true;
+}

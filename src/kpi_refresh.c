@@ -34,20 +34,6 @@
 PG_FUNCTION_INFO_V1(dogdb_kpi_update_facts);
 PG_FUNCTION_INFO_V1(dogdb_check_month);
 
-/* what the triggers recorded since the last refresh */
-typedef struct KpiChanges
-{
-	bool		full;			/* a full rebuild was asked for */
-	int32	   *ranges;			/* months [ranges[2i], ranges[2i + 1]] to recompute */
-	int			nranges;
-	int64	   *accounts;		/* accounts to recompute */
-	int			naccounts;
-	int32	   *delta_month;	/* session count changes */
-	int64	   *delta_account;
-	int64	   *delta_count;
-	int			ndeltas;
-} KpiChanges;
-
 /*
  * DEBUG1: how long the steps of a refresh took (SET client_min_messages =
  * debug1), and the CPU time of this process in them
@@ -146,124 +132,6 @@ static int32
 ClampMonth(int64 month)
 {
 	return (int32) Max(KPI_MIN_MONTH, Min(month, KPI_MAX_MONTH));
-}
-
-/* a date column's month; -infinity/infinity are the ends of the horizon */
-static int32
-MonthOfDate(HeapTuple tup, TupleDesc desc, int col, int32 if_null)
-{
-	bool		isnull;
-	DateADT		d = DatumGetDateADT(SPI_getbinval(tup, desc, col, &isnull));
-
-	if (isnull)
-		return if_null;
-	if (DATE_IS_NOBEGIN(d))
-		return KPI_MIN_MONTH - 1;
-	if (DATE_IS_NOEND(d))
-		return KPI_MAX_MONTH + 1;
-	return cal_month_of_day(d);
-}
-
-/* delete a queue's rows visible to the refresh, into SPI_tuptable; returns their number */
-static uint64
-ConsumeQueue(KpiState *ks, const char *table, const char *query)
-{
-	if (!KpiTableHasRows(DogdbInternalRelationId(table), ks->snapshot))
-	{
-		SPI_tuptable = NULL;
-		return 0;
-	}
-	return KpiQuery(ks, query, 0, NULL, NULL, false, SPI_OK_DELETE_RETURNING);
-}
-
-/* step: consume the marks, dirty accounts and session deltas */
-static void
-ConsumeChanges(KpiState *ks, KpiChanges *ch)
-{
-	SPITupleTable *tt;
-	uint64		n;
-	int			cap;
-
-	/* a queue without rows is not deleted from: no statement to plan */
-	n = ConsumeQueue(ks, "kpi_dirty_months",
-					 "DELETE FROM dogdb_internal.kpi_dirty_months RETURNING from_month, to_month, full_rebuild");
-	tt = SPI_tuptable;
-	ch->ranges = palloc(sizeof(int32) * 2 * Max(n, 1));
-	ch->nranges = (int) n;
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		ch->full |= DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
-		ch->ranges[2 * i] = MonthOfDate(tt->vals[i], tt->tupdesc, 1, KPI_MIN_MONTH);
-		ch->ranges[2 * i + 1] = MonthOfDate(tt->vals[i], tt->tupdesc, 2, KPI_MAX_MONTH + 1);
-	}
-	SPI_freetuptable(tt);
-
-	n = ConsumeQueue(ks, "kpi_dirty_accounts", "DELETE FROM dogdb_internal.kpi_dirty_accounts RETURNING account_id");
-	tt = SPI_tuptable;
-	ch->accounts = palloc(sizeof(int64) * Max(n, 1));
-	ch->naccounts = (int) n;
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		ch->accounts[i] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-	}
-	SPI_freetuptable(tt);
-
-	/* one row per statement that changed sessions: three arrays side by side */
-	n = ConsumeQueue(ks, "kpi_session_deltas",
-					 "DELETE FROM dogdb_internal.kpi_session_deltas RETURNING months, account_ids, sessions");
-	tt = SPI_tuptable;
-	ch->ndeltas = 0;
-	cap = 1024;
-	ch->delta_month = palloc(sizeof(int32) * cap);
-	ch->delta_account = palloc(sizeof(int64) * cap);
-	ch->delta_count = palloc(sizeof(int64) * cap);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Datum	   *m;
-		Datum	   *a;
-		Datum	   *c;
-		int			nm,
-					na,
-					nc;
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
-						  DATEOID, sizeof(DateADT), true, TYPALIGN_INT, &m, NULL, &nm);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
-						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &a, NULL, &na);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)),
-						  INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c, NULL, &nc);
-		if (na != nm || nc != nm)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("KPI engine input in %s is corrupt", "dogdb_internal.kpi_session_deltas"),
-					 errhint("Run SELECT dogdb_refresh_kpis(true) to rebuild.")));
-		if (ch->ndeltas + nm > cap)
-		{
-			cap = Max(cap * 2, ch->ndeltas + nm);
-			ch->delta_month = repalloc_huge(ch->delta_month, sizeof(int32) * cap);
-			ch->delta_account = repalloc_huge(ch->delta_account, sizeof(int64) * cap);
-			ch->delta_count = repalloc_huge(ch->delta_count, sizeof(int64) * cap);
-		}
-		for (int j = 0; j < nm; j++)
-		{
-			DateADT		d = DatumGetDateADT(m[j]);
-			int			k = ch->ndeltas++;
-
-			ch->delta_month[k] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
-				DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
-			ch->delta_account[k] = DatumGetInt64(a[j]);
-			ch->delta_count[k] = DatumGetInt64(c[j]);
-		}
-		pfree(m);
-		pfree(a);
-		pfree(c);
-	}
-	SPI_freetuptable(tt);
 }
 
 /*
@@ -478,7 +346,7 @@ KpiUpdateFacts(bool full, bool publish, KpiUpdateResult *res)
 	DogdbSpiConnect();
 	PushActiveSnapshot(ks->snapshot);
 
-	ConsumeChanges(ks, &ch);
+	KpiConsumeChanges(ks, &ch);
 	StepDone("consuming the changes");
 	if (!ch.full && ch.nranges == 0 && ch.naccounts == 0 &&
 		KpiLoadCoverage(ks, &old_first, &old_last) && old_last == ks->current_month)
