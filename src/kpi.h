@@ -279,6 +279,9 @@ extern bytea *KpiEncodeCounts(const int32 *counts);
 extern bytea *KpiEncodeTiers(const int16 *tiers);
 extern bool KpiDecodeCounts(Datum d, int32 *counts);
 extern bool KpiDecodeTiers(Datum d, int16 *tiers);
+extern bytea *KpiSlotsCopy(Datum d, bool tiers);
+extern int32 KpiSlotGet(const bytea *b, int slot, bool tiers);
+extern bytea *KpiCountsSet(bytea *b, int slot, int32 value);
 extern int32 KpiDateMonth(Datum d);
 
 /* kpi_facts.c: the facts */

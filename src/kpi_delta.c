@@ -34,22 +34,73 @@
 #include "calendar.h"
 #include "common.h"
 #include "kpi_delta.h"
+#include "portability/instr_time.h"
+static instr_time tt0;
+#define TSTEP(name) do { instr_time n_; INSTR_TIME_SET_CURRENT(n_); INSTR_TIME_SUBTRACT(n_, tt0); elog(DEBUG1, "  delta %s %.2f", name, INSTR_TIME_GET_MILLISEC(n_)); INSTR_TIME_SET_CURRENT(tt0);} while (0)
 
-/* the changes sorted by account, then month (a sort specialized for them) */
-static inline int
-CompareChange(const DeltaChange *x, const DeltaChange *y)
+/*
+ * The changes sorted by account, then month: a least significant digit
+ * radix sort, stable, by month first (when there are several), then by the
+ * account's offset from the least, RADIX_BITS a pass (two passes for a
+ * million accounts).  A comparison sort took 80 ns a change.
+ */
+#define RADIX_BITS 11
+#define RADIX_SIZE (1 << RADIX_BITS)
+
+static inline uint64
+ChangeKey(const DeltaChange *c, bool by_month, int64 lo)
 {
-	if (x->account != y->account)
-		return (x->account > y->account) - (x->account < y->account);
-	return (x->month > y->month) - (x->month < y->month);
+	return by_month ? (uint64) ((int64) c->month - lo) : (uint64) c->account - (uint64) lo;
 }
 
-#define ST_SORT sort_changes
-#define ST_ELEMENT_TYPE DeltaChange
-#define ST_COMPARE(a, b) CompareChange(a, b)
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
+/* one stable pass of the digit at shift, from src to dst */
+static void
+RadixPass(const DeltaChange *src, DeltaChange *dst, int n, bool by_month, int64 lo, int shift)
+{
+	int			start[RADIX_SIZE + 1] = {0};
+
+	for (int i = 0; i < n; i++)
+		start[((ChangeKey(&src[i], by_month, lo) >> shift) & (RADIX_SIZE - 1)) + 1]++;
+	for (int d = 0; d < RADIX_SIZE; d++)
+		start[d + 1] += start[d];
+	for (int i = 0; i < n; i++)
+		dst[start[(ChangeKey(&src[i], by_month, lo) >> shift) & (RADIX_SIZE - 1)]++] = src[i];
+}
+
+static void
+SortChanges(DeltaChange *ch, int n)
+{
+	DeltaChange *buf[2];
+	int			cur = 0;
+	int64		lo[2] = {PG_INT64_MAX, PG_INT32_MAX};	/* account, month */
+	int64		hi[2] = {PG_INT64_MIN, PG_INT32_MIN};
+
+	if (n < 2)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		lo[0] = Min(lo[0], ch[i].account);
+		hi[0] = Max(hi[0], ch[i].account);
+		lo[1] = Min(lo[1], ch[i].month);
+		hi[1] = Max(hi[1], ch[i].month);
+	}
+	buf[0] = ch;
+	buf[1] = palloc(sizeof(DeltaChange) * n);
+	/* the month, the less significant key, first; then the account */
+	for (int k = 1; k >= 0; k--)
+	{
+		uint64		range = (uint64) hi[k] - (uint64) lo[k];
+
+		for (int shift = 0; shift < 64 && (range >> shift) != 0; shift += RADIX_BITS)
+		{
+			RadixPass(buf[cur], buf[1 - cur], n, k == 1, lo[k], shift);
+			cur = 1 - cur;
+		}
+	}
+	if (cur != 0)
+		memcpy(ch, buf[1], sizeof(DeltaChange) * n);
+	pfree(buf[1]);
+}
 
 /* the block of accounts, entered if enter (else it must be there) */
 static DeltaBlock *
@@ -174,9 +225,10 @@ ReadBlocks(DeltaState *ds)
 		blk = hash_search(ds->blocks, &block, HASH_FIND, NULL);
 		if (blk == NULL)
 			continue;
-		blk->found = CopyStored(blk->first, tt->vals[i], tt->tupdesc, 2, sizeof(blk->first)) &&
-			CopyStored(blk->churn, tt->vals[i], tt->tupdesc, 3, sizeof(blk->churn)) &&
-			CopyStored(blk->size, tt->vals[i], tt->tupdesc, 4, sizeof(blk->size));
+		DeltaBlockArrays(blk);
+		blk->found = CopyStored(blk->first, tt->vals[i], tt->tupdesc, 2, DELTA_FIRST_BYTES) &&
+			CopyStored(blk->churn, tt->vals[i], tt->tupdesc, 3, DELTA_CHURN_BYTES) &&
+			CopyStored(blk->size, tt->vals[i], tt->tupdesc, 4, DELTA_SIZE_BYTES);
 	}
 	SPI_freetuptable(tt);
 }
@@ -210,7 +262,11 @@ ReadRows(DeltaState *ds)
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		isnull;
+		bool		isnull,
+					null_counts,
+					null_tiers;
+		Datum		counts,
+					tiers;
 		DeltaRowKey key;
 
 		key.month = KpiDateMonth(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
@@ -218,8 +274,11 @@ ReadRows(DeltaState *ds)
 		row = hash_search(ds->rows, &key, HASH_FIND, NULL);
 		if (row == NULL)
 			continue;
-		row->found = KpiDecodeCounts(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull), row->counts) &&
-			KpiDecodeTiers(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull), row->tiers);
+		counts = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &null_counts);
+		tiers = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &null_tiers);
+		row->counts = null_counts ? NULL : KpiSlotsCopy(counts, false);
+		row->tiers = null_tiers ? NULL : KpiSlotsCopy(tiers, true);
+		row->found = row->counts != NULL && row->tiers != NULL;
 	}
 	SPI_freetuptable(tt);
 }
@@ -250,13 +309,13 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 
 		if (row == NULL)
 			return;
-		old = row->counts[slot];
+		old = KpiSlotGet(row->counts, slot, false);
 		new = (int32) Max(0, Min((int64) old + ch[i].count, PG_INT32_MAX));
 		if (new == old)
 			continue;
-		row->counts[slot] = new;
+		row->counts = KpiCountsSet(row->counts, slot, new);
 		row->changed = true;
-		c = CellOf(ds, month, size, row->tiers[slot]);
+		c = CellOf(ds, month, size, (int16) KpiSlotGet(row->tiers, slot, true));
 		c->active += (new > 0) - (old > 0);
 		c->sessions += (int64) new - old;
 
@@ -273,7 +332,7 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 
 				if (later == NULL)
 					return;
-				if (later->counts[slot] == 0)
+				if (KpiSlotGet(later->counts, slot, false) == 0)
 				{
 					churn_new = m;
 					break;
@@ -290,7 +349,7 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 
 			if (at == NULL)
 				return;
-			CellOf(ds, churn, size, at->tiers[slot])->churned--;
+			CellOf(ds, churn, size, (int16) KpiSlotGet(at->tiers, slot, true))->churned--;
 		}
 		if (churn_new != CHURN_NONE)
 		{
@@ -298,7 +357,7 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 
 			if (at == NULL)
 				return;
-			CellOf(ds, churn_new, size, at->tiers[slot])->churned++;
+			CellOf(ds, churn_new, size, (int16) KpiSlotGet(at->tiers, slot, true))->churned++;
 		}
 		blk->churn[slot] = (int16) churn_new;
 		blk->changed = true;
@@ -319,14 +378,11 @@ WriteState(DeltaState *ds)
 		hash_seq_init(&seq, ds->rows);
 		while ((row = hash_seq_search(&seq)) != NULL)
 		{
-			bytea	   *b;
-
 			if (!row->changed)
 				continue;
-			b = KpiEncodeCounts(row->counts);
 			arrs[0] = accumArrayResult(arrs[0], KpiMonthDate((int32) row->key.month), false, DATEOID, CurrentMemoryContext);
 			arrs[1] = accumArrayResult(arrs[1], Int64GetDatum(row->key.block), false, INT8OID, CurrentMemoryContext);
-			arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);
+			arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(row->counts), false, BYTEAOID, CurrentMemoryContext);
 		}
 		if (arrs[0] != NULL)
 		{
@@ -347,14 +403,11 @@ WriteState(DeltaState *ds)
 	hash_seq_init(&seq, ds->blocks);
 	while ((blk = hash_seq_search(&seq)) != NULL)
 	{
-		bytea	   *b;
-
 		if (!blk->changed)
 			continue;
-		b = KpiNewBytea(sizeof(blk->churn));
-		memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
 		arrs[0] = accumArrayResult(arrs[0], Int64GetDatum(blk->block), false, INT8OID, CurrentMemoryContext);
-		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(b), false, BYTEAOID, CurrentMemoryContext);
+		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(blk->churn_value), false, BYTEAOID,
+								   CurrentMemoryContext);
 	}
 	if (arrs[0] != NULL)
 	{
@@ -443,6 +496,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	bool		seen[KPI_NMONTHS] = {false};
 
 	memset(&ds, 0, sizeof(ds));
+	INSTR_TIME_SET_CURRENT(tt0);
 	ds.ks = ks;
 	/* sum per account and month */
 	for (int i = 0; i < ndeltas; i++)
@@ -453,7 +507,8 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		ch[i].month = months[i];
 		ch[i].count = counts[i];
 	}
-	sort_changes(ch, ndeltas);
+	SortChanges(ch, ndeltas);
+	TSTEP("sort");
 	for (int i = 0; i < ndeltas; i++)
 	{
 		if (nch > 0 && ch[nch - 1].account == ch[i].account && ch[nch - 1].month == ch[i].month)
@@ -475,7 +530,9 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 
 	for (int i = 0; i < nch; i++)
 		(void) BlockOf(&ds, KpiBlockOf(ch[i].account), true);
+	TSTEP("blockhash");
 	ReadBlocks(&ds);
+	TSTEP("readblocks");
 
 	/* the rows: the deltas', and those churn may read */
 	for (int i = 0; i < nch; i++)
@@ -498,8 +555,10 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		for (int32 m = ch[i].month; m <= ks->current_month; m++)
 			RowOf(&ds, m, block);
 	}
+	TSTEP("rowhash");
 	if (hash_get_num_entries(ds.rows) > 0)
 		ReadRows(&ds);
+	TSTEP("readrows");
 
 	for (int i = 0; i < nch && !ds.missing;)
 	{
@@ -516,8 +575,11 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	if (ds.missing)
 		return false;
 
+	TSTEP("apply");
 	WriteState(&ds);
+	TSTEP("writestate");
 	WriteFacts(&ds, changed);
+	TSTEP("writefacts");
 	for (int i = 0; i < nch; i++)
 		seen[ch[i].month - KPI_MIN_MONTH] = true;
 	*months_done = 0;

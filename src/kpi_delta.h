@@ -28,21 +28,36 @@ typedef struct DeltaRow
 	bool		found;			/* read from the table */
 	bool		changed;		/* write it back */
 	ItemPointerData tid;		/* where, if read by key */
-	int32		counts[KPI_BLOCK_SLOTS];
-	int16		tiers[KPI_BLOCK_SLOTS];
+	bytea	   *counts;			/* as stored (KpiSlotsCopy), changed in place */
+	bytea	   *tiers;
 } DeltaRow;
 
-/* one block of kpi_churn_state */
+/* one block of kpi_churn_state (arrays of KPI_BLOCK_SLOTS, allocated when read) */
 typedef struct DeltaBlock
 {
 	int64		block;
 	bool		found;
 	bool		changed;
 	ItemPointerData tid;		/* where, if read by key */
-	int16		first[KPI_BLOCK_SLOTS];
-	int16		churn[KPI_BLOCK_SLOTS];
-	char		size[KPI_BLOCK_SLOTS];
+	int16	   *first;
+	int16	   *churn;			/* the data of churn_value, written back as is */
+	char	   *size;
+	bytea	   *churn_value;
 } DeltaBlock;
+
+#define DELTA_FIRST_BYTES (sizeof(int16) * KPI_BLOCK_SLOTS)
+#define DELTA_CHURN_BYTES (sizeof(int16) * KPI_BLOCK_SLOTS)
+#define DELTA_SIZE_BYTES KPI_BLOCK_SLOTS
+
+/* a block's arrays, to be read into */
+static inline void
+DeltaBlockArrays(DeltaBlock *blk)
+{
+	blk->churn_value = KpiNewBytea(DELTA_CHURN_BYTES);
+	blk->churn = (int16 *) VARDATA(blk->churn_value);
+	blk->first = palloc(DELTA_FIRST_BYTES);
+	blk->size = palloc(DELTA_SIZE_BYTES);
+}
 
 /* the difference to one fact */
 typedef struct DeltaCell

@@ -152,9 +152,10 @@ BlockFound(void *entry, KeyTable *kt)
 	DeltaBlock *blk = entry;
 
 	blk->tid = kt->slot->tts_tid;
-	blk->found = CopySlotBytes(blk->first, kt->slot, kt->att[0], sizeof(blk->first)) &&
-		CopySlotBytes(blk->churn, kt->slot, kt->att[1], sizeof(blk->churn)) &&
-		CopySlotBytes(blk->size, kt->slot, kt->att[2], sizeof(blk->size));
+	DeltaBlockArrays(blk);
+	blk->found = CopySlotBytes(blk->first, kt->slot, kt->att[0], DELTA_FIRST_BYTES) &&
+		CopySlotBytes(blk->churn, kt->slot, kt->att[1], DELTA_CHURN_BYTES) &&
+		CopySlotBytes(blk->size, kt->slot, kt->att[2], DELTA_SIZE_BYTES);
 }
 
 static void
@@ -176,8 +177,9 @@ RowFound(void *entry, KeyTable *kt)
 	Datum		tiers = slot_getattr(kt->slot, kt->att[1], &null_tiers);
 
 	row->tid = kt->slot->tts_tid;
-	row->found = !null_counts && !null_tiers &&
-		KpiDecodeCounts(counts, row->counts) && KpiDecodeTiers(tiers, row->tiers);
+	row->counts = null_counts ? NULL : KpiSlotsCopy(counts, false);
+	row->tiers = null_tiers ? NULL : KpiSlotsCopy(tiers, true);
+	row->found = row->counts != NULL && row->tiers != NULL;
 }
 
 /* the account blocks entered, read by key */
@@ -267,7 +269,7 @@ KpiDeltaWrite(DeltaState *ds, bool rows)
 
 			if (!row->changed)
 				continue;
-			b = KpiEncodeCounts(row->counts);
+			b = row->counts;
 			tid = &row->tid;
 		}
 		else
@@ -276,12 +278,10 @@ KpiDeltaWrite(DeltaState *ds, bool rows)
 
 			if (!blk->changed)
 				continue;
-			b = KpiNewBytea(sizeof(blk->churn));
-			memcpy(VARDATA(b), blk->churn, sizeof(blk->churn));
+			b = blk->churn_value;
 			tid = &blk->tid;
 		}
 		UpdateColumn(kt.rel, kt.idx, info, kt.slot, newslot, tid, kt.att[0], b, ds->ks->snapshot);
-		pfree(b);
 	}
 	ExecDropSingleTupleTableSlot(newslot);
 	CloseKeyTable(&kt);

@@ -223,6 +223,92 @@ DecodeSlots(Datum d, int32 *values, bool tiers)
 	return true;
 }
 
+/*
+ * A stored slot array copied, if it is a valid encoding (a tier at most 2
+ * wide); NULL if not.  The copy is read by KpiSlotGet() and changed by
+ * KpiCountsSet() without decoding the other slots.
+ */
+bytea *
+KpiSlotsCopy(Datum d, bool tiers)
+{
+	bytea	   *b = DatumGetByteaPP(d);
+	Size		n = VARSIZE_ANY_EXHDR(b);
+	int			width = n < 1 ? 0 : *VARDATA_ANY(b);
+	bytea	   *copy;
+
+	if ((width != 1 && width != 2 && width != 4) || (tiers && width == 4) ||
+		n != (Size) (1 + width * KPI_BLOCK_SLOTS))
+		return NULL;
+	copy = KpiNewBytea(n);
+	memcpy(VARDATA(copy), VARDATA_ANY(b), n);
+	return copy;
+}
+
+/* the value at slot of a copy made by KpiSlotsCopy() (a tier of width 1: -128 is KPI_NO_PLAN) */
+int32
+KpiSlotGet(const bytea *b, int slot, bool tiers)
+{
+	const char *p = VARDATA_ANY(b);
+	int			width = *p++;
+
+	if (width == 1)
+	{
+		int8		x = (int8) p[slot];
+
+		return (tiers && x == -128) ? KPI_NO_PLAN : x;
+	}
+	if (width == 2)
+	{
+		int16		x;
+
+		memcpy(&x, p + 2 * slot, 2);
+		return x;
+	}
+	{
+		int32		x;
+
+		memcpy(&x, p + 4 * slot, 4);
+		return x;
+	}
+}
+
+/*
+ * Counts (a copy made by KpiSlotsCopy()) with slot set to value: changed in
+ * place when the width stays the one the encoder would choose, else
+ * encoded anew (the bytes are always the encoder's)
+ */
+bytea *
+KpiCountsSet(bytea *b, int slot, int32 value)
+{
+	char	   *p = VARDATA(b);
+	int			width = *p++;
+	int32		old = KpiSlotGet(b, slot, false);
+	int32		values[KPI_BLOCK_SLOTS];
+
+	/* the same width unless the value needs a wider one or the old one may have set it */
+	if (SlotWidth(Min(value, 0), Max(value, 0)) <= width &&
+		!(width > 1 && SlotWidth(Min(old, 0), Max(old, 0)) == width &&
+		  SlotWidth(Min(value, 0), Max(value, 0)) < width))
+	{
+		if (width == 1)
+			p[slot] = (char) (int8) value;
+		else if (width == 2)
+		{
+			int16		x = (int16) value;
+
+			memcpy(p + 2 * slot, &x, 2);
+		}
+		else
+			memcpy(p + 4 * slot, &value, 4);
+		return b;
+	}
+	if (!DecodeSlots(PointerGetDatum(b), values, false))
+		elog(ERROR, "KPI engine slot array not valid");
+	values[slot] = value;
+	pfree(b);
+	return KpiEncodeCounts(values);
+}
+
 bool
 KpiDecodeCounts(Datum d, int32 *counts)
 {

@@ -201,48 +201,58 @@ KpiConsumeChanges(KpiState *ks, KpiChanges *ch)
 	ch->delta_count = palloc(sizeof(int64) * cap);
 	for (uint64 i = 0; i < q.n; i++)
 	{
-		bool		isnull[3];
-		Datum		arrays[3];
-		Datum	   *m;
-		Datum	   *a;
-		Datum	   *c;
-		int			nm,
-					na,
-					nc;
+		static const Oid types[3] = {DATEOID, INT8OID, INT8OID};
+		ArrayType  *arrays[3];
+		int			n = 0;
+		const DateADT *m;
+		const int64 *a;
+		const int64 *c;
+		DateADT		last_day = DATEVAL_NOBEGIN;
+		int32		last_month = KPI_MIN_MONTH - 1;
 
+		/* read in place: one dimension, no NULL, of the types the triggers write */
 		for (int col = 0; col < 3; col++)
-			arrays[col] = QueueValue(&q, i, col, &isnull[col]);
-		if (isnull[0] || isnull[1] || isnull[2])
-			QueueCorrupt();
-		deconstruct_array(DatumGetArrayTypeP(arrays[0]), DATEOID, sizeof(DateADT), true, TYPALIGN_INT,
-						  &m, NULL, &nm);
-		deconstruct_array(DatumGetArrayTypeP(arrays[1]), INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-						  TYPALIGN_DOUBLE, &a, NULL, &na);
-		deconstruct_array(DatumGetArrayTypeP(arrays[2]), INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-						  TYPALIGN_DOUBLE, &c, NULL, &nc);
-		if (na != nm || nc != nm)
-			QueueCorrupt();
-
-		if (ch->ndeltas + nm > cap)
 		{
-			cap = Max(cap * 2, ch->ndeltas + nm);
+			bool		isnull;
+			Datum		d = QueueValue(&q, i, col, &isnull);
+			int			len;
+
+			if (isnull)
+				QueueCorrupt();
+			arrays[col] = DatumGetArrayTypeP(d);
+			len = ARR_NDIM(arrays[col]) == 0 ? 0 : ARR_DIMS(arrays[col])[0];
+			if (ARR_NDIM(arrays[col]) > 1 || ARR_HASNULL(arrays[col]) ||
+				ARR_ELEMTYPE(arrays[col]) != types[col] || (col > 0 && len != n))
+				QueueCorrupt();
+			n = len;
+		}
+		/* without NULLs the values follow the one-dimension header */
+		m = (const DateADT *) ((char *) arrays[0] + ARR_OVERHEAD_NONULLS(1));
+		a = (const int64 *) ((char *) arrays[1] + ARR_OVERHEAD_NONULLS(1));
+		c = (const int64 *) ((char *) arrays[2] + ARR_OVERHEAD_NONULLS(1));
+		if (ch->ndeltas + n > cap)
+		{
+			cap = Max(cap * 2, ch->ndeltas + n);
 			ch->delta_month = repalloc_huge(ch->delta_month, sizeof(int32) * cap);
 			ch->delta_account = repalloc_huge(ch->delta_account, sizeof(int64) * cap);
 			ch->delta_count = repalloc_huge(ch->delta_count, sizeof(int64) * cap);
 		}
-		for (int j = 0; j < nm; j++)
+		for (int j = 0; j < n; j++)
 		{
-			DateADT		d = DatumGetDateADT(m[j]);
 			int			k = ch->ndeltas++;
 
-			ch->delta_month[k] = DATE_IS_NOEND(d) ? KPI_MAX_MONTH + 1 :
-				DATE_NOT_FINITE(d) ? KPI_MIN_MONTH - 1 : cal_month_of_day(d);
-			ch->delta_account[k] = DatumGetInt64(a[j]);
-			ch->delta_count[k] = DatumGetInt64(c[j]);
+			/* a statement's sessions are mostly of one day */
+			if (m[j] != last_day)
+			{
+				last_day = m[j];
+				last_month = DATE_IS_NOEND(last_day) ? KPI_MAX_MONTH + 1 :
+					DATE_NOT_FINITE(last_day) ? KPI_MIN_MONTH - 1 : cal_month_of_day(last_day);
+			}
+			ch->delta_month[k] = last_month;
+			ch->delta_account[k] = a[j];
+			ch->delta_count[k] = c[j];
 		}
-		pfree(m);
-		pfree(a);
-		pfree(c);
+		CHECK_FOR_INTERRUPTS();
 	}
 	FreeQueue(&q);
 }

@@ -21,16 +21,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -149,6 +156,128 @@ SupportStepNeeded(bool rebuild)
  * timestamptz, full_rebuild boolean, duration_ms numeric): runs as the
  * extension's owner (SECURITY DEFINER, search_path pinned by its SET clause)
  */
+/* a log row in the order of ORDER BY kpi */
+typedef struct LogRow
+{
+	Datum		values[4];
+	bool		nulls[4];
+	Oid			collation;
+} LogRow;
+
+static int
+CompareLogRows(const void *a, const void *b)
+{
+	const LogRow *x = a;
+	const LogRow *y = b;
+
+	if (x->nulls[0] || y->nulls[0])
+		return (int) x->nulls[0] - (int) y->nulls[0];
+	return DatumGetInt32(DirectFunctionCall2Coll(bttextcmp, x->collation, x->values[0], y->values[0]));
+}
+
+/*
+ * The log rows (kpi, at, rebuilt, duration) written by the key of
+ * dogdb.kpi_refresh_log, then every row of it returned in the order of its
+ * key, in place of an upsert and a query: only when the table is as made
+ * (heap, its primary key its only index, no trigger, rule or row security,
+ * its four columns of their types); false otherwise, nothing done
+ */
+static bool
+LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum *values, const bool *zero)
+{
+	static const Oid types[] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, NUMERICOID};
+	Relation	rel = table_open(DogdbRelationId("kpi_refresh_log"), RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	idx = NULL;
+	bool		ok;
+	IndexInfo  *info;
+	TupleTableSlot *slot;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	LogRow	   *rows;
+	int			nrows = 0;
+	int			cap = 8;
+
+	ok = rel->trigdesc == NULL && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
+		rel->rd_rel->relam == HEAP_TABLE_AM_OID && desc->natts == lengthof(types);
+	for (int c = 0; ok && c < desc->natts; c++)
+		ok = !TupleDescAttr(desc, c)->attisdropped && TupleDescAttr(desc, c)->atttypid == types[c];
+	if (ok && (idx = KpiOpenKeyIndex(rel, 1)) != NULL && !idx->rd_index->indisprimary)
+	{
+		index_close(idx, RowExclusiveLock);
+		idx = NULL;
+	}
+	if (idx == NULL)
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	info = BuildIndexInfo(idx);
+	slot = table_slot_create(rel, NULL);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	for (int k = 0; k < nkpis; k++)
+	{
+		Datum		row[4];
+		bool		nulls[4] = {false};
+		ScanKeyData skey;
+		IndexScanDesc iscan;
+		bool		found;
+		ItemPointerData tid;
+		HeapTuple	newtup;
+
+		row[0] = CStringGetTextDatum(kpis[k]);
+		row[1] = values[0];
+		row[2] = zero[k] ? BoolGetDatum(false) : values[1];
+		row[3] = zero[k] ? DirectFunctionCall3(numeric_in, CStringGetDatum("0.0"), ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)) : values[2];
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid, idx->rd_indcollation[0],
+							   F_TEXTEQ, row[0]);
+		iscan = index_beginscan(rel, idx, snap, 1, 0);
+		index_rescan(iscan, &skey, 1, NULL, 0);
+		found = index_getnext_slot(iscan, ForwardScanDirection, slot);
+		if (found)
+			tid = slot->tts_tid;
+		index_endscan(iscan);
+		newtup = heap_form_tuple(desc, row, nulls);
+		if (found)
+			simple_heap_update(rel, &tid, newtup);
+		else
+			simple_heap_insert(rel, newtup);
+		if (!HeapTupleIsHeapOnly(newtup))
+			index_insert(idx, row, nulls, &newtup->t_self, rel, UNIQUE_CHECK_YES, false, info);
+		heap_freetuple(newtup);
+	}
+	UnregisterSnapshot(snap);
+	CommandCounterIncrement();
+
+	/* every row, by kpi */
+	rows = palloc(sizeof(LogRow) * cap);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		if (nrows == cap)
+		{
+			cap *= 2;
+			rows = repalloc(rows, sizeof(LogRow) * cap);
+		}
+		heap_deform_tuple(heap_copytuple(tup), desc, rows[nrows].values, rows[nrows].nulls);
+		rows[nrows].collation = TupleDescAttr(desc, 0)->attcollation;
+		nrows++;
+		CHECK_FOR_INTERRUPTS();
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	qsort(rows, nrows, sizeof(LogRow), CompareLogRows);
+	for (int i = 0; i < nrows; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, rows[i].values, rows[i].nulls);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	return true;
+}
+
 Datum
 dogdb_refresh_kpis(PG_FUNCTION_ARGS)
 {
@@ -200,6 +329,13 @@ dogdb_refresh_kpis(PG_FUNCTION_ARGS)
 	args[1] = BoolGetDatum(res.rebuilt);
 	args[2] = DirectFunctionCall3(numeric_in, CStringGetDatum(duration), ObjectIdGetDatum(InvalidOid),
 								  Int32GetDatum(-1));
+	if (LogByKey(rsinfo, (const char *const[]) {"retention", "revenue", "usage", "support"}, support ? 3 : 4,
+				 args, (const bool[]) {false, false, false, true}))
+	{
+		DogdbSpiFinish();
+		DogdbRestoreSearchPath(nestlevel);
+		return (Datum) 0;
+	}
 	DogdbSpiExecuteWithArgs(support ?
 							"INSERT INTO dogdb.kpi_refresh_log AS l (kpi, refreshed_at, full_rebuild, duration_ms)"
 							" VALUES ('retention', $1, $2, $3), ('revenue', $1, $2, $3), ('usage', $1, $2, $3)"

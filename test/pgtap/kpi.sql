@@ -4,7 +4,7 @@
 \ir setup.psql
 CREATE EXTENSION dogdb_analytics CASCADE;
 \ir ../reference_invoice_lines.sql
-SELECT plan(146);
+SELECT plan(149);
 
 -- the generator's rules on 4000 companies over 12 months
 SELECT is(accounts, 4000::bigint, 'generator: 4000 companies')
@@ -528,6 +528,53 @@ CREATE INDEX ON dogdb_internal.kpi_churn_state (churn_months);
 SELECT is(pg_temp.incremental_differ(), 0::bigint,
 		  'session deltas through SQL (another index on the state tables): the same as a full rebuild');
 ROLLBACK TO other_index;
+-- the facts, the queue of session deltas and the log are also written with
+-- heap calls when as made; not as made (another index on the facts, row
+-- security on the queue, a trigger on the log), each goes through SQL
+SAVEPOINT sql_routes;
+CREATE INDEX ON dogdb_internal.kpi_facts (plan_id);
+ALTER TABLE dogdb_internal.kpi_session_deltas ENABLE ROW LEVEL SECURITY;
+CREATE TABLE public.log_seen (kpi text);
+CREATE FUNCTION public.log_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.log_seen VALUES (NEW.kpi);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER log_seen AFTER INSERT OR UPDATE ON dogdb.kpi_refresh_log FOR EACH ROW EXECUTE FUNCTION public.log_seen();
+SELECT is(pg_temp.incremental_differ(), 0::bigint,
+		  'session deltas with the facts and the queue through SQL: the same as a full rebuild');
+SELECT is((SELECT string_agg(kpi, ',' ORDER BY kpi) FROM public.log_seen WHERE kpi <> 'support'),
+		  'retention,revenue,usage', 'the log through SQL (a trigger on it fires for each KPI refreshed)');
+ROLLBACK TO sql_routes;
+-- a count that needs two bytes, then one again: the rows changed in place
+-- keep the encoder's width (a full rebuild's bytes)
+CREATE FUNCTION pg_temp.width_differ() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	a bigint;
+	t timestamptz;
+BEGIN
+	SELECT account_id, created_at + interval '40 days' INTO a, t FROM dogdb.accounts ORDER BY created_at, account_id LIMIT 1;
+	INSERT INTO dogdb.sessions (account_id, created_at) SELECT a, t + interval '1 minute' * i FROM generate_series(1, 300) i;
+	IF (SELECT bool_or(full_rebuild) FROM dogdb_refresh_kpis() WHERE kpi <> 'support') THEN
+		RETURN -1;
+	END IF;
+	IF (SELECT get_byte(session_counts, 0) FROM dogdb_internal.kpi_month_activity
+		 WHERE block = a >> 10 AND month = date_trunc('month', t AT TIME ZONE 'UTC')::date) <> 2 THEN
+		RETURN -2;		-- not two bytes wide
+	END IF;
+	IF pg_temp.differ_from_serial_rebuild() <> 0 THEN
+		RETURN -3;
+	END IF;
+	DELETE FROM dogdb.sessions WHERE account_id = a AND created_at > t;
+	IF (SELECT bool_or(full_rebuild) FROM dogdb_refresh_kpis() WHERE kpi <> 'support') THEN
+		RETURN -4;
+	END IF;
+	RETURN pg_temp.differ_from_serial_rebuild();
+END
+$$;
+SELECT is(pg_temp.width_differ(), 0::bigint,
+		  'session deltas widening a row to two bytes and back: the state and facts are a full rebuild''s');
 SELECT cmp_ok((SELECT count(*) FROM bulk_written), '>', 0::bigint, 'the bulk writer wrote month rows');
 
 -- the engine's state is unlogged; a crash empties it (as this TRUNCATE does),
