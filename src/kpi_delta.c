@@ -34,9 +34,6 @@
 #include "calendar.h"
 #include "common.h"
 #include "kpi_delta.h"
-#include "portability/instr_time.h"
-static instr_time tt0;
-#define TSTEP(name) do { instr_time n_; INSTR_TIME_SET_CURRENT(n_); INSTR_TIME_SUBTRACT(n_, tt0); elog(DEBUG1, "  delta %s %.2f", name, INSTR_TIME_GET_MILLISEC(n_)); INSTR_TIME_SET_CURRENT(tt0);} while (0)
 
 /*
  * The changes sorted by account, then month: a least significant digit
@@ -496,7 +493,6 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	bool		seen[KPI_NMONTHS] = {false};
 
 	memset(&ds, 0, sizeof(ds));
-	INSTR_TIME_SET_CURRENT(tt0);
 	ds.ks = ks;
 	/* sum per account and month */
 	for (int i = 0; i < ndeltas; i++)
@@ -508,7 +504,6 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		ch[i].count = counts[i];
 	}
 	SortChanges(ch, ndeltas);
-	TSTEP("sort");
 	for (int i = 0; i < ndeltas; i++)
 	{
 		if (nch > 0 && ch[nch - 1].account == ch[i].account && ch[nch - 1].month == ch[i].month)
@@ -530,9 +525,7 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 
 	for (int i = 0; i < nch; i++)
 		(void) BlockOf(&ds, KpiBlockOf(ch[i].account), true);
-	TSTEP("blockhash");
 	ReadBlocks(&ds);
-	TSTEP("readblocks");
 
 	/* the rows: the deltas', and those churn may read */
 	for (int i = 0; i < nch; i++)
@@ -555,10 +548,8 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 		for (int32 m = ch[i].month; m <= ks->current_month; m++)
 			RowOf(&ds, m, block);
 	}
-	TSTEP("rowhash");
 	if (hash_get_num_entries(ds.rows) > 0)
 		ReadRows(&ds);
-	TSTEP("readrows");
 
 	for (int i = 0; i < nch && !ds.missing;)
 	{
@@ -575,11 +566,8 @@ KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int6
 	if (ds.missing)
 		return false;
 
-	TSTEP("apply");
 	WriteState(&ds);
-	TSTEP("writestate");
 	WriteFacts(&ds, changed);
-	TSTEP("writefacts");
 	for (int i = 0; i < nch; i++)
 		seen[ch[i].month - KPI_MIN_MONTH] = true;
 	*months_done = 0;
