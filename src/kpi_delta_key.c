@@ -60,6 +60,7 @@ OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *colu
 	kt->rel = table_open(relid, lockmode);
 	kt->lockmode = lockmode;
 	ok = kt->rel->trigdesc == NULL && kt->rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+		!DogdbIsDistributed(relid) &&
 		(RelationGetDescr(kt->rel)->constr == NULL || RelationGetDescr(kt->rel)->constr->num_check == 0);
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (kt->att[c] = get_attnum(relid, columns[c])) != InvalidAttrNumber;

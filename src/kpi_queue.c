@@ -59,7 +59,7 @@ TakeQueue(KpiState *ks, const char *table, int ncolumns, const char *const *colu
 	bool		ok;
 
 	ok = rel->trigdesc == NULL && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
-		rel->rd_rel->relam == HEAP_TABLE_AM_OID;
+		rel->rd_rel->relam == HEAP_TABLE_AM_OID && !DogdbIsDistributed(RelationGetRelid(rel));
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (q->att[c] = get_attnum(RelationGetRelid(rel), columns[c])) != InvalidAttrNumber;
 	if (!ok)

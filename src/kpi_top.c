@@ -200,7 +200,8 @@ LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum 
 	int			cap = 8;
 
 	ok = rel->trigdesc == NULL && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
-		rel->rd_rel->relam == HEAP_TABLE_AM_OID && desc->natts == lengthof(types);
+		rel->rd_rel->relam == HEAP_TABLE_AM_OID && desc->natts == lengthof(types) &&
+		!DogdbIsDistributed(RelationGetRelid(rel));	/* a Citus table's shell: SQL */
 	for (int c = 0; ok && c < desc->natts; c++)
 		ok = !TupleDescAttr(desc, c)->attisdropped && TupleDescAttr(desc, c)->atttypid == types[c];
 	if (ok && (idx = KpiOpenKeyIndex(rel, 1)) != NULL && !idx->rd_index->indisprimary)
