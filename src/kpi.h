@@ -295,6 +295,7 @@ extern int	KpiTierAt(KpiState *ks, KpiAccount *a, int32 month);
 
 /* kpi_publish.c: a relation's one index if it is a plain unique key on its first nkeys columns */
 extern Relation KpiOpenKeyIndex(Relation rel, int nkeys);
+extern bool KpiTableAsMade(Relation rel);
 
 /* kpi_delta.c: the refresh of session deltas alone; false: take the full path */
 extern bool KpiApplySessionDeltas(KpiState *ks, int ndeltas, const int32 *months, const int64 *accounts,

@@ -361,6 +361,20 @@ ApplyAccount(DeltaState *ds, const DeltaChange *ch, int n)
 	}
 }
 
+/* run an UPDATE ... FROM unnest($1 ... $n) of the arrays built, if any */
+static void
+UpdateFromArrays(const char *query, int n, ArrayBuildState **arrs, Oid *argtypes)
+{
+	Datum		args[3];
+
+	Assert(n <= lengthof(args));
+	if (arrs[0] == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+		args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
+	KpiExecute(query, n, argtypes, args, NULL, SPI_OK_UPDATE);
+}
+
 /* write the changed rows and blocks back */
 static void
 WriteState(DeltaState *ds)
@@ -381,17 +395,9 @@ WriteState(DeltaState *ds)
 			arrs[1] = accumArrayResult(arrs[1], Int64GetDatum(row->key.block), false, INT8OID, CurrentMemoryContext);
 			arrs[2] = accumArrayResult(arrs[2], PointerGetDatum(row->counts), false, BYTEAOID, CurrentMemoryContext);
 		}
-		if (arrs[0] != NULL)
-		{
-			Oid			argtypes[3] = {DATEARRAYOID, INT8ARRAYOID, BYTEAARRAYOID};
-			Datum		args[3];
-
-			for (int i = 0; i < 3; i++)
-				args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
-			KpiExecute("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
-					   " FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
-					   3, argtypes, args, NULL, SPI_OK_UPDATE);
-		}
+		UpdateFromArrays("UPDATE dogdb_internal.kpi_month_activity k SET session_counts = u.c"
+						 " FROM unnest($1, $2, $3) u(m, b, c) WHERE k.month = u.m AND k.block = u.b",
+						 3, arrs, (Oid[]) {DATEARRAYOID, INT8ARRAYOID, BYTEAARRAYOID});
 	}
 
 	if (ds->blocks_by_key && KpiDeltaWrite(ds, false))
@@ -406,17 +412,28 @@ WriteState(DeltaState *ds)
 		arrs[1] = accumArrayResult(arrs[1], PointerGetDatum(blk->churn_value), false, BYTEAOID,
 								   CurrentMemoryContext);
 	}
-	if (arrs[0] != NULL)
-	{
-		Oid			argtypes[2] = {INT8ARRAYOID, BYTEAARRAYOID};
-		Datum		args[2];
+	UpdateFromArrays("UPDATE dogdb_internal.kpi_churn_state k SET churn_months = u.c"
+					 " FROM unnest($1, $2) u(b, c) WHERE k.block = u.b",
+					 2, arrs, (Oid[]) {INT8ARRAYOID, BYTEAARRAYOID});
+}
 
-		for (int i = 0; i < 2; i++)
-			args[i] = makeArrayResult(arrs[i], CurrentMemoryContext);
-		KpiExecute("UPDATE dogdb_internal.kpi_churn_state k SET churn_months = u.c"
-				   " FROM unnest($1, $2) u(b, c) WHERE k.block = u.b",
-				   2, argtypes, args, NULL, SPI_OK_UPDATE);
-	}
+/*
+ * The key of the fact a cell's differences go to (month, company_size,
+ * plan_id, keynull: no plan), the views they change noted in changed;
+ * false if the cell has none
+ */
+bool
+KpiDeltaCellKey(const DeltaCell *dc, bool *changed, Datum *key, bool *keynull)
+{
+	if (dc->d.active == 0 && dc->d.churned == 0 && dc->d.sessions == 0)
+		return false;
+	changed[0] |= (dc->d.active != 0 || dc->d.churned != 0);
+	changed[1] |= (dc->d.active != 0 || dc->d.sessions != 0);
+	key[0] = KpiMonthDate(dc->month);
+	key[1] = CStringGetTextDatum(kpi_size_names[dc->size]);
+	key[2] = Int16GetDatum(dc->tier);
+	*keynull = dc->tier == KPI_NO_PLAN;
+	return true;
 }
 
 /* add the differences to dogdb_internal.kpi_facts; a fact that becomes all zero is deleted */
@@ -447,15 +464,11 @@ WriteFacts(DeltaState *ds, bool *changed)
 		SPITupleTable *tt;
 		KpiCell		old;
 		KpiCell		new;
+		bool		no_plan;
 
-		if (dc->d.active == 0 && dc->d.churned == 0 && dc->d.sessions == 0)
+		if (!KpiDeltaCellKey(dc, changed, args, &no_plan))
 			continue;
-		changed[0] |= (dc->d.active != 0 || dc->d.churned != 0);
-		changed[1] |= (dc->d.active != 0 || dc->d.sessions != 0);
-		args[0] = KpiMonthDate(dc->month);
-		args[1] = CStringGetTextDatum(kpi_size_names[dc->size]);
-		args[2] = Int16GetDatum(dc->tier);
-		nulls[2] = dc->tier == KPI_NO_PLAN ? 'n' : ' ';
+		nulls[2] = no_plan ? 'n' : ' ';
 		args[3] = Int64GetDatum(dc->d.active);
 		args[4] = Int64GetDatum(dc->d.churned);
 		args[5] = Int64GetDatum(dc->d.sessions);

@@ -92,6 +92,9 @@ typedef struct DeltaState
 	DeltaRow   *last_row;
 } DeltaState;
 
+/* kpi_delta.c: the key of a cell's fact, false if the cell did not change */
+extern bool KpiDeltaCellKey(const DeltaCell *dc, bool *changed, Datum *key, bool *keynull);
+
 /* kpi_delta_key.c: by key, under the refresh's snapshot; false: not as made, go through SQL */
 extern bool KpiDeltaReadBlocks(DeltaState *ds);
 extern bool KpiDeltaReadRows(DeltaState *ds);

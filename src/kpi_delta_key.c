@@ -44,10 +44,10 @@ typedef struct KeyTable
 } KeyTable;
 
 /*
- * Open dogdb_internal.<table> for access by key: only if its key index is
- * the one the extension made (its first nkeys columns, btree, plain; the
+ * Open dogdb_internal.<table> for access by key: only if it is as made
+ * (KpiTableAsMade), its key index is the one the extension made (its first nkeys columns, btree, plain; the
  * primary key, or a unique key with NULLS NOT DISTINCT), it has no other
- * index, no trigger and no check, and it has the columns named; false
+ * index and no check, and it has the columns named; false
  * otherwise (nothing left open: the caller goes through SQL)
  */
 static bool
@@ -59,8 +59,7 @@ OpenKeyTable(KeyTable *kt, const char *table, int nkeys, const char *const *colu
 
 	kt->rel = table_open(relid, lockmode);
 	kt->lockmode = lockmode;
-	ok = kt->rel->trigdesc == NULL && kt->rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
-		!DogdbIsDistributed(relid) &&
+	ok = KpiTableAsMade(kt->rel) &&
 		(RelationGetDescr(kt->rel)->constr == NULL || RelationGetDescr(kt->rel)->constr->num_check == 0);
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (kt->att[c] = get_attnum(relid, columns[c])) != InvalidAttrNumber;
@@ -367,14 +366,8 @@ KpiDeltaWriteFacts(DeltaState *ds, bool *changed)
 		bool		found;
 		ItemPointerData tid;
 
-		if (dc->d.active == 0 && dc->d.churned == 0 && dc->d.sessions == 0)
+		if (!KpiDeltaCellKey(dc, changed, values, &nulls[2]))
 			continue;
-		changed[0] |= (dc->d.active != 0 || dc->d.churned != 0);
-		changed[1] |= (dc->d.active != 0 || dc->d.sessions != 0);
-		values[0] = KpiMonthDate(dc->month);
-		values[1] = CStringGetTextDatum(kpi_size_names[dc->size]);
-		values[2] = Int16GetDatum(dc->tier);
-		nulls[2] = dc->tier == KPI_NO_PLAN;
 		found = FindFact(&kt, scan, values, nulls[2]);
 		if (found)
 		{

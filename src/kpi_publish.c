@@ -29,6 +29,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "nodes/execnodes.h"
 #include "utils/builtins.h"
@@ -125,6 +126,19 @@ KpiOpenKeyIndex(Relation rel, int nkeys)
 		return NULL;
 	}
 	return idx;
+}
+
+/*
+ * Is the engine's table as the extension made it, so that heap and index
+ * calls may read and write it in place of SQL: a heap without a trigger, a
+ * rule or row security, not a Citus table (whose local relation is a
+ * shell)?
+ */
+bool
+KpiTableAsMade(Relation rel)
+{
+	return rel->rd_rel->relam == HEAP_TABLE_AM_OID && rel->trigdesc == NULL && rel->rd_rules == NULL &&
+		!rel->rd_rel->relrowsecurity && !DogdbIsDistributed(RelationGetRelid(rel));
 }
 
 /* the view's row of a key: its tid and values, false if none */

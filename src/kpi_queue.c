@@ -45,9 +45,8 @@ typedef struct KpiQueueRows
  * Take every row of the queue dogdb_internal.<table> visible to the
  * refresh's snapshot: each copied (values kept out of line read in) and
  * deleted, in place of DELETE ... RETURNING; the columns named are found
- * in the copies at q->att.  Only when the table is as made (heap, no
- * trigger, rule or row security, the columns there); false otherwise,
- * nothing done.
+ * in the copies at q->att.  Only when the table is as made
+ * (KpiTableAsMade, the columns there); false otherwise, nothing done.
  */
 static bool
 TakeQueue(KpiState *ks, const char *table, int ncolumns, const char *const *columns, KpiQueueRows *q)
@@ -58,8 +57,7 @@ TakeQueue(KpiState *ks, const char *table, int ncolumns, const char *const *colu
 	uint64		cap = 16;
 	bool		ok;
 
-	ok = rel->trigdesc == NULL && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
-		rel->rd_rel->relam == HEAP_TABLE_AM_OID && !DogdbIsDistributed(RelationGetRelid(rel));
+	ok = KpiTableAsMade(rel);
 	for (int c = 0; ok && c < ncolumns; c++)
 		ok = (q->att[c] = get_attnum(RelationGetRelid(rel), columns[c])) != InvalidAttrNumber;
 	if (!ok)

@@ -179,8 +179,8 @@ CompareLogRows(const void *a, const void *b)
  * The log rows (kpi, at, rebuilt, duration) written by the key of
  * dogdb.kpi_refresh_log, then every row of it returned in the order of its
  * key, in place of an upsert and a query: only when the table is as made
- * (heap, its primary key its only index, no trigger, rule or row security,
- * its four columns of their types); false otherwise, nothing done
+ * (KpiTableAsMade, its primary key its only index, its four columns of
+ * their types); false otherwise, nothing done
  */
 static bool
 LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum *values, const bool *zero)
@@ -193,15 +193,14 @@ LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum 
 	IndexInfo  *info;
 	TupleTableSlot *slot;
 	Snapshot	snap;
+	IndexScanDesc iscan;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	LogRow	   *rows;
 	int			nrows = 0;
 	int			cap = 8;
 
-	ok = rel->trigdesc == NULL && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
-		rel->rd_rel->relam == HEAP_TABLE_AM_OID && desc->natts == lengthof(types) &&
-		!DogdbIsDistributed(RelationGetRelid(rel));	/* a Citus table's shell: SQL */
+	ok = KpiTableAsMade(rel) && desc->natts == lengthof(types);
 	for (int c = 0; ok && c < desc->natts; c++)
 		ok = !TupleDescAttr(desc, c)->attisdropped && TupleDescAttr(desc, c)->atttypid == types[c];
 	if (ok && (idx = KpiOpenKeyIndex(rel, 1)) != NULL && !idx->rd_index->indisprimary)
@@ -217,12 +216,12 @@ LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum 
 	info = BuildIndexInfo(idx);
 	slot = table_slot_create(rel, NULL);
 	snap = RegisterSnapshot(GetLatestSnapshot());
+	iscan = index_beginscan(rel, idx, snap, 1, 0);
 	for (int k = 0; k < nkpis; k++)
 	{
 		Datum		row[4];
 		bool		nulls[4] = {false};
 		ScanKeyData skey;
-		IndexScanDesc iscan;
 		bool		found;
 		ItemPointerData tid;
 		HeapTuple	newtup;
@@ -234,12 +233,10 @@ LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum 
 											   Int32GetDatum(-1)) : values[2];
 		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid, idx->rd_indcollation[0],
 							   F_TEXTEQ, row[0]);
-		iscan = index_beginscan(rel, idx, snap, 1, 0);
 		index_rescan(iscan, &skey, 1, NULL, 0);
 		found = index_getnext_slot(iscan, ForwardScanDirection, slot);
 		if (found)
 			tid = slot->tts_tid;
-		index_endscan(iscan);
 		newtup = heap_form_tuple(desc, row, nulls);
 		if (found)
 			simple_heap_update(rel, &tid, newtup);
@@ -249,6 +246,7 @@ LogByKey(ReturnSetInfo *rsinfo, const char *const *kpis, int nkpis, const Datum 
 			index_insert(idx, row, nulls, &newtup->t_self, rel, UNIQUE_CHECK_YES, false, info);
 		heap_freetuple(newtup);
 	}
+	index_endscan(iscan);
 	UnregisterSnapshot(snap);
 	CommandCounterIncrement();
 
